@@ -1,0 +1,1 @@
+"""vtrack.data."""

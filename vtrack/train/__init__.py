@@ -1,0 +1,1 @@
+"""vtrack.train."""
