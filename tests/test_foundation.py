@@ -1,0 +1,47 @@
+"""Package foundation: compat shim, CLI table, family registry, tracker API checks."""
+import numpy as np
+import pytest
+
+from vtrack import cli
+from vtrack._compat import import_timm
+from vtrack.models import registry
+from vtrack.tracking import Tracker, TrackResult
+
+
+def test_timm_imports_and_builds():
+    timm = import_timm()
+    m = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    assert sum(p.numel() for p in m.parameters()) > 1_000_000
+
+
+def test_cli_bad_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["no-such-command"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_registry_unknown_name():
+    with pytest.raises(ValueError, match="unknown tracker family"):
+        registry.get_family("definitely-not-a-tracker")
+
+
+class _Fixed(Tracker):
+    def _initialize(self, image, box, info):
+        self.box = box
+
+    def _track(self, image):
+        return TrackResult(self.box, 1.0)
+
+
+def test_tracker_api_validates():
+    t = _Fixed()
+    img = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(RuntimeError):
+        t.track(img)
+    with pytest.raises(ValueError, match="box"):
+        t.initialize(img, (0, 0, 0, 5))
+    with pytest.raises(TypeError, match="image"):
+        t.initialize(img.astype(np.float32), (0, 0, 3, 5))
+    t.initialize(img, (1, 2, 3, 4))
+    assert t.track(img).box == (1.0, 2.0, 3.0, 4.0)
