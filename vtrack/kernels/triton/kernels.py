@@ -208,9 +208,16 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, IDX, MASK, COEF, DQ, DK32, DV32, DCOEF
         alpha = tl.load(COEF + h)
         beta = tl.load(COEF + H + h)
         delta = tl.load(COEF + 2 * H + h)
+    # FDA coefficient partials: sums of ds*w per row, plus sum(ds) and sums of p*w so that the
+    # error of the row constant Delta (computed from the rounded output) can be removed exactly:
+    # sum_j ds_j w_j = sum_j ds'_j w_j - (sum_j ds'_j) (sum_j p_j w_j) because sum_j ds_j = 0.
     ga = tl.zeros([BN], dtype=tl.float32)
     gb = tl.zeros([BN], dtype=tl.float32)
     gd = tl.zeros([BN], dtype=tl.float32)
+    s0 = tl.zeros([BN], dtype=tl.float32)
+    pa = tl.zeros([BN], dtype=tl.float32)
+    pb = tl.zeros([BN], dtype=tl.float32)
+    pd = tl.zeros([BN], dtype=tl.float32)
     dq = tl.zeros([BN, DP], dtype=tl.float32)
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
@@ -242,6 +249,10 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, IDX, MASK, COEF, DQ, DK32, DV32, DCOEF
                 ga += ds * e
                 gb -= ds * delta * d2
                 gd -= ds * (alpha * d2 * e + beta * d2)
+                s0 += ds
+                pa += p * e
+                pb -= p * delta * d2
+                pd -= p * (alpha * d2 * e + beta * d2)
             dst = (bh * M + j[:, None]) * D + dcols[None, :]
             tl.atomic_add(DK32 + dst, dkc, mask=g_mask)
             tl.atomic_add(DV32 + dst, p[:, None] * dof, mask=g_mask)
@@ -271,13 +282,17 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, IDX, MASK, COEF, DQ, DK32, DV32, DCOEF
                 ga += tl.sum(ds * e, 1)
                 gb -= tl.sum(ds * delta * d2, 1)
                 gd -= tl.sum(ds * (alpha * d2 * e + beta * d2), 1)
+                s0 += tl.sum(ds, 1)
+                pa += tl.sum(p * e, 1)
+                pb -= tl.sum(p * delta * d2, 1)
+                pd -= tl.sum(p * (alpha * d2 * e + beta * d2), 1)
     tl.store(DQ + (bh * N + rows[:, None]) * D + dcols[None, :], dq.to(DQ.dtype.element_ty), mask=rd_mask)
     if FDA:
         base = DCOEF + bh * n_blocks + pid_n
         stride = n_blocks * tl.num_programs(1)
-        tl.store(base, tl.sum(ga, 0))
-        tl.store(base + stride, tl.sum(gb, 0))
-        tl.store(base + 2 * stride, tl.sum(gd, 0))
+        tl.store(base, tl.sum(ga - s0 * pa, 0))
+        tl.store(base + stride, tl.sum(gb - s0 * pb, 0))
+        tl.store(base + 2 * stride, tl.sum(gd - s0 * pd, 0))
 
 
 @triton.jit
