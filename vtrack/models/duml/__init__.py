@@ -1,0 +1,1 @@
+"""DuML: dual-modal localization (offline classification + online regression) with score voting."""
