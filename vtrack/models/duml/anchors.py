@@ -1,8 +1,9 @@
 """Anchors, box coding and ATSS label assignment for DuML's offline classification (OFC-5s).
 
 Geometry convention (SiamRPN++): score-map position ``(i, j)`` of a ``P x P`` map lies at crop
-pixel ``(c + stride * (j - (P - 1) / 2), c + stride * (i - (P - 1) / 2))`` with
-``c = (crop_size - 1) / 2``, i.e. the map is centred on the crop centre.
+point ``(c + stride * (j - (P - 1) / 2), c + stride * (i - (P - 1) / 2))`` with
+``c = crop_size / 2``, i.e. the map is centred on the crop centre. Crop coordinates are the
+continuous ones of :mod:`vtrack.tracking.crops` (pixel ``j`` covers ``[j, j + 1)``).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def anchor_shapes(stride: int, ratios: Sequence[float], scales: Sequence[float])
 
 def score_centers(size: int, stride: int, crop_size: int) -> torch.Tensor:
     """Crop-pixel coordinates ``[size]`` of the positions of a centred score map (one axis)."""
-    c = (crop_size - 1) / 2.0
+    c = crop_size / 2.0
     return c + stride * (torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0)
 
 

@@ -1,7 +1,8 @@
 """The DuML network: ResNet features, OFC-5s accurate localization, ONR robust localization.
 
 Geometry: a crop of side ``N`` gives stride-8 features of side ``W``; feature cell ``k`` lies at
-crop pixel ``(N-1)/2 + stride * (k - (W-1)/2)`` (the grid is centred on the crop centre, as
+crop point ``N/2 + stride * (k - (W-1)/2)`` (continuous crop coordinates, as
+:mod:`vtrack.tracking.crops`) (the grid is centred on the crop centre, as
 SiamRPN++ anchors). The OFC score map (side ``P = W - template_window + 1``) is centred the
 same way; the ONR map lives on the feature grid and is resampled onto the OFC grid for fusion.
 """
@@ -23,12 +24,12 @@ from vtrack.models.layers.xcorr import DepthwiseXCorrHead
 
 def pixel_to_cell(p: torch.Tensor, crop_size: int, feat_size: int, stride: int) -> torch.Tensor:
     """Crop-pixel coordinates -> feature-cell coordinates (see module docstring)."""
-    return (p - (crop_size - 1) / 2.0) / stride + (feat_size - 1) / 2.0
+    return (p - crop_size / 2.0) / stride + (feat_size - 1) / 2.0
 
 
 def cell_to_pixel(k: torch.Tensor, crop_size: int, feat_size: int, stride: int) -> torch.Tensor:
     """Feature-cell coordinates -> crop-pixel coordinates."""
-    return (crop_size - 1) / 2.0 + stride * (k - (feat_size - 1) / 2.0)
+    return crop_size / 2.0 + stride * (k - (feat_size - 1) / 2.0)
 
 
 def sample_windows(feat: torch.Tensor, centers: torch.Tensor, size: int) -> torch.Tensor:

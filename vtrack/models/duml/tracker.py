@@ -16,6 +16,8 @@ from vtrack.models.duml.model import DuML, pixel_to_cell
 from vtrack.models.duml.onr import apply_filter
 from vtrack.models.layers.score_voting import score_voting
 from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.crops import sample_target
+from vtrack.tracking.windows import cosine_window
 
 log = logging.getLogger(__name__)
 
@@ -23,35 +25,27 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def crop_affine(
+def crop_rotated(
     image: np.ndarray,
     center: tuple[float, float],
     side: float,
     out_size: int,
-    pad_value: np.ndarray,
-    angle_deg: float = 0.0,
-    offset: tuple[float, float] = (0.0, 0.0),
+    pad_value: tuple[float, float, float],
+    angle_deg: float,
 ) -> np.ndarray:
-    """SiamFC crop: the square of ``side`` image pixels around ``center`` resized to ``out_size``.
+    """SiamFC crop rotated by ``angle_deg`` about ``center`` (first-frame augmentation).
 
-    Crop pixel ``u`` maps to image ``center + R(-angle) (u - (out_size-1)/2 - offset) / scale``
-    with ``scale = out_size / side``; outside the image reads ``pad_value`` (the image mean, as
-    SiamRPN++). ``angle_deg`` rotates about ``center``; ``offset`` shifts the crop content.
+    Same continuous coordinates as :func:`vtrack.tracking.crops.sample_target`: the image point
+    ``p`` goes to ``R (p - center) * out_size / side + out_size / 2``.
     """
-    scale = out_size / side
+    r = out_size / side
     a = math.radians(angle_deg)
-    cos, sin = math.cos(a) * scale, math.sin(a) * scale
-    c = (out_size - 1) / 2.0
-    m = np.array(
-        [
-            [cos, -sin, c + offset[0] - cos * center[0] + sin * center[1]],
-            [sin, cos, c + offset[1] - sin * center[0] - cos * center[1]],
-        ],
-        dtype=np.float64,
-    )
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) * r
+    # pixel centres: (u + 0.5) = rot (x + 0.5 - c) + N/2
+    t = rot @ (np.full(2, 0.5) - np.asarray(center, dtype=np.float64)) + out_size / 2.0 - 0.5
+    mat = np.concatenate([rot, t[:, None]], axis=1)
     return cv2.warpAffine(
-        image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-        borderValue=tuple(float(v) for v in pad_value),
+        image, mat, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=pad_value
     )
 
 
@@ -154,34 +148,37 @@ class DuMLTracker(Tracker):
         s_z = math.sqrt((w + ctx) * (h + ctx))
         return s_z * self.search_size / self.template_size
 
+    def _crop(self, image: np.ndarray, side: float, center: tuple[float, float]) -> np.ndarray:
+        """Search crop of ``side`` image pixels centred at ``center`` (shared crop code)."""
+        box = (center[0] - side / 2, center[1] - side / 2, side, side)
+        patch, _, _ = sample_target(image, box, 1.0, self.search_size, mode="area", center=center, pad=self.pad_value)
+        return patch
+
     @torch.no_grad()
     def _init_samples(self, image: np.ndarray, side: float) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         n = self.search_size
-        c = (n - 1) / 2.0
-        patches, centers = [], []
-
-        def add(angle: float = 0.0, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-            p = crop_affine(image, self.center, side, n, self.pad_value, angle, offset)
-            patches.append(p)
-            centers.append((c + offset[0], c + offset[1]))
-            return p
-
-        base = add()
+        c = n / 2.0
+        base = self._crop(image, side, self.center)
+        patches, centers = [base], [(c, c)]
         for aug in self.cfg.init_augment:
             if aug == "fliplr":
                 patches.append(np.ascontiguousarray(base[:, ::-1]))
-                centers.append((n - 1 - c, c))
+                centers.append((n - c, c))
             elif aug == "blur":
                 for sigma in (1.0, 2.0):
                     patches.append(cv2.GaussianBlur(base, (0, 0), sigma))
                     centers.append((c, c))
             elif aug == "rotate":
                 for angle in (10.0, -10.0):
-                    add(angle)
+                    patches.append(crop_rotated(image, self.center, side, n, self.pad_value, angle))
+                    centers.append((c, c))
             elif aug == "shift":
+                # move the crop by a fraction of its side: the target moves the other way
                 d = 0.15 * n
                 for sx, sy in ((d, d), (-d, d), (d, -d), (-d, -d)):
-                    add(0.0, (sx, sy))
+                    shifted = (self.center[0] + sx / n * side, self.center[1] + sy / n * side)
+                    patches.append(self._crop(image, side, shifted))
+                    centers.append((c - sx, c - sy))
         return patches, centers
 
     # ------------------------------------------------------------------ Tracker API
@@ -191,7 +188,7 @@ class DuMLTracker(Tracker):
         self.center = (x + w / 2.0, y + h / 2.0)
         self.size = (w, h)
         self.image_hw = image.shape[:2]
-        self.pad_value = image.reshape(-1, 3).mean(0)
+        self.pad_value = tuple(float(v) for v in image.reshape(-1, 3).mean(0))
         self.frame = 0
         model = self.model
         side = self._search_side()
@@ -199,7 +196,7 @@ class DuMLTracker(Tracker):
         if model.use_onr:
             patches, centers_px = self._init_samples(image, side)
         else:
-            patches, centers_px = [crop_affine(image, self.center, side, n, self.pad_value)], [((n - 1) / 2.0,) * 2]
+            patches, centers_px = [self._crop(image, side, self.center)], [(n / 2.0, n / 2.0)]
         feats = model.features(to_tensor(patches, self.device))
         cpx = torch.tensor(centers_px, dtype=feats[0].dtype, device=self.device)
         kernels = model.template_kernels([f[:1] for f in feats], cpx[:1], n)
@@ -207,8 +204,7 @@ class DuMLTracker(Tracker):
         self.feat_size = feats[0].shape[-1]
         self.score_size = self.feat_size - model.cfg.template_window + 1
         self.anchors = model.anchors(self.score_size, n)
-        hann = torch.hann_window(self.score_size + 2, periodic=False, dtype=torch.float64)[1:-1]
-        self.window = torch.outer(hann, hann).to(self.device, feats[0].dtype)
+        self.window = torch.from_numpy(cosine_window(self.score_size, self.score_size)).to(self.device, feats[0].dtype)
         self.filter = None
         if model.use_onr:
             onr = model.onr_features(feats)
@@ -250,7 +246,7 @@ class DuMLTracker(Tracker):
         n = self.search_size
         side = self._search_side()
         scale = n / side
-        patch = crop_affine(image, self.center, side, n, self.pad_value)
+        patch = self._crop(image, side, self.center)
         feats = model.features(to_tensor([patch], self.device))
         out = model.ofc(self.embedded, feats)
         a, p = model.num_anchors, self.score_size
@@ -288,7 +284,7 @@ class DuMLTracker(Tracker):
             bw_, bh_ = float(voted[2] - voted[0]), float(voted[3] - voted[1])
         else:
             bcx, bcy, bw_, bh_ = (float(v) for v in flat_boxes[best])
-        c = (n - 1) / 2.0
+        c = n / 2.0
         score = float(fused.flatten()[best])
         lr = min(max(float(penalty.flatten()[best]) * score * cfg.lr, 0.0), 1.0)
         cx = self.center[0] + (bcx - c) / scale
