@@ -1,10 +1,10 @@
 """Validated option sets of DuML: ``model`` (architecture + loss) and ``tracker`` (inference)."""
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from vtrack.config import from_dict
 
 MODES = ("dual", "ofc", "onr")
 
@@ -80,59 +80,12 @@ class DuMLTrackerConfig:
     online: bool = True  # False freezes the ONR filter after initialisation
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin is Literal:
-        return value in typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        return isinstance(value, (list, tuple)) and all(_type_ok(v, inner) for v in value)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def parse_dataclass(cls: type, data: dict[str, Any] | None, path: str) -> Any:
-    """Build dataclass ``cls`` from ``data``; unknown keys or wrong types raise naming ``path.key``."""
-    if data is None:
-        data = {}
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise TypeError(f"{path}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{path}.{unknown[0]}: unknown key; expected one of {sorted(names)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = parse_dataclass(tp, value, f"{path}.{key}")
-            continue
-        if not _type_ok(value, tp):
-            raise TypeError(f"{path}.{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
-        if tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp) and isinstance(value, int)):
-            value = float(value)
-        if typing.get_origin(tp) is list:
-            value = list(value)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
 def model_config(cfg: dict[str, Any]) -> DuMLModelConfig:
     """The validated ``model`` section of a full config (or of a bare model section)."""
+    if isinstance(cfg, DuMLModelConfig):
+        return cfg
     section = cfg.get("model", cfg) if isinstance(cfg, dict) else cfg
-    mc = parse_dataclass(DuMLModelConfig, section, "model")
+    mc = from_dict(DuMLModelConfig, section, "model")
     if mc.mode not in MODES:
         raise ValueError(f"model.mode: expected one of {MODES}, got {mc.mode!r}")
     for key in ("channels", "template_size", "search_size", "template_window", "onr_feature_dim", "onr_filter_size"):
@@ -147,8 +100,11 @@ def model_config(cfg: dict[str, Any]) -> DuMLModelConfig:
 
 def tracker_config(cfg: dict[str, Any]) -> DuMLTrackerConfig:
     """The validated ``tracker`` section of a full config (missing section: defaults)."""
-    section = cfg.get("tracker") if isinstance(cfg, dict) else None
-    tc = parse_dataclass(DuMLTrackerConfig, section or {}, "tracker")
+    if isinstance(cfg, DuMLTrackerConfig):
+        return cfg
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
+    tc = from_dict(DuMLTrackerConfig, cfg.get("tracker") or {}, "tracker")
     if tc.mu is not None and not 0.0 <= tc.mu <= 1.0:
         raise ValueError(f"tracker.mu: expected a float in [0, 1], got {tc.mu}")
     if tc.memory_size < 1:
