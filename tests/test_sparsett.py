@@ -317,3 +317,34 @@ def test_tracker_runs_on_synthetic_sequence(family, tiny_model):
         assert all(math.isfinite(v) for v in res.box) and 0 <= res.score <= 1
         assert 10 <= w <= 96 and 10 <= h <= 96 and 0 <= x + w / 2 <= 96 and 0 <= y + h / 2 <= 96
     assert not tiny_model.training
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("name", ["sparsett_swin_t", "sparsett_tiny"])
+def test_configs_validate(family, name):
+    from pathlib import Path
+
+    from vtrack.config import from_dict, load_config
+    from vtrack.models.sparsett import SparseTTModelConfig, SparseTTTrackerConfig
+    from vtrack.train.schema import DataConfig, TrainConfig
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "sparsett" / f"{name}.yaml")
+    assert set(cfg) == {"model", "data", "train", "tracker"}
+    mc = from_dict(SparseTTModelConfig, cfg["model"], "model")
+    from_dict(DataConfig, cfg["data"], "data")
+    from_dict(TrainConfig, cfg["train"], "train")
+    from_dict(SparseTTTrackerConfig, cfg["tracker"], "tracker")
+    if name == "sparsett_swin_t":
+        assert (mc.topk, mc.num_encoder_layers, mc.num_decoder_layers, mc.ffn_dim, mc.head_conv_blocks) == (32, 2, 2, 2048, 8)
+        assert family.processing_config(cfg)["labels"][0]["size"] == 19
+
+
+def test_paper_model_shapes(family):
+    cfg = {"name": "sparsett", "head_channels": 64, "ffn_dim": 256}  # paper geometry, narrower heads/FFN
+    model = family.build_model(cfg).eval()
+    assert model.backbone.out_channels == 384 and model.template_feat == 8 and model.score_size == 19
+    with torch.no_grad():
+        out = model({"template": torch.randn(1, 3, 127, 127), "search": torch.randn(1, 3, 289, 289)})
+    assert out["cls_fc"].shape == (1, 1, 19, 19) and out["box"].shape == (1, 361, 4)
+    sparse = [m for m in model.decoder.modules() if isinstance(m, MultiHeadAttention) and m.topk == 32]
+    assert len(sparse) == 2 and all(m.is_sparse(361) for m in sparse)
