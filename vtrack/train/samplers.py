@@ -175,9 +175,8 @@ class TrackingSampler:
     def _sample_sequence(self, rng: np.random.Generator, d: int, seq_idx: int, frames: np.ndarray) -> SampleSpec:
         need = self.num_support + self.num_query
         a = int(rng.choice(frames))
-        window = frames[(frames >= a) & (frames <= a + self.max_gap)]
-        if len(window) < need:
-            window = frames[np.abs(frames - a) <= self.max_gap]
+        lo = int(rng.integers(a - self.max_gap, a + 1))  # a window of max_gap frames holding a
+        window = frames[(frames >= lo) & (frames <= lo + self.max_gap)]
         chosen = np.sort(rng.choice(window, size=need, replace=len(window) < need))
         support = tuple(int(f) for f in chosen[: self.num_support])
         query = tuple(int(f) for f in chosen[self.num_support :])
