@@ -37,7 +37,7 @@ class SCARCriterion(nn.Module):
             l_reg = out["ltrb"].sum() * 0.0
             l_ctr = out["ctr"].sum() * 0.0
         loss = self.w_cls * l_cls + self.w_reg * l_reg + self.w_ctr * l_ctr
-        return loss, {"cls": float(l_cls), "reg": float(l_reg), "ctr": float(l_ctr)}
+        return loss, {"cls": float(l_cls.detach()), "reg": float(l_reg.detach()), "ctr": float(l_ctr.detach())}
 
 
 class TTCriterion(nn.Module):
@@ -69,4 +69,4 @@ class TTCriterion(nn.Module):
         else:
             l_l1 = l_giou = out["box"].sum() * 0.0
         loss = self.w_cls * l_cls + self.w_l1 * l_l1 + self.w_giou * l_giou
-        return loss, {"cls": float(l_cls), "l1": float(l_l1), "giou": float(l_giou)}
+        return loss, {"cls": float(l_cls.detach()), "l1": float(l_l1.detach()), "giou": float(l_giou.detach())}

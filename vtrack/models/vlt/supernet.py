@@ -36,19 +36,22 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu
 
 class ShuffleBlock(nn.Module):
     """ShuffleNetV2 unit (kernel ``k``) or, with ``xception=True``, the Shuffle-Xception unit
-    (three depth-wise 3x3 + point-wise pairs). Stride 1 needs ``cin == cout``."""
+    (three depth-wise 3x3 + point-wise pairs).
+
+    With stride 1 and ``cin == cout`` half of the channels pass through and the other half runs
+    the main branch; otherwise (stride 2 or a width change) a projection branch (depth-wise +
+    point-wise) gives ``cout // 2`` channels and the main branch, on the whole input, the rest.
+    """
 
     def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, xception: bool = False) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride: expected 1 or 2, got {stride}")
-        if stride == 1 and cin != cout:
-            raise ValueError(f"cin/cout: a stride-1 block needs cin == cout, got {cin} and {cout}")
-        if cout % 2:
-            raise ValueError(f"cout: expected an even channel count, got {cout}")
-        self.stride = stride
-        main_in = cin // 2 if stride == 1 else cin
-        main_out = cout - (cin // 2 if stride == 1 else cin)
+        if cout % 2 or cin % 2:
+            raise ValueError(f"cin/cout: expected even channel counts, got {cin} and {cout}")
+        self.split = stride == 1 and cin == cout
+        main_in = cin // 2 if self.split else cin
+        main_out = cout // 2 if self.split else cout - cout // 2
         mid = cout // 2
         if xception:
             layers = _conv_bn(main_in, main_in, 3, stride, groups=main_in, relu=False)
@@ -63,9 +66,9 @@ class ShuffleBlock(nn.Module):
             layers += _conv_bn(mid, main_out, 1)
         self.main = nn.Sequential(*layers)
         self.proj = (
-            nn.Sequential(*_conv_bn(cin, cin, k, stride, groups=cin, relu=False), *_conv_bn(cin, cin, 1))
-            if stride == 2
-            else None
+            None
+            if self.split
+            else nn.Sequential(*_conv_bn(cin, cin, k, stride, groups=cin, relu=False), *_conv_bn(cin, cout // 2, 1))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
