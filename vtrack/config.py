@@ -202,7 +202,12 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
         msg = str(err)
-        raise type(err)(msg if msg.startswith(path) or not path else f"{path}: {msg}") from None
+        head = msg.split(":", 1)[0].split("/", 1)[0].split("[", 1)[0]
+        if path and head in fields:
+            msg = f"{path}.{msg}"
+        elif path and not msg.startswith(path):
+            msg = f"{path}: {msg}"
+        raise type(err)(msg) from None
     return obj
 
 
