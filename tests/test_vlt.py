@@ -121,7 +121,7 @@ def test_supernet_samples_paths_and_eval_needs_arch():
 def _batch(fam, cfg, language):
     proc = fam.processing_config(cfg)
     gen = build_label_generator(proc["labels"][0])
-    B, zs, xs = 2, proc["template_size"], proc["search_size"]
+    B, zs, xs = 2, proc["template"]["size"], proc["search"]["size"]
     boxes = [np.array([20.0, 22.0, 18.0, 16.0]), np.array([24.0, 18.0, 14.0, 20.0])]
     labels = [gen(LabelContext(b, np.array([8.0, 8.0, 16.0, 16.0]), xs, zs, True)) for b in boxes]
     batch = {k: torch.stack([lab[k] for lab in labels]) for k in labels[0]}

@@ -77,12 +77,11 @@ class VLTFamily:
         offset = score_offset(m.search_size, s, stride) if m.head == "scar" else stride / 2
         return {
             "sample_mode": "pair",
-            "template_size": m.template_size,
-            "search_size": m.search_size,
-            "template_factor": t.template_factor,
-            "search_factor": t.search_factor,
-            "context": t.context,
+            "crop_mode": t.context,
+            "template": {"size": m.template_size, "factor": t.template_factor, "scale_jitter": 0.0, "center_jitter": 0.0},
+            "search": {"size": m.search_size, "factor": t.search_factor, "scale_jitter": 0.18, "center_jitter": 1.0},
             "labels": [{"name": "fcos", "size": s, "stride": stride, "offset": offset}],
+            "sampler": {"max_gap": 100},
         }
 
     def build_tracker(self, model: VLTModel, cfg: dict[str, Any], device: torch.device | str = "cpu") -> VLTTracker:
