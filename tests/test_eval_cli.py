@@ -99,3 +99,15 @@ def test_report_errors(tmp_path, capsys):
     assert exc.value.code == 2
     assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "summary.json" in capsys.readouterr().err
+
+
+def test_eval_test_split_without_ground_truth(tmp_path, toy_dataset, capsys):
+    seqs, _ = toy_dataset
+    for s in seqs:
+        s.attributes["first_frame_only"] = True
+    out = tmp_path / "sub"
+    argv = ["eval", "--tracker", "static", "--dataset", "got10k", "--root", str(tmp_path), "--out", str(out),
+            "--no-progress"]
+    assert cli.main(argv) == 0
+    assert "submit it to the benchmark's server" in capsys.readouterr().out
+    assert (out / "a" / "a_001.txt").is_file() and not (out / "summary.json").exists()

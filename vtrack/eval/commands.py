@@ -145,6 +145,16 @@ def _run_eval(args: argparse.Namespace) -> int:
     )
     done = sum(1 for v in run.values() if v["status"] == "done")
     logger.info("%d sequences tracked, %d resumed from %s", done, len(run) - done, out)
+    hidden = [s.name for s in seqs if s.attributes.get("first_frame_only", False)]
+    if hidden:
+        sys.stdout.write(
+            f"results written to {out} ({protocol} layout); {len(hidden)} of {len(seqs)} sequences have only "
+            "their first box public (a test split): zip the folder and submit it to the benchmark's server\n"
+        )
+        if len(hidden) == len(seqs):
+            return 0
+        seqs = [s for s in seqs if not s.attributes.get("first_frame_only", False)]
+        logger.warning("scoring only the %d sequences with public ground truth", len(seqs))
     summary = evaluate_results(
         out,
         seqs,
