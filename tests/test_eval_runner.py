@@ -181,3 +181,13 @@ def test_draw_boxes_and_video(tmp_path):
     with pytest.raises(ValueError, match="frames"):
         write_video(tmp_path / "w.mp4", [])
     assert not (tmp_path / "w.mp4").exists()
+
+
+def test_evaluate_result_length_mismatch(tmp_path):
+    seq = make_sequence(tmp_path / "data", "a", n=6)
+    run_tracker(OracleTracker, [seq], tmp_path / "r", progress=False)
+    short = Sequence("a", seq.frames, seq.boxes[:5], dataset="toy")  # fewer gt rows than frames
+    assert evaluate_results(tmp_path / "r", [short], write=False)["sequences"]["a"]["auc"] == pytest.approx(20 / 21)
+    (tmp_path / "r" / "a.txt").write_text("2\t10\t8\t8\n")
+    with pytest.raises(ValueError, match="incomplete"):
+        evaluate_results(tmp_path / "r", [seq], write=False)

@@ -161,16 +161,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _single(boxes: Any, name: str) -> np.ndarray:
-    return boxes[0] if isinstance(boxes, list) else boxes
+def _single(boxes: Any, seq: Sequence) -> np.ndarray:
+    """The (first) predicted box array of ``seq``, matched to its ground-truth length.
+
+    More boxes than ground-truth rows (LaSOT's monkey-17 has fewer boxes than frames) are cut
+    to the ground truth as pytracking does; fewer boxes mean incomplete results (an error).
+    """
+    pred = boxes[0] if isinstance(boxes, list) else boxes
+    n = len(seq.boxes)
+    if len(pred) > n:
+        logger.warning("%s: %d predicted boxes for %d ground-truth rows; extra boxes ignored", seq.name, len(pred), n)
+        pred = pred[:n]
+    elif len(pred) < n:
+        raise ValueError(f"results: {seq.name!r} has {len(pred)} boxes for {n} ground-truth frames (incomplete run)")
+    return pred
 
 
 def _score_ope(summary: dict, seqs: list[Sequence], loaded: dict, *, mode: str, exclude_invalid: bool) -> None:
     curves = []
     for s in seqs:
-        pred = _single(loaded[s.name][0], s.name)
-        if len(pred) != len(s.boxes):
-            raise ValueError(f"results: {s.name!r} has {len(pred)} boxes for {len(s.boxes)} frames")
+        pred = _single(loaded[s.name][0], s)
         c = M.ope_sequence(pred, s.boxes, s.valid, mode=mode, exclude_invalid=exclude_invalid, name=s.name)
         curves.append(c)
         summary["sequences"][s.name].update(
@@ -192,9 +202,7 @@ def _score_ope(summary: dict, seqs: list[Sequence], loaded: dict, *, mode: str, 
 def _score_trackingnet(summary: dict, seqs: list[Sequence], loaded: dict) -> None:
     curves = []
     for s in seqs:
-        pred = _single(loaded[s.name][0], s.name)
-        if len(pred) != len(s.boxes):
-            raise ValueError(f"results: {s.name!r} has {len(pred)} boxes for {len(s.boxes)} frames")
+        pred = _single(loaded[s.name][0], s)
         c = M.trackingnet_sequence(pred, s.boxes, name=s.name)
         curves.append(c)
         one = M.trackingnet_summary([c])
