@@ -53,7 +53,7 @@ class SamplerConfig:
     Pair mode: template and search frames at most ``max_gap`` frames apart (valid frames only);
     with probability ``negative_ratio`` the search frame comes from another sequence.
     Sequence mode (DuML): ``num_support`` support and ``num_query`` query frames within a window
-    of ``max_gap`` frames, in time order.
+    of ``max_gap`` frames, in time order (repeated when the window holds too few valid frames).
     """
 
     samples_per_epoch: int = 60000
