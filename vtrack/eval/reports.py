@@ -32,7 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# curve key -> (title, x label, y label, legend score key, score at threshold description)
+# curve key -> (title, x label, y label, score shown in the legend)
 _PLOTS: dict[str, tuple[str, str, str, str]] = {
     "success": ("Success plot", "Overlap threshold", "Success rate", "auc"),
     "precision": ("Precision plot", "Location error threshold (pixels)", "Precision", "precision"),
@@ -110,7 +110,7 @@ def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLik
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xlim(float(min(r[2].min() for r in rows)), float(max(r[2].max() for r in rows)))
-    ax.set_ylim(0.0, 1.0 if key != "eao" else max(1e-3, float(max(r[3].max() for r in rows)) * 1.05))
+    ax.set_ylim(0.0, 1.01 if key != "eao" else max(1e-3, float(max(r[3].max() for r in rows)) * 1.05))
     ax.grid(True, linestyle=":")
     dataset = items[0].get("dataset", "")
     if title is None:
