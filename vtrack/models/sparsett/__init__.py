@@ -48,8 +48,11 @@ def _model_config(cfg: Mapping[str, Any]) -> SparseTTModelConfig:
     return from_dict(SparseTTModelConfig, dict(cfg), "model")
 
 
-def _patch_size(variant: str) -> int:
-    m = re.search(r"patch(\d+)", variant)
+def _patch_size(mc: SparseTTModelConfig) -> int:
+    """Swin patch size: ``backbone_kwargs.patch_size`` or the variant name's ``patch<N>``."""
+    if "patch_size" in mc.backbone_kwargs:
+        return int(mc.backbone_kwargs["patch_size"])
+    m = re.search(r"patch(\d+)", mc.backbone)
     return int(m.group(1)) if m else 4
 
 
@@ -66,8 +69,8 @@ class SparseTTFamily:
     def build_criterion(self, cfg: Mapping[str, Any]) -> SparseTTCriterion:
         """Eq. 4 criterion; loss weights from ``model.loss`` (full config or model section)."""
         mc = _model_config(cfg)
-        size = swin_feature_size(mc.search_size, mc.backbone_out_index, _patch_size(mc.backbone))
-        stride = _patch_size(mc.backbone) * 2 ** mc.backbone_out_index
+        size = swin_feature_size(mc.search_size, mc.backbone_out_index, _patch_size(mc))
+        stride = _patch_size(mc) * 2 ** mc.backbone_out_index
         return SparseTTCriterion(mc.loss, points=score_map_points(size, stride, mc.search_size))
 
     def processing_config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,7 +83,7 @@ class SparseTTFamily:
         for ``data.sampler.max_gap``).
         """
         mc = _model_config(cfg)
-        patch = _patch_size(mc.backbone)
+        patch = _patch_size(mc)
         size = swin_feature_size(mc.search_size, mc.backbone_out_index, patch)
         stride = patch * 2 ** mc.backbone_out_index
         offset = mc.search_size / 2.0 - (size - 1) / 2.0 * stride
