@@ -427,3 +427,12 @@ def test_bench_train_step_runs_and_reports(setup):
         del TinyNet.set_backend
     assert row.backend == "reference" and row.ms_per_step > 0 and row.samples_per_s == pytest.approx(2000 / row.ms_per_step)
     assert "| train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
+
+
+def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
+    root, seqs = setup
+    broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]
+    patch_loader(monkeypatch, {str(root): broken})
+    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*could not be decoded"):
+        T.train(tiny_config(root), out_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()

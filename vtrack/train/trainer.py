@@ -412,11 +412,22 @@ def train(
         names=[f"data.datasets[{i}] ({d.name})" for i, d in enumerate(data_cfg.datasets)],
     )
 
+    _preflight(sampler, processor)
+
     info = init_distributed(train_cfg.device)
     try:
         return _run(cfg, family, train_cfg, data_cfg, sampler, processor, ckpt, out, max_steps, info)
     finally:
         cleanup_distributed(info)
+
+
+def _preflight(sampler: TrackingSampler, processor: Processor) -> None:
+    """Build sample 0 of epoch 0 once, so unreadable frames or bad label settings fail before training."""
+    try:
+        rng = sampler.rng(0, 0)
+        processor(sampler.sample(0, 0, rng), sampler, rng)
+    except (ValueError, TypeError, OSError) as err:
+        raise ValueError(f"data: building the first training sample failed: {err}") from None
 
 
 def _run(
