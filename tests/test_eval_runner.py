@@ -191,3 +191,12 @@ def test_evaluate_result_length_mismatch(tmp_path):
     (tmp_path / "r" / "a.txt").write_text("2\t10\t8\t8\n")
     with pytest.raises(ValueError, match="incomplete"):
         evaluate_results(tmp_path / "r", [seq], write=False)
+
+
+def test_vot_eao_range_longer_than_sequences(tmp_path):
+    seqs = [make_sequence(tmp_path / "data", "a", n=12)]
+    run_tracker(StaticTracker, seqs, tmp_path / "vot", protocol="vot", progress=False)
+    v = evaluate_results(tmp_path / "vot", seqs, protocol="vot")  # default VOT2018 range [100, 356]
+    assert "eao" not in v["scores"] and "longest sequence" in v["warnings"][0]
+    assert v["scores"]["failures"] == 2
+    assert "| vot | - |" in comparison_table([v])  # tracker named after its folder

@@ -240,11 +240,20 @@ def _score_vot(summary: dict, seqs: list[Sequence], loaded: dict, *, eao_interva
     gts = {s.name: s.boxes for s in seqs}
     sizes = {s.name: _frame_size(s) for s in seqs}
     ar = M.vot_accuracy_robustness(runs, gts, sizes, burnin=burnin)
-    eao = M.vot_eao(runs, gts, sizes, interval=eao_interval)
     for name, vals in ar.per_sequence.items():
         summary["sequences"][name].update(accuracy=vals["accuracy"], failures=vals["failures"])
-    summary["options"] = {"eao_interval": list(eao["interval"]), "burnin": burnin}
-    summary["scores"] = {**ar.as_dict(), "eao": eao["eao"]}
+    summary["options"] = {"eao_interval": eao_interval if isinstance(eao_interval, str) else list(eao_interval),
+                          "burnin": burnin}
+    summary["scores"] = ar.as_dict()
+    summary["curves"] = {}
+    try:
+        eao = M.vot_eao(runs, gts, sizes, interval=eao_interval)
+    except ValueError as err:
+        # the sequences are shorter than the EAO range: keep accuracy/robustness, say why EAO is missing
+        logger.warning("EAO not computed: %s", err)
+        summary["warnings"] = [f"EAO not computed: {err}"]
+        return
+    summary["scores"]["eao"] = eao["eao"]
     curve = eao["curve"]
     ns = np.arange(1, len(curve) + 1)
     ok = np.isfinite(curve)
