@@ -408,3 +408,22 @@ def test_torchrun_two_processes_cpu(tmp_path):
     # linear lr scaling: global batch 8 = 2 x reference 4 (warm-up/cosine factor applied on top)
     assert copy.deepcopy(ck["config"])["train"]["lr_scaling"]["rule"] == "linear"
     assert ck["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(2e-3)
+
+
+def test_bench_train_step_runs_and_reports(setup):
+    from vtrack.bench.train import bench_train_step, format_table, make_batch
+
+    root, _ = setup
+    cfg = tiny_config(root)
+    batch = make_batch(cfg, 2)
+    assert batch["search"].shape == (2, 3, 64, 64) and batch["label_heatmap"].shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="has no set_backend"):
+        bench_train_step(cfg, backend="reference", batch=batch, steps=1, warmup=0, measure_memory=False)
+    TinyNet.set_backend = lambda self, name: setattr(self, "backend", name)
+    try:
+        row = bench_train_step(cfg, backend="reference", batch=batch, batch_size=2, steps=2, warmup=1,
+                               measure_memory=False)
+    finally:
+        del TinyNet.set_backend
+    assert row.backend == "reference" and row.ms_per_step > 0 and row.samples_per_s == pytest.approx(2000 / row.ms_per_step)
+    assert "| train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
