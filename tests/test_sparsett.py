@@ -334,6 +334,8 @@ def test_configs_validate(family, name):
     from_dict(DataConfig, cfg["data"], "data")
     from_dict(TrainConfig, cfg["train"], "train")
     from_dict(SparseTTTrackerConfig, cfg["tracker"], "tracker")
+    size = family.processing_config(cfg)["labels"][0]["size"]
+    assert family.build_criterion(cfg).points.shape == (size * size, 2)
     if name == "sparsett_swin_t":
         assert (mc.topk, mc.num_encoder_layers, mc.num_decoder_layers, mc.ffn_dim, mc.head_conv_blocks) == (32, 2, 2, 2048, 8)
         assert family.processing_config(cfg)["labels"][0]["size"] == 19
