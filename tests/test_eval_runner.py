@@ -181,3 +181,25 @@ def test_draw_boxes_and_video(tmp_path):
     with pytest.raises(ValueError, match="frames"):
         write_video(tmp_path / "w.mp4", [])
     assert not (tmp_path / "w.mp4").exists()
+
+
+def test_evaluate_result_length_mismatch(tmp_path):
+    seq = make_sequence(tmp_path / "data", "a", n=6)
+    run_tracker(OracleTracker, [seq], tmp_path / "r", progress=False)
+    short = Sequence("a", seq.frames, seq.boxes[:5], dataset="toy")  # fewer gt rows than frames
+    assert evaluate_results(tmp_path / "r", [short], write=False)["sequences"]["a"]["auc"] == pytest.approx(20 / 21)
+    (tmp_path / "r" / "a.txt").write_text("2\t10\t8\t8\n")
+    with pytest.raises(ValueError, match="incomplete"):
+        evaluate_results(tmp_path / "r", [seq], write=False)
+
+
+def test_vot_eao_range_longer_than_sequences(tmp_path):
+    seqs = [make_sequence(tmp_path / "data", "a", n=12)]
+    run_tracker(StaticTracker, seqs, tmp_path / "vot", protocol="vot", progress=False)
+    v = evaluate_results(tmp_path / "vot", seqs, protocol="vot")  # default VOT2018 range [100, 356]
+    assert "eao" not in v["scores"] and "longest sequence" in v["warnings"][0]
+    assert v["scores"]["failures"] == 2
+    # every tracked frame is inside the 10-frame burn-in: no accuracy, stored as null (strict JSON)
+    assert v["sequences"]["a"]["accuracy"] is None and v["scores"]["accuracy"] is None
+    assert json.loads((tmp_path / "vot" / "summary.json").read_text(), parse_constant=pytest.fail)
+    assert "| vot | - |" in comparison_table([v])  # tracker named after its folder

@@ -334,6 +334,8 @@ def test_configs_validate(family, name):
     from_dict(DataConfig, cfg["data"], "data")
     from_dict(TrainConfig, cfg["train"], "train")
     from_dict(SparseTTTrackerConfig, cfg["tracker"], "tracker")
+    size = family.processing_config(cfg)["labels"][0]["size"]
+    assert family.build_criterion(cfg).points.shape == (size * size, 2)
     if name == "sparsett_swin_t":
         assert (mc.topk, mc.num_encoder_layers, mc.num_decoder_layers, mc.ffn_dim, mc.head_conv_blocks) == (32, 2, 2, 2048, 8)
         assert family.processing_config(cfg)["labels"][0]["size"] == 19
@@ -348,3 +350,18 @@ def test_paper_model_shapes(family):
     assert out["cls_fc"].shape == (1, 1, 19, 19) and out["box"].shape == (1, 361, 4)
     sparse = [m for m in model.decoder.modules() if isinstance(m, MultiHeadAttention) and m.topk == 32]
     assert len(sparse) == 2 and all(m.is_sparse(361) for m in sparse)
+
+
+def test_loader_and_speed_benchmark_drive_sparsett(tmp_path, tiny_model):
+    from vtrack.bench.trackers import bench_tracker
+    from vtrack.tracking.loader import build_tracker
+
+    ckpt = tmp_path / "model.pth"
+    torch.save({"model": tiny_model.state_dict()}, ckpt)
+    cfg = {"model": TINY, "tracker": {"penalty_k": 0.05}}
+    tracker = build_tracker("sparsett_tiny", config=cfg, checkpoint=str(ckpt))
+    frames, boxes = _moving_square(3)
+    tracker.initialize(frames[0], boxes[0])
+    assert len(tracker.track(frames[1]).box) == 4 and tracker.name == "sparsett_tiny"
+    row = bench_tracker(cfg, backend="reference", ce=True, frames=2, warmup=0, image_size=(96, 96), model=tiny_model)
+    assert row.family == "sparsett" and row.fps > 0

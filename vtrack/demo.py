@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 TRACKERS: dict[str, str] = {
     "ostrack": "configs/ostrack/ostrack_tiny.yaml",
     "esat": "configs/esat/esat_tiny.yaml",
+    "sparsett": "configs/sparsett/sparsett_tiny.yaml",
 }
 # the synthetic benchmark of --quick: a few short, small sequences
 QUICK_DATA: dict[str, Any] = {"train": 4, "val": 0, "test": 2, "frames": 12, "width": 128, "height": 128}
@@ -156,7 +157,8 @@ def _speed_section(factories: dict[str, Any], opts: DemoOptions) -> str:
         cfg = load_yaml(fac.config)
         model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
         load_model_weights(model, fac.checkpoint)
-        backend = cfg["model"].get("backbone", {}).get("backend", "auto")
+        bb = cfg["model"].get("backbone")
+        backend = (bb.get("backend") if isinstance(bb, dict) else None) or cfg["model"].get("backend", "auto")
         for ce in (True, False):
             rows.append(bench_tracker(cfg, backend=backend, ce=ce, device=opts.device, frames=frames, model=model, name=name))
     return format_table(rows) if rows else ""

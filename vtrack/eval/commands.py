@@ -99,6 +99,15 @@ def _select(seqs: list, names: str | None, limit: int | None) -> list:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run and score a tracker (``vtrack eval``)."""
+    try:
+        return _run_eval(args)
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # a frame that fails to decode, an unwritable folder: one clear line
+        raise ValueError(str(err)) from None
+
+
+def _run_eval(args: argparse.Namespace) -> int:
     from vtrack.data import load_dataset
     from vtrack.eval.evaluate import evaluate_results
     from vtrack.eval.reports import comparison_table
@@ -136,6 +145,16 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     done = sum(1 for v in run.values() if v["status"] == "done")
     logger.info("%d sequences tracked, %d resumed from %s", done, len(run) - done, out)
+    hidden = [s.name for s in seqs if s.attributes.get("first_frame_only", False)]
+    if hidden:
+        sys.stdout.write(
+            f"results written to {out} ({protocol} layout); {len(hidden)} of {len(seqs)} sequences have only "
+            "their first box public (a test split): zip the folder and submit it to the benchmark's server\n"
+        )
+        if len(hidden) == len(seqs):
+            return 0
+        seqs = [s for s in seqs if not s.attributes.get("first_frame_only", False)]
+        logger.warning("scoring only the %d sequences with public ground truth", len(seqs))
     summary = evaluate_results(
         out,
         seqs,

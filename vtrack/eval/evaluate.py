@@ -148,29 +148,48 @@ def evaluate_results(
     summary["fps"] = fps
     summary["scores"]["fps"] = fps
     summary["primary"] = PRIMARY_SCORE[protocol]
+    summary = _plain(summary)
     if write:
-        atomic_write_text(root / SUMMARY_FILE, json.dumps(summary, indent=1, default=_json_default) + "\n")
+        atomic_write_text(root / SUMMARY_FILE, json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None
+    (e.g. the accuracy of a VOT sequence whose tracked frames are all in the burn-in)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
-def _single(boxes: Any, name: str) -> np.ndarray:
-    return boxes[0] if isinstance(boxes, list) else boxes
+def _single(boxes: Any, seq: Sequence) -> np.ndarray:
+    """The (first) predicted box array of ``seq``, matched to its ground-truth length.
+
+    More boxes than ground-truth rows (LaSOT's monkey-17 has fewer boxes than frames) are cut
+    to the ground truth as pytracking does; fewer boxes mean incomplete results (an error).
+    """
+    pred = boxes[0] if isinstance(boxes, list) else boxes
+    n = len(seq.boxes)
+    if len(pred) > n:
+        logger.warning("%s: %d predicted boxes for %d ground-truth rows; extra boxes ignored", seq.name, len(pred), n)
+        pred = pred[:n]
+    elif len(pred) < n:
+        raise ValueError(f"results: {seq.name!r} has {len(pred)} boxes for {n} ground-truth frames (incomplete run)")
+    return pred
 
 
 def _score_ope(summary: dict, seqs: list[Sequence], loaded: dict, *, mode: str, exclude_invalid: bool) -> None:
     curves = []
     for s in seqs:
-        pred = _single(loaded[s.name][0], s.name)
-        if len(pred) != len(s.boxes):
-            raise ValueError(f"results: {s.name!r} has {len(pred)} boxes for {len(s.boxes)} frames")
+        pred = _single(loaded[s.name][0], s)
         c = M.ope_sequence(pred, s.boxes, s.valid, mode=mode, exclude_invalid=exclude_invalid, name=s.name)
         curves.append(c)
         summary["sequences"][s.name].update(
@@ -192,9 +211,7 @@ def _score_ope(summary: dict, seqs: list[Sequence], loaded: dict, *, mode: str, 
 def _score_trackingnet(summary: dict, seqs: list[Sequence], loaded: dict) -> None:
     curves = []
     for s in seqs:
-        pred = _single(loaded[s.name][0], s.name)
-        if len(pred) != len(s.boxes):
-            raise ValueError(f"results: {s.name!r} has {len(pred)} boxes for {len(s.boxes)} frames")
+        pred = _single(loaded[s.name][0], s)
         c = M.trackingnet_sequence(pred, s.boxes, name=s.name)
         curves.append(c)
         one = M.trackingnet_summary([c])
@@ -232,11 +249,20 @@ def _score_vot(summary: dict, seqs: list[Sequence], loaded: dict, *, eao_interva
     gts = {s.name: s.boxes for s in seqs}
     sizes = {s.name: _frame_size(s) for s in seqs}
     ar = M.vot_accuracy_robustness(runs, gts, sizes, burnin=burnin)
-    eao = M.vot_eao(runs, gts, sizes, interval=eao_interval)
     for name, vals in ar.per_sequence.items():
         summary["sequences"][name].update(accuracy=vals["accuracy"], failures=vals["failures"])
-    summary["options"] = {"eao_interval": list(eao["interval"]), "burnin": burnin}
-    summary["scores"] = {**ar.as_dict(), "eao": eao["eao"]}
+    summary["options"] = {"eao_interval": eao_interval if isinstance(eao_interval, str) else list(eao_interval),
+                          "burnin": burnin}
+    summary["scores"] = ar.as_dict()
+    summary["curves"] = {}
+    try:
+        eao = M.vot_eao(runs, gts, sizes, interval=eao_interval)
+    except ValueError as err:
+        # the sequences are shorter than the EAO range: keep accuracy/robustness, say why EAO is missing
+        logger.warning("EAO not computed: %s", err)
+        summary["warnings"] = [f"EAO not computed: {err}"]
+        return
+    summary["scores"]["eao"] = eao["eao"]
     curve = eao["curve"]
     ns = np.arange(1, len(curve) + 1)
     ok = np.isfinite(curve)

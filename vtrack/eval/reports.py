@@ -32,7 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# curve key -> (title, x label, y label, legend score key, score at threshold description)
+# curve key -> (title, x label, y label, score shown in the legend)
 _PLOTS: dict[str, tuple[str, str, str, str]] = {
     "success": ("Success plot", "Overlap threshold", "Success rate", "auc"),
     "precision": ("Precision plot", "Location error threshold (pixels)", "Precision", "precision"),
@@ -44,15 +44,16 @@ _LEGEND_SCORE = {
     ("got10k", "success"): "ao",
     ("trackingnet", "success"): "success",
 }
-# per-protocol columns of the comparison table: (key, header, scale)
-_COLUMNS: dict[str, list[tuple[str, str, float]]] = {
-    "ope": [("auc", "AUC", 100), ("precision", "P@20", 100), ("norm_precision", "P_norm@0.2", 100),
-            ("op50", "OP50", 100), ("op75", "OP75", 100)],
-    "got10k": [("ao", "AO", 100), ("sr50", "SR0.5", 100), ("sr75", "SR0.75", 100)],
-    "trackingnet": [("success", "Success", 100), ("precision", "Precision", 100),
-                    ("norm_precision", "Norm. precision", 100)],
-    "vot": [("eao", "EAO", 1), ("accuracy", "Accuracy", 1), ("robustness", "R (fail/100 fr)", 1),
-            ("failures", "Failures", 1)],
+# per-protocol columns of the comparison table: (key, header, format) with format "pct" (x100,
+# one decimal, as papers report AUC/AO), "f3" (three decimals) or "f1" (one decimal)
+_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
+    "ope": [("auc", "AUC", "pct"), ("precision", "P@20", "pct"), ("norm_precision", "P_norm@0.2", "pct"),
+            ("op50", "OP50", "pct"), ("op75", "OP75", "pct")],
+    "got10k": [("ao", "AO", "pct"), ("sr50", "SR0.5", "pct"), ("sr75", "SR0.75", "pct")],
+    "trackingnet": [("success", "Success", "pct"), ("precision", "Precision", "pct"),
+                    ("norm_precision", "Norm. precision", "pct")],
+    "vot": [("eao", "EAO", "f3"), ("accuracy", "Accuracy", "f3"), ("robustness", "R (fail/100 fr)", "f3"),
+            ("failures", "Failures", "f1")],
 }
 # per-sequence score used for the attribute breakdown
 _SEQ_SCORE = {"ope": "auc", "trackingnet": "auc", "got10k": "ao", "vot": "accuracy"}
@@ -97,7 +98,8 @@ def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLik
         if curve is None:
             continue
         score_key_here = _LEGEND_SCORE.get((s["protocol"], key), score_key)
-        score = float(s["scores"].get(score_key_here, float("nan")))
+        value = s["scores"].get(score_key_here)
+        score = float(value) if value is not None else float("nan")
         rows.append((score, s["tracker"], np.asarray(curve["x"]), np.asarray(curve["y"])))
     if not rows:
         raise ValueError(f"summaries: none has a {key!r} curve")
@@ -110,7 +112,7 @@ def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLik
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xlim(float(min(r[2].min() for r in rows)), float(max(r[2].max() for r in rows)))
-    ax.set_ylim(0.0, 1.0 if key != "eao" else max(1e-3, float(max(r[3].max() for r in rows)) * 1.05))
+    ax.set_ylim(0.0, 1.01 if key != "eao" else max(1e-3, float(max(r[3].max() for r in rows)) * 1.05))
     ax.grid(True, linestyle=":")
     dataset = items[0].get("dataset", "")
     if title is None:
@@ -122,14 +124,16 @@ def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLik
     return out
 
 
-def _fmt(value: Any, scale: float) -> str:
+def _fmt(value: Any, fmt: str) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
         return "-"
     if not np.isfinite(v):
         return "-"
-    return f"{v * scale:.1f}" if scale != 1 else f"{v:.3f}"
+    if fmt == "pct":
+        return f"{100.0 * v:.1f}"
+    return f"{v:.1f}" if fmt == "f1" else f"{v:.3f}"
 
 
 def comparison_table(summaries: Seq[dict[str, Any]]) -> str:
@@ -141,11 +145,11 @@ def comparison_table(summaries: Seq[dict[str, Any]]) -> str:
     protocol = protocols.pop()
     cols = _COLUMNS[protocol]
     primary = PRIMARY_SCORE[protocol]
-    items.sort(key=lambda s: -float(s["scores"].get(primary, float("-inf"))))
+    items.sort(key=lambda s: -float(s["scores"][primary]) if s["scores"].get(primary) is not None else np.inf)
     head = ["Tracker"] + [c[1] for c in cols] + ["FPS"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for s in items:
-        cells = [str(s["tracker"])] + [_fmt(s["scores"].get(k), sc) for k, _, sc in cols]
+        cells = [str(s["tracker"])] + [_fmt(s["scores"].get(k), f) for k, _, f in cols]
         fps = s.get("fps")
         cells.append(f"{fps:.1f}" if isinstance(fps, (int, float)) and np.isfinite(fps) else "-")
         lines.append("| " + " | ".join(cells) + " |")
@@ -191,12 +195,12 @@ def attribute_table(summaries: Seq[dict[str, Any]]) -> str:
     items = _check_summaries(summaries)
     breakdowns = [(s["tracker"], attribute_breakdown(s)) for s in items]
     groups = sorted({g for _, b in breakdowns for g in b}, key=lambda g: (g != "all", g))
-    scale = 1 if items[0]["protocol"] == "vot" else 100
+    fmt = "f3" if items[0]["protocol"] == "vot" else "pct"
     head = ["Attribute (sequences)"] + [t for t, _ in breakdowns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(breakdowns)) + "|"]
     for g in groups:
         count = max(int(b[g]["sequences"]) for _, b in breakdowns if g in b)
-        cells = [f"{g} ({count})"] + [_fmt(b[g]["score"], scale) if g in b else "-" for _, b in breakdowns]
+        cells = [f"{g} ({count})"] + [_fmt(b[g]["score"], fmt) if g in b else "-" for _, b in breakdowns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

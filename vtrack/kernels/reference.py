@@ -66,17 +66,25 @@ def logits(q: torch.Tensor, k: torch.Tensor, scale: float, fda: Optional[FDAPara
 
 
 def topk_select(s: torch.Tensor, topk: int, key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Bool [B,H,N,M]: the ``min(topk, valid)`` largest logits per row, ties toward the lower key index."""
+    """Bool [B,H,N,M]: the ``min(topk, valid)`` largest logits per row, ties toward the lower key index.
+
+    The K-th largest value ``t`` comes from ``torch.topk``; every logit above ``t`` is kept, and
+    among the logits equal to ``t`` the ones with the lowest key indices fill the remaining slots.
+    Masked logits are ``-inf`` and never kept.
+    """
     with torch.no_grad():
         m = s.shape[-1]
-        sel = torch.zeros(s.shape, dtype=torch.bool, device=s.device)
         if topk >= m:
-            sel.fill_(True)
+            sel = torch.ones(s.shape, dtype=torch.bool, device=s.device)
         else:
-            order = torch.sort(s.detach(), dim=-1, descending=True, stable=True).indices[..., :topk]
-            sel.scatter_(-1, order, True)
+            sd = s.detach()
+            thr = torch.topk(sd, topk, dim=-1, sorted=False).values.amin(-1, keepdim=True)
+            above = sd > thr
+            tie = sd == thr
+            room = topk - above.sum(-1, keepdim=True)
+            sel = above | (tie & (torch.cumsum(tie.to(torch.int32), -1) <= room))
         if key_padding_mask is not None:
-            sel &= ~key_padding_mask[:, None, None, :]
+            sel = sel & ~key_padding_mask[:, None, None, :]
     return sel
 
 

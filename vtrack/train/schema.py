@@ -53,7 +53,7 @@ class SamplerConfig:
     Pair mode: template and search frames at most ``max_gap`` frames apart (valid frames only);
     with probability ``negative_ratio`` the search frame comes from another sequence.
     Sequence mode (DuML): ``num_support`` support and ``num_query`` query frames within a window
-    of ``max_gap`` frames, in time order.
+    of ``max_gap`` frames, in time order (repeated when the window holds too few valid frames).
     """
 
     samples_per_epoch: int = 60000
@@ -206,7 +206,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     lr_scaling: LrScalingConfig = field(default_factory=LrScalingConfig)
     grad_clip: float | None = 0.1
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    amp: Literal["auto", "off", "bf16", "fp16"] | bool = "auto"
     compile: bool = False
     backend: str | None = None
     device: str = "auto"
@@ -221,6 +221,8 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.amp, bool):  # YAML 1.1 reads a bare `off`/`on` as a boolean
+            self.amp = "auto" if self.amp else "off"
         if self.epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {self.epochs}")
         if self.batch_size < 1:

@@ -57,6 +57,7 @@ class DuMLModelConfig:
 class DuMLTrackerConfig:
     """Inference options (the ``tracker`` config section)."""
 
+    search_size: int | None = None  # None: the model's; the paper uses 319 on NFS30/UAV123/LaSOT
     mu: float | None = None  # fusion weight of ONR; None: 0.8 for dual, 1 for onr-only, 0 for ofc-only
     score_voting: bool = True
     voting_eps: float = 0.01
@@ -107,6 +108,8 @@ def tracker_config(cfg: dict[str, Any]) -> DuMLTrackerConfig:
     tc = from_dict(DuMLTrackerConfig, cfg.get("tracker") or {}, "tracker")
     if tc.mu is not None and not 0.0 <= tc.mu <= 1.0:
         raise ValueError(f"tracker.mu: expected a float in [0, 1], got {tc.mu}")
+    if tc.search_size is not None and tc.search_size < 1:
+        raise ValueError(f"tracker.search_size: expected a positive int, got {tc.search_size}")
     if tc.memory_size < 1:
         raise ValueError(f"tracker.memory_size: expected >= 1, got {tc.memory_size}")
     allowed = {"identity", "fliplr", "blur", "rotate", "shift"}

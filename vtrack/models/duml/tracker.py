@@ -138,8 +138,8 @@ class DuMLTracker(Tracker):
         if mu < 1 and not model.use_ofc:
             raise ValueError(f"tracker.mu: model mode {mc.mode!r} has no OFC scores, so mu must be 1, got {mu}")
         self.mu = float(mu)
-        self.search_size = mc.search_size
-        self.template_size = mc.template_size
+        self.search_size = cfg.search_size or mc.search_size
+        self.template_size = mc.template_size  # fixes the target's size in the crop
 
     # ------------------------------------------------------------------ helpers
     def _search_side(self) -> float:
