@@ -12,6 +12,7 @@ from vtrack.models.layers.transformer import (MultiHeadAttention, TransformerDec
                                               sine_position_encoding)
 from vtrack.models.sparsett import (SparseTT, SparseTTCriterion, dense_labels, fuse_scores, score_map_points,
                                     siamfcpp_penalty)
+from vtrack.models.sparsett.bench import available_topk_backends
 
 TINY = {
     "name": "sparsett",
@@ -64,12 +65,9 @@ def _sparsett_style_topk(q, k, v, topk):
 # ----------------------------------------------------------------------------- layers
 def test_sparse_attention_matches_composite_and_reference():
     torch.manual_seed(0)
-    attn = MultiHeadAttention(32, 4, topk=5, backend="auto")
+    attn = MultiHeadAttention(32, 4, topk=5, backend="reference")
     x = torch.randn(2, 20, 32)
     out = attn(x, x, x)
-    ref_attn = MultiHeadAttention(32, 4, topk=5, backend="reference")
-    ref_attn.load_state_dict(attn.state_dict())
-    torch.testing.assert_close(out, ref_attn(x, x, x), atol=1e-5, rtol=1e-5)
     q, k, v = (attn._split(p(x)) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
     manual = _sparsett_style_topk(q, k, v, 5).transpose(1, 2).reshape(2, 20, 32)
     torch.testing.assert_close(out, attn.out_proj(manual), atol=1e-5, rtol=1e-5)
@@ -77,6 +75,27 @@ def test_sparse_attention_matches_composite_and_reference():
     dense = MultiHeadAttention(32, 4, topk=None)
     dense.load_state_dict(attn.state_dict())
     assert (dense(x, x, x) - out).abs().max() > 1e-3
+
+
+# fused backends at layer level (Triton only on a GPU: its interpreter is covered by the kernel tests)
+_FUSED = [b for b in available_topk_backends() if b != "reference" and (b != "triton" or torch.cuda.is_available())]
+
+
+@pytest.mark.parametrize("backend", _FUSED or [pytest.param("none", marks=pytest.mark.skip(reason="no fused backend"))])
+def test_topk_layer_backends_match_reference(backend):
+    torch.manual_seed(0)
+    ref = MultiHeadAttention(32, 4, topk=6, backend="reference")
+    fused = MultiHeadAttention(32, 4, topk=6, backend=backend)
+    fused.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 24, 32)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out = ref(x1, x1, x1), fused(x2, x2, x2)
+    torch.testing.assert_close(out, out_ref, atol=1e-4, rtol=1e-4)
+    out_ref.square().sum().backward()
+    out.square().sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad, atol=1e-4, rtol=1e-4)
+    for (name, p_ref), p in zip(ref.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-4, rtol=1e-4, msg=name)
 
 
 def test_topk_all_equals_dense_attention():
