@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 #include <limits>
 #include <vector>
 
@@ -165,41 +166,107 @@ struct Coefs {
   T a, b, dl;
 };
 
-// Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask).
+// Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask) and returns
+// their maximum; `nan` is set when a logit is NaN.
 template <typename T>
-inline void finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
-                          const bool* __restrict__ mrow, T* __restrict__ s, int64_t M) {
+inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
+                       const bool* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
+  T mx = neg_inf<T>();
+  int bad = 0;
   if (pb.fda) {
-#pragma omp simd
+#pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int64_t j = 0; j < M; ++j) {
       const T qk = s[j];
       const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
       const T rep = c.dl * d2;
-      s[j] = qk * sc + (c.a * fast_exp(-rep) - c.b * rep);
+      T x = qk * sc + (c.a * fast_exp(-rep) - c.b * rep);
+      bad |= (x != x);
+      x = (mrow != nullptr && mrow[j]) ? neg_inf<T>() : x;
+      s[j] = x;
+      mx = std::max(mx, x);
+    }
+  } else if (mrow != nullptr) {
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+    for (int64_t j = 0; j < M; ++j) {
+      T x = s[j] * sc;
+      bad |= (x != x);
+      x = mrow[j] ? neg_inf<T>() : x;
+      s[j] = x;
+      mx = std::max(mx, x);
     }
   } else {
-#pragma omp simd
-    for (int64_t j = 0; j < M; ++j) s[j] = s[j] * sc;
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+    for (int64_t j = 0; j < M; ++j) {
+      const T x = s[j] * sc;
+      bad |= (x != x);
+      s[j] = x;
+      mx = std::max(mx, x);
+    }
   }
-  if (mrow != nullptr) {
-#pragma omp simd
-    for (int64_t j = 0; j < M; ++j) s[j] = mrow[j] ? neg_inf<T>() : s[j];
-  }
+  nan = bad != 0;
+  return mx;
 }
 
-// Selects the min(K, valid) largest logits of a row, ties toward the lower key index. Writes the kept
-// indices in ascending order to `kept` and returns their count. Masked keys are -inf in `s` and
-// excluded through `mrow`. Uses a cheap lower bound (the smallest of K strided group maxima, below
-// which at least K logits lie above) to shortlist candidates, then nth_element on the shortlist.
+// Maps floats to integers with the same order (for bisection over representable values).
+template <typename T>
+struct OrderedKey;
+template <>
+struct OrderedKey<float> {
+  using type = int32_t;
+  static int32_t to(float x) {
+    int32_t b;
+    std::memcpy(&b, &x, sizeof(b));
+    return b >= 0 ? b : (b ^ 0x7fffffff);
+  }
+  static float from(int32_t k) {
+    const int32_t b = k >= 0 ? k : (k ^ 0x7fffffff);
+    float x;
+    std::memcpy(&x, &b, sizeof(x));
+    return x;
+  }
+};
+template <>
+struct OrderedKey<double> {
+  using type = int64_t;
+  static int64_t to(double x) {
+    int64_t b;
+    std::memcpy(&b, &x, sizeof(b));
+    return b >= 0 ? b : (b ^ 0x7fffffffffffffffLL);
+  }
+  static double from(int64_t k) {
+    const int64_t b = k >= 0 ? k : (k ^ 0x7fffffffffffffffLL);
+    double x;
+    std::memcpy(&x, &b, sizeof(x));
+    return x;
+  }
+};
+
+template <typename T>
+inline int64_t count_ge(const T* __restrict__ s, int64_t M, T t) {
+  int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+  for (int64_t j = 0; j < M; ++j) c += s[j] >= t;
+  return c;
+}
+
+// Selects the min(K, valid) largest logits of a row (NaN-free, masked keys are -inf and excluded through
+// `mrow`), ties toward the lower key index. Writes the kept indices in ascending order to `kept` (room
+// for M entries) and returns their count.
+//
+// The K-th largest value tau is found by bisection on the value with vectorised counting, started
+// from a lower bound: the smallest of K strided group maxima (each of the K groups holds a logit at
+// least that large, so at least K logits are >= it). Then every logit > tau is kept, plus the
+// lowest-index logits equal to tau until K are kept.
 template <typename T>
 int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int64_t M, int64_t K, int64_t nvalid,
-                    int32_t* __restrict__ kept, std::vector<T>& gmax, std::vector<T>& cval, std::vector<int32_t>& cidx,
-                    std::vector<T>& work) {
+                    T row_max, int32_t* __restrict__ kept, std::vector<T>& gmax) {
   if (K >= nvalid) {
     int64_t c = 0;
-    for (int64_t j = 0; j < M; ++j)
-      if (mrow == nullptr || !mrow[j]) kept[c++] = static_cast<int32_t>(j);
+    for (int64_t j = 0; j < M; ++j) {
+      kept[c] = static_cast<int32_t>(j);
+      c += (mrow == nullptr || !mrow[j]);
+    }
     return c;
   }
   gmax.assign(static_cast<size_t>(K), neg_inf<T>());
@@ -208,45 +275,53 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
     const int64_t len = std::min(K, M - base);
     const T* __restrict__ sb = s + base;
 #pragma omp simd
-    for (int64_t t = 0; t < len; ++t) g[t] = sb[t] > g[t] ? sb[t] : g[t];
+    for (int64_t t = 0; t < len; ++t) g[t] = std::max(g[t], sb[t]);
   }
-  T lb = g[0];
-  for (int64_t t = 1; t < K; ++t) lb = g[t] < lb ? g[t] : lb;
-  cval.clear();
-  cidx.clear();
+  T lo = std::numeric_limits<T>::max();
+#pragma omp simd reduction(min : lo)
+  for (int64_t t = 0; t < K; ++t) lo = std::min(lo, g[t]);
+  lo = std::max(lo, std::numeric_limits<T>::lowest());  // masked keys are -inf: count valid ones only
+  // Bisection on the order-preserving integer image of the floats: at most 32 (64) steps.
+  // Invariant: count_ge(lo) >= K > count_ge(hi).
+  using Key = typename OrderedKey<T>::type;
+  using UKey = std::make_unsigned_t<Key>;
+  Key klo = OrderedKey<T>::to(lo);
+  Key khi = OrderedKey<T>::to(std::nextafter(row_max, std::numeric_limits<T>::infinity()));
+  while (klo < khi && static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) > 1) {
+    const Key kmid = static_cast<Key>(static_cast<UKey>(klo) +
+                                      static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) / 2);
+    const int64_t c = count_ge(s, M, OrderedKey<T>::from(kmid));
+    if (c >= K) {
+      klo = kmid;
+      if (c == K) break;
+    } else {
+      khi = kmid;
+    }
+  }
+  lo = OrderedKey<T>::from(klo);
+  // tau: the smallest logit >= lo, i.e. the K-th largest.
+  T tau = std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(min : tau)
+  for (int64_t j = 0; j < M; ++j) tau = s[j] >= lo ? std::min(tau, s[j]) : tau;
+  int64_t n_gt = 0, n_eq = 0;
+#pragma omp simd reduction(+ : n_gt, n_eq)
   for (int64_t j = 0; j < M; ++j) {
-    if (s[j] >= lb && (mrow == nullptr || !mrow[j])) {
-      cval.push_back(s[j]);
-      cidx.push_back(static_cast<int32_t>(j));
-    }
+    n_gt += s[j] > tau;
+    n_eq += s[j] == tau;
   }
-  const int64_t nc = static_cast<int64_t>(cval.size());
-  if (nc <= K) {  // only reachable with NaN/inf logits: keep what compares
-    for (int64_t t = 0; t < nc; ++t) kept[t] = cidx[t];
-    return nc;
-  }
-  work.assign(cval.begin(), cval.end());
-  std::nth_element(work.begin(), work.begin() + (K - 1), work.end(), std::greater<T>());
-  const T tau = work[K - 1];
-  int64_t n_gt = 0;
-  for (int64_t t = 0; t < nc; ++t) n_gt += cval[t] > tau;
-  int64_t need_eq = K - n_gt, c = 0;
-  for (int64_t t = 0; t < nc && c < K; ++t) {
-    if (cval[t] > tau) {
-      kept[c++] = cidx[t];
-    } else if (cval[t] == tau && need_eq > 0) {
-      kept[c++] = cidx[t];
-      --need_eq;
+  int64_t c = 0;
+  if (n_gt + n_eq <= K) {  // no surplus ties: keep every logit >= tau (branch-free compaction)
+    for (int64_t j = 0; j < M; ++j) {
+      kept[c] = static_cast<int32_t>(j);
+      c += s[j] >= tau;
     }
+    return std::min(c, K);
+  }
+  int64_t need_eq = K - n_gt;
+  for (int64_t j = 0; j < M && c < K; ++j) {
+    if (s[j] > tau || (s[j] == tau && need_eq-- > 0)) kept[c++] = static_cast<int32_t>(j);
   }
   return c;
-}
-
-template <typename T>
-inline bool has_nan(const T* s, int64_t M) {
-  bool bad = false;
-  for (int64_t j = 0; j < M; ++j) bad |= (s[j] != s[j]);
-  return bad;
 }
 
 int num_threads() { return std::max(1, at::get_num_threads()); }
@@ -269,8 +344,8 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<T> S(static_cast<size_t>(kBlockQ * M)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
-    std::vector<T> gmax, cval, work, pe(static_cast<size_t>(std::max<int64_t>(K, 1)));
-    std::vector<int32_t> cidx, kept(static_cast<size_t>(std::max<int64_t>(K, 1)));
+    std::vector<T> gmax, pe(static_cast<size_t>(M));
+    std::vector<int32_t> kept(static_cast<size_t>(M));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntask; ++task) {
       const int64_t bh = task / nqb, qb = task % nqb, b = bh / H, h = bh % H;
@@ -287,14 +362,16 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         for (int64_t r = 0; r < nr; ++r) qn[r] = dot(Q + r * D, Q + r * D, D);
       }
       gemm<T>(false, true, nr, M, D, Q, D, Kp, D, T(0), S.data(), M, use_blas, tmp);
-      bool dense_rows = false;
+      // Top-K rows use sparse gathers for P.V when few keys are kept, else the dense block product.
+      const bool sparse = pb.topk > 0 && 4 * K <= M;
       for (int64_t r = 0; r < nr; ++r) {
         const int64_t i = i0 + r;
         T* __restrict__ s = S.data() + r * M;
         T* __restrict__ o = O + r * D;
-        finish_logits<T>(pb, c, qn[r], kn.data(), mrow, s, M);
+        bool nan = false;
+        const T rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow, s, M, nan);
         T* lrow = lse + bh * N + i;
-        if (has_nan(s, M)) {  // NaN inputs propagate to this row (documented), nothing is selected
+        if (nan) {  // NaN inputs propagate to this row (documented), nothing is selected
           std::fill(o, o + D, std::numeric_limits<T>::quiet_NaN());
           *lrow = std::numeric_limits<T>::quiet_NaN();
           if (pb.topk > 0) std::fill(index + (bh * N + i) * K, index + (bh * N + i + 1) * K, -1);
@@ -302,55 +379,53 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
           inv[r] = 0;
           continue;
         }
+        if (rmax == neg_inf<T>()) {  // no valid key: zero row (lse = +inf marks it)
+          std::fill(o, o + D, T(0));
+          std::fill(s, s + M, T(0));
+          if (pb.topk > 0) std::fill(index + (bh * N + i) * K, index + (bh * N + i + 1) * K, -1);
+          *lrow = inf;
+          inv[r] = 0;
+          continue;
+        }
         if (pb.topk > 0) {
-          const int64_t nk = select_topk<T>(s, mrow, M, K, pb.nvalid[b], kept.data(), gmax, cval, cidx, work);
+          const int64_t nk = select_topk<T>(s, mrow, M, K, pb.nvalid[b], rmax, kept.data(), gmax);
           int32_t* irow = index + (bh * N + i) * K;
           std::copy(kept.data(), kept.data() + nk, irow);
           std::fill(irow + nk, irow + K, -1);
-          T mx = neg_inf<T>();
-          for (int64_t t = 0; t < nk; ++t) mx = std::max(mx, s[kept[t]]);
-          std::fill(o, o + D, T(0));
-          if (nk == 0 || mx == neg_inf<T>()) {
-            *lrow = inf;
-            if (nT > 0) std::fill(s, s + M, T(0));
-            continue;
-          }
           T sum = 0;
           T* __restrict__ e = pe.data();
           for (int64_t t = 0; t < nk; ++t) {
-            e[t] = fast_exp(s[kept[t]] - mx);
+            e[t] = fast_exp(s[kept[t]] - rmax);
             sum += e[t];
           }
           const T isum = T(1) / sum;
-          for (int64_t t = 0; t < nk; ++t) axpy(e[t] * isum, V + int64_t(kept[t]) * D, o, D);
-          *lrow = mx + std::log(sum);
-          if (nT > 0) {  // keep the sparse probabilities for the CE rows
+          *lrow = rmax + std::log(sum);
+          if (sparse) {
+            std::fill(o, o + D, T(0));
+            for (int64_t t = 0; t < nk; ++t) axpy(e[t] * isum, V + int64_t(kept[t]) * D, o, D);
+            inv[r] = T(1);
+            if (nT > 0) {  // normalised sparse probabilities for the CE rows
+              std::fill(s, s + M, T(0));
+              for (int64_t t = 0; t < nk; ++t) s[kept[t]] = e[t] * isum;
+            }
+          } else {
             std::fill(s, s + M, T(0));
-            for (int64_t t = 0; t < nk; ++t) s[kept[t]] = e[t] * isum;
+            for (int64_t t = 0; t < nk; ++t) s[kept[t]] = e[t];
+            inv[r] = isum;
           }
         } else {
-          dense_rows = true;
-          T mx = neg_inf<T>();
-#pragma omp simd reduction(max : mx)
-          for (int64_t j = 0; j < M; ++j) mx = std::max(mx, s[j]);
-          if (mx == neg_inf<T>()) {  // no valid key: zero row
-            std::fill(s, s + M, T(0));
-            *lrow = inf;
-            inv[r] = 0;
-            continue;
-          }
           T sum = 0;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < M; ++j) {
-            const T e = fast_exp(s[j] - mx);
+            const T e = fast_exp(s[j] - rmax);
             s[j] = e;
             sum += e;
           }
           inv[r] = T(1) / sum;
-          *lrow = mx + std::log(sum);
+          *lrow = rmax + std::log(sum);
         }
       }
-      if (dense_rows) {
+      if (!sparse) {
         gemm<T>(false, false, nr, D, M, S.data(), M, V, D, T(0), O, D, use_blas, tmp);
         for (int64_t r = 0; r < nr; ++r) {
           T* __restrict__ o = O + r * D;
@@ -363,7 +438,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
       if (nT > 0) {
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = i0 + r;
-          const T f = pb.topk > 0 ? T(1) : inv[r];
+          const T f = inv[r];
           const T* s = S.data() + r * M + pb.num_template;
           for (int64_t t = 0; t < nT; ++t) {
             if (pb.template_rows[t] != i) continue;
@@ -389,8 +464,10 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
 
 #pragma omp parallel num_threads(num_threads())
   {
+    const bool sparse = pb.topk > 0 && 4 * K <= M;
     std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQ), rowH(kBlockQ);
-    if (pb.topk == 0) {
+    std::vector<char> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: true for keys not kept
+    if (!sparse) {
       S.resize(static_cast<size_t>(kBlockQ * M));
       dP.resize(static_cast<size_t>(kBlockQ * M));
     }
@@ -417,7 +494,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
         const T* L = lse + bh * N + i0;
         T* dQ = dq + (bh * N + i0) * D;
         for (int64_t r = 0; r < nr; ++r) Di[r] = dot(dO + r * D, out + (bh * N + i0 + r) * D, D);
-        if (pb.topk > 0) {
+        if (sparse) {
           for (int64_t r = 0; r < nr; ++r) {
             const T* qi = Q + r * D;
             const T* doi = dO + r * D;
@@ -466,6 +543,14 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           T* __restrict__ s = S.data() + r * M;
           T* __restrict__ dp = dP.data() + r * M;
           const T li = L[r], di = Di[r];
+          const bool* ign = mrow;
+          if (pb.topk > 0) {
+            std::fill(ignore.begin(), ignore.end(), char(1));
+            const int32_t* irow = index + (bh * N + i0 + r) * K;
+            for (int64_t t = 0; t < K; ++t)
+              if (irow[t] >= 0 && irow[t] < M) ignore[irow[t]] = 0;
+            ign = reinterpret_cast<const bool*>(ignore.data());
+          }
           if (pb.fda) {
             const T qn = dot(Q + r * D, Q + r * D, D);
             T rh = 0, sa = 0, sb = 0, sd = 0;
@@ -476,7 +561,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
               const T d2 = std::max(d2raw, T(0));
               const T e = fast_exp(-c.dl * d2);
               const T logit = qk * sc + c.a * e - c.b * c.dl * d2;
-              const bool masked = mrow != nullptr && mrow[j];
+              const bool masked = ign != nullptr && ign[j];
               const T p = masked ? T(0) : fast_exp(logit - li);
               const T ds = p * (dp[j] - di);
               const T hterm = d2raw >= T(0) ? ds * (-c.dl * (c.a * e + c.b)) : T(0);
@@ -495,7 +580,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           } else {
 #pragma omp simd
             for (int64_t j = 0; j < M; ++j) {
-              const bool masked = mrow != nullptr && mrow[j];
+              const bool masked = ign != nullptr && ign[j];
               const T p = masked ? T(0) : fast_exp(s[j] * sc - li);
               s[j] = p;
               dp[j] = p * (dp[j] - di) * sc;

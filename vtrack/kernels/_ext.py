@@ -81,9 +81,14 @@ def openmp_flags() -> list[str]:
     return []
 
 
+def std_flags() -> list[str]:
+    """-std=c++20 (what torch's headers are written for) when the compiler takes it, else -std=c++17."""
+    return ["-std=c++20"] if compiler_accepts(("-std=c++20",)) else ["-std=c++17"]
+
+
 def cpu_compile_flags() -> list[str]:
-    """C++ flags of the CPU kernels (torch adds its -std): -O3, OpenMP and the -march flag chosen at build time."""
-    return ["-O3", "-fno-math-errno", *openmp_flags(), *march_flags()]
+    """C++ flags of the CPU kernels: -O3, the C++ standard, OpenMP and the -march flag chosen at build time."""
+    return ["-O3", *std_flags(), "-fno-math-errno", *openmp_flags(), *march_flags()]
 
 
 def cpu_link_flags() -> list[str]:
