@@ -197,6 +197,21 @@ def load() -> bool:
         return False
 
 
+def fast_load() -> bool:
+    """Only the cheap attempt: ``import vtrack._C`` (no JIT build, no warning). True when the ops exist.
+
+    A failure leaves :func:`load` free to try the JIT build later.
+    """
+    with _State.lock:
+        if _State.tried:
+            return _State.error is None
+        if ops_registered() or (_try_import() is None and ops_registered()):
+            _State.tried = True
+            _State.loaded_from = "vtrack._C"
+            return True
+    return False
+
+
 def unavailable_reason() -> Optional[str]:
     """None when the extension is loaded (loading it if needed), else why it is not."""
     return None if load() else _State.error
@@ -217,5 +232,5 @@ def cuda_kernels_built() -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA")
 
 
-__all__ = ["load", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
+__all__ = ["load", "fast_load", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
            "cpu_link_flags", "nvcc_flags", "cuda_build_possible", "compiler_accepts", "ops_registered"]
