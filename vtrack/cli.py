@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "bench": "vtrack.bench",
     "train": "vtrack.train.commands",
     "demo": "vtrack.demo",
+    "search": "vtrack.models.vlt.commands",
 }
 
 

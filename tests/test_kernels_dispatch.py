@@ -1,0 +1,63 @@
+"""Dispatcher: priority order, auto selection, explicit-backend errors, registration API."""
+import pytest
+import torch
+
+import vtrack.kernels as K
+
+
+class _Fake:
+    def __init__(self, name, reasons=()):
+        self.name = name
+        self.reasons = list(reasons)
+        self.calls = 0
+
+    def not_supported_reasons(self, inputs):
+        return list(self.reasons)
+
+    def run(self, inputs):
+        self.calls += 1
+        return K.get_backend("reference").run(inputs)
+
+
+@pytest.fixture
+def qkv():
+    return [torch.randn(1, 2, 5, 4) for _ in range(3)]
+
+
+def test_reference_registered_and_auto_works(qkv):
+    assert "reference" in K.registered_backends()
+    assert K.available_backends(device="cpu")[-1] == "reference" or "reference" in K.available_backends()
+    out = K.topk_attention(*qkv, 2)
+    assert out.shape == (1, 2, 5, 4)
+
+
+def test_priority_and_reasons(qkv):
+    fast, broken = _Fake("fake_fast"), _Fake("fake_broken", ["needs CUDA tensors", "head dim must be 64"])
+    K.register_backend(fast, priority={"cpu": 50, "default": -1})
+    K.register_backend(broken, priority=100)
+    try:
+        assert K.registered_backends("cpu")[:2] == ["fake_broken", "fake_fast"]
+        assert K.registered_backends("cuda").index("fake_fast") > K.registered_backends("cuda").index("reference")
+        K.topk_attention(*qkv, 2)
+        assert fast.calls == 1  # auto skipped the broken one
+        inputs = K.build_inputs(*qkv, topk=2)
+        assert K.available_backends(inputs)[:1] == ["fake_fast"]
+        with pytest.raises(ValueError, match="needs CUDA tensors") as exc:
+            K.topk_attention(*qkv, 2, backend="fake_broken")
+        assert "head dim must be 64" in str(exc.value)
+        with pytest.raises(ValueError, match="already registered"):
+            K.register_backend(_Fake("fake_fast"))
+        K.register_backend(_Fake("fake_fast"), priority=1, replace=True)
+    finally:
+        K.unregister_backend("fake_fast")
+        K.unregister_backend("fake_broken")
+    assert "fake_fast" not in K.registered_backends()
+
+
+def test_register_validates():
+    with pytest.raises(TypeError, match="backend"):
+        K.register_backend(object())
+    with pytest.raises(ValueError, match="auto"):
+        K.register_backend(_Fake("auto"))
+    with pytest.raises(TypeError, match="backend: expected a backend name"):
+        K.topk_attention(*[torch.randn(1, 1, 2, 4)] * 3, 1, backend=None)

@@ -1,0 +1,153 @@
+"""Crops, box mapping, clipping and windows against hand-computed values."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vtrack.tracking.crops import box_from_crop, box_to_crop, clip_box, crop_side, sample_target
+from vtrack.tracking.windows import cosine_window, hann_window
+
+
+def _ramp(h=10, w=10):
+    """Image whose channels hold the column index, the row index and a constant 7."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.arange(w)[None, :]
+    img[..., 1] = np.arange(h)[:, None]
+    img[..., 2] = 7
+    return img
+
+
+def test_crop_side_modes():
+    assert crop_side((0, 0, 4, 9), 2.0) == pytest.approx(12.0)  # sqrt(36) * 2
+    # siamfc: p = (4 + 8) / 2 = 6 -> sqrt(10 * 14) * 1
+    assert crop_side((5, 5, 4, 8), 1.0, mode="siamfc") == pytest.approx(math.sqrt(140))
+    assert crop_side((5, 5, 4, 8), 255 / 127, mode="siamfc") == pytest.approx(math.sqrt(140) * 255 / 127)
+    with pytest.raises(ValueError, match="mode"):
+        crop_side((0, 0, 4, 4), 2.0, mode="bogus")
+    with pytest.raises(ValueError, match="factor"):
+        crop_side((0, 0, 4, 4), 0.0)
+    with pytest.raises(ValueError, match="box_xywh"):
+        crop_side((0, 0, -1, 4), 2.0)
+    with pytest.raises(ValueError, match="box_xywh"):
+        crop_side((0, 0, 4), 2.0)
+
+
+def test_sample_target_identity_crop():
+    img = _ramp()
+    patch, r, crop = sample_target(img, (2, 3, 4, 4), 1.0, 4)
+    assert r == 1.0
+    np.testing.assert_allclose(crop, [2, 3, 4, 4])
+    np.testing.assert_array_equal(patch, img[3:7, 2:6])
+    assert patch.dtype == np.uint8 and patch.shape == (4, 4, 3)
+
+
+def test_sample_target_downscale_averages_pixel_pairs():
+    img = _ramp() * 2  # column value 2j: the mean of two neighbours is an exact integer
+    # box (3,3,4,4), factor 2 -> crop (1,1,8,8); output 4 -> r = 0.5: each output pixel centre
+    # falls between source pixels 1+2u and 2+2u -> linear interpolation gives their mean.
+    patch, r, crop = sample_target(img, (3, 3, 4, 4), 2.0, 4)
+    assert r == 0.5
+    np.testing.assert_allclose(crop, [1, 1, 8, 8])
+    expected = [(2 * (1 + 2 * u) + 2 * (2 + 2 * u)) // 2 for u in range(4)]  # 3, 7, 11, 15
+    assert expected == [3, 7, 11, 15]
+    np.testing.assert_array_equal(patch[..., 0], np.tile(expected, (4, 1)))
+    np.testing.assert_array_equal(patch[..., 1], np.tile(expected, (4, 1)).T)
+
+
+def test_sample_target_pads_with_mean_colour():
+    img = _ramp()
+    mean = img.reshape(-1, 3).mean(0)  # (4.5, 4.5, 7)
+    # crop (-2,-2,8,8) at scale 1: first two rows/cols outside the image
+    patch, r, crop = sample_target(img, (0, 0, 4, 4), 2.0, 8)
+    np.testing.assert_allclose(crop, [-2, -2, 8, 8])
+    np.testing.assert_allclose(patch[0, 0], np.round(mean), atol=0.51)
+    np.testing.assert_allclose(patch[1, 5], np.round(mean), atol=0.51)
+    np.testing.assert_array_equal(patch[2:, 2:], img[0:6, 0:6])
+    zero, _, _ = sample_target(img, (0, 0, 4, 4), 2.0, 8, pad="zero")
+    assert zero[0, 0].tolist() == [0, 0, 0]
+    rep, _, _ = sample_target(img, (0, 0, 4, 4), 2.0, 8, pad="replicate")
+    assert rep[0, 0].tolist() == img[0, 0].tolist()
+    col, _, _ = sample_target(img, (0, 0, 4, 4), 2.0, 8, pad=(1, 2, 3))
+    assert col[0, 0].tolist() == [1, 2, 3]
+
+
+def test_sample_target_center_and_siamfc_mode():
+    img = _ramp(20, 20)
+    patch, r, crop = sample_target(img, (0, 0, 2, 2), 2.0, 4, center=(10, 12))
+    np.testing.assert_allclose(crop, [8, 10, 4, 4])
+    np.testing.assert_array_equal(patch, img[10:14, 8:12])
+    # siamfc: w=h=2 -> p=2 -> side sqrt(16) = 4
+    _, r2, crop2 = sample_target(img, (8, 8, 2, 2), 1.0, 8, mode="siamfc")
+    np.testing.assert_allclose(crop2, [7, 7, 4, 4])
+    assert r2 == 2.0
+
+
+def test_sample_target_validates():
+    img = _ramp()
+    with pytest.raises(TypeError, match="output_size"):
+        sample_target(img, (0, 0, 4, 4), 2.0, 4.5)
+    with pytest.raises(ValueError, match="output_size"):
+        sample_target(img, (0, 0, 4, 4), 2.0, 0)
+    with pytest.raises(TypeError, match="image"):
+        sample_target(img.astype(np.float32), (0, 0, 4, 4), 2.0, 4)
+    with pytest.raises(ValueError, match="pad"):
+        sample_target(img, (0, 0, 4, 4), 2.0, 4, pad="reflect")
+    with pytest.raises(ValueError, match="box_xywh"):
+        sample_target(img, (0, 0, np.nan, 4), 2.0, 4)
+
+
+def test_box_mapping_roundtrip_and_values():
+    crop = (10.0, 20.0, 50.0, 50.0)
+    box = np.array([20.0, 30.0, 10.0, 5.0])
+    inside = box_to_crop(box, crop, 100)  # scale 2
+    np.testing.assert_allclose(inside, [20, 20, 20, 10])
+    np.testing.assert_allclose(box_from_crop(inside, crop, 100), box)
+    batch = np.stack([box, box + 1])
+    np.testing.assert_allclose(box_from_crop(box_to_crop(batch, crop, 100), crop, 100), batch)
+    with pytest.raises(ValueError, match="crop_box_xywh"):
+        box_to_crop(box, (0, 0, 0, 10), 100)
+
+
+def test_mapping_matches_crop_pixels():
+    """A box drawn in the image lands where box_to_crop says in the patch."""
+    img = np.zeros((100, 120, 3), np.uint8)
+    img[40:60, 50:80] = 255  # box (50, 40, 30, 20)
+    patch, _, crop = sample_target(img, (50, 40, 30, 20), 2.0, 98, pad="zero")
+    bx = box_to_crop((50, 40, 30, 20), crop, 98)
+    ys, xs = np.nonzero(patch[..., 0] > 127)
+    assert xs.min() == pytest.approx(bx[0], abs=1) and xs.max() + 1 == pytest.approx(bx[0] + bx[2], abs=1)
+    assert ys.min() == pytest.approx(bx[1], abs=1) and ys.max() + 1 == pytest.approx(bx[1] + bx[3], abs=1)
+
+
+def test_clip_box():
+    np.testing.assert_allclose(clip_box((-5, -5, 20, 20), 10, 8), [0, 0, 10, 8])
+    np.testing.assert_allclose(clip_box((2, 3, 4, 2), 10, 8), [2, 3, 4, 2])
+    # fully outside on the right: kept as a min_size box at the border
+    np.testing.assert_allclose(clip_box((15, 2, 4, 2), 10, 8), [9, 2, 1, 2])
+    np.testing.assert_allclose(clip_box((15, 2, 4, 2), 10, 8, min_size=2), [8, 2, 2, 2])
+    with pytest.raises(ValueError, match="min_size"):
+        clip_box((0, 0, 1, 1), 10, 8, min_size=9)
+    with pytest.raises(ValueError, match="width"):
+        clip_box((0, 0, 1, 1), 0, 8)
+
+
+def test_hann_window_values():
+    w = hann_window(3, 5)
+    assert w.shape == (3, 5) and w.dtype == torch.get_default_dtype()
+    h3 = torch.tensor([0.5 * (1 - math.cos(2 * math.pi * k / 4)) for k in (1, 2, 3)])  # 0.5, 1, 0.5
+    h5 = torch.tensor([0.5 * (1 - math.cos(2 * math.pi * k / 6)) for k in range(1, 6)])
+    torch.testing.assert_close(w, torch.outer(h3, h5))
+    torch.testing.assert_close(h3, torch.tensor([0.5, 1.0, 0.5]))
+    assert hann_window(4, 4, dtype=torch.float64).dtype == torch.float64
+    with pytest.raises(ValueError, match="h"):
+        hann_window(0, 3)
+
+
+def test_cosine_window_values():
+    w = cosine_window(3, 5)
+    np.testing.assert_allclose(w, np.outer([0, 1, 0], [0, 0.5, 1, 0.5, 0]), atol=1e-12)
+    assert cosine_window(1, 1).tolist() == [[1.0]]
+    assert cosine_window(4, 4, dtype=np.float32).dtype == np.float32
+    with pytest.raises(TypeError, match="w"):
+        cosine_window(3, 2.0)

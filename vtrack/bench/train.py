@@ -1,0 +1,313 @@
+"""Training step-time benchmark: one tracker config, every kernel backend, same batch.
+
+A step is what :func:`vtrack.train.trainer.train` runs per batch: forward, criterion, backward,
+gradient clipping and the AdamW update (under the config's AMP setting on CUDA). The batch is
+built once by the real processing pipeline (:class:`vtrack.train.processing.Processor`, with the
+family's crops and label generators) from generated frames, so the numbers measure the model
+and the kernels, not image decoding. Weights are random: speed does not depend on them.
+
+Per backend it reports the median milliseconds per step (after warm-up steps), samples per second
+and the peak memory of one step (CUDA: ``max_memory_allocated`` above the memory held before the
+step; CPU: live tensor bytes as counted by :mod:`vtrack.bench.common` when available).
+
+``vtrack bench train --config configs/ostrack/ostrack_tiny.yaml --batch-size 8`` or
+``python benchmarks/train.py ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "configs/ostrack/ostrack_tiny.yaml"
+
+__all__ = ["TrainStepResult", "make_batch", "bench_train_step", "run_benchmark", "add_arguments", "run_from_args",
+           "main"]
+
+
+@dataclass
+class TrainStepResult:
+    """One benchmark row."""
+
+    config: str
+    family: str
+    backend: str
+    device: str
+    amp: str
+    batch_size: int
+    steps: int
+    ms_per_step: float
+    min_ms: float
+    samples_per_s: float
+    peak_mem_mb: float | None
+
+
+def _synthetic_sequences(folder: Path, n_seq: int = 2, n_frames: int = 4, size: tuple[int, int] = (240, 320)):
+    """Short sequences of a textured target drifting over noise, written as PNG."""
+    import cv2
+
+    from vtrack.data.sequence import Sequence
+
+    rng = np.random.default_rng(0)
+    h, w = size
+    seqs = []
+    for s in range(n_seq):
+        frames, boxes = [], []
+        for f in range(n_frames):
+            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            x, y, bw, bh = 100 + 4 * f + 10 * s, 80 + 3 * f, 60, 48
+            img[y:y + bh, x:x + bw] = (220, 60 + 50 * s, 40)
+            path = folder / f"s{s}_{f}.png"
+            cv2.imwrite(str(path), img[:, :, ::-1])
+            frames.append(str(path))
+            boxes.append((x, y, bw, bh))
+        seqs.append(Sequence(f"bench{s}", frames, np.asarray(boxes, float), language="a red box"))
+    return seqs
+
+
+def make_batch(cfg: dict[str, Any], batch_size: int, seed: int = 0) -> dict[str, Any]:
+    """One collated training batch for ``cfg`` through the family's processing config."""
+    from torch.utils.data import default_collate
+
+    from vtrack.config import from_dict
+    from vtrack.models.registry import get_family
+    from vtrack.train.processing import Processor
+    from vtrack.train.samplers import TrackingSampler
+    from vtrack.train.schema import AugmentConfig, ProcessingConfig, SamplerConfig
+    from vtrack.train.trainer import _deep_merge
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    fam = get_family(cfg["model"]["name"])
+    over = (cfg.get("data") or {}).get("processing") or {}
+    pcfg = from_dict(ProcessingConfig, _deep_merge(dict(fam.processing_config(cfg)), over), "data.processing")
+    scfg = from_dict(SamplerConfig, pcfg.sampler, "processing.sampler")
+    proc = Processor(pcfg, AugmentConfig())
+    with tempfile.TemporaryDirectory() as tmp:
+        seqs = _synthetic_sequences(Path(tmp))
+        sampler = TrackingSampler([seqs], mode=pcfg.sample_mode, samples_per_epoch=batch_size, max_gap=3,
+                                  num_support=scfg.num_support, num_query=scfg.num_query, seed=seed)
+        items = []
+        for i in range(batch_size):
+            rng = sampler.rng(0, i)
+            items.append(proc(sampler.sample(0, i, rng), sampler, rng))
+    return default_collate(items)
+
+
+def _peak_fn() -> Callable[..., int] | None:
+    try:
+        from vtrack.bench.common import peak_memory_bytes
+    except ImportError:
+        return None
+    return peak_memory_bytes
+
+
+def bench_train_step(
+    cfg: dict[str, Any],
+    *,
+    backend: str,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    steps: int = 10,
+    warmup: int = 3,
+    amp: str | None = None,
+    batch: dict[str, Any] | None = None,
+    name: str = "",
+    measure_memory: bool = True,
+) -> TrainStepResult:
+    """Time ``steps`` training steps (after ``warmup``) of the config's model with kernel ``backend``.
+
+    Args:
+        cfg: full config (``model`` section required; ``train`` gives lr, grad_clip and amp).
+        backend: kernel backend set through ``model.set_backend``.
+        device: torch device.
+        batch_size, steps, warmup: batch size, timed steps, untimed steps.
+        amp: ``"off"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (default: the config's ``train.amp``).
+        batch: a batch from :func:`make_batch` (built when None).
+        name: label of the config in the result.
+        measure_memory: also run one step under the peak-memory counter.
+    """
+    from vtrack.config import from_dict
+    from vtrack.models.registry import get_family
+    from vtrack.train.schema import TrainConfig
+    from vtrack.train.trainer import _amp_dtype, _to_device, build_param_groups
+
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps/warmup: expected steps >= 1 and warmup >= 0, got {steps}, {warmup}")
+    dev = torch.device(device)
+    tcfg = from_dict(TrainConfig, {"epochs": 1, "batch_size": batch_size, **{k: v for k, v in (cfg.get("train") or {}).items()
+                                                                          if k not in ("epochs", "batch_size")}},
+                     "train")
+    amp_name = amp if amp is not None else tcfg.amp
+    amp_dtype = _amp_dtype(amp_name, dev)
+    fam = get_family(cfg["model"]["name"])
+    torch.manual_seed(0)
+    model = fam.build_model(cfg["model"])
+    setter = getattr(model, "set_backend", None)
+    if not callable(setter):
+        raise ValueError(f"backend: model {type(model).__name__} has no set_backend(); cannot switch kernels")
+    setter(backend)
+    model.to(dev).train()
+    criterion = fam.build_criterion(cfg)
+    if isinstance(criterion, torch.nn.Module):
+        criterion.to(dev)
+    opt = torch.optim.AdamW(build_param_groups(model, tcfg.lr, tcfg.weight_decay, tcfg.backbone_prefix,
+                                               tcfg.backbone_lr_mult), lr=tcfg.lr)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
+    if batch is None:
+        batch = make_batch(cfg, batch_size)
+    batch = _to_device(batch, dev)
+
+    def step() -> None:
+        ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+        with ctx:
+            loss, _ = criterion(model(batch), batch)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if tcfg.grad_clip is not None:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        sync()
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = None
+    if measure_memory:
+        fn = _peak_fn()
+        if fn is not None:
+            peak = fn(step, device=dev) / 2**20
+        elif dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            step()
+            sync()
+            peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+    med = statistics.median(times)
+    return TrainStepResult(
+        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, device=str(dev),
+        amp=str(amp_name) if amp_dtype is not None else "off", batch_size=batch_size, steps=steps,
+        ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
+    )
+
+
+def _default_backends(device: torch.device) -> list[str]:
+    try:
+        from vtrack.bench.trackers import fused_backends
+
+        return ["reference"] + fused_backends(device)
+    except Exception as err:  # kernels not importable: compare nothing but the reference
+        log.warning("fused backends unavailable (%s): benchmarking the reference backend only", err)
+        return ["reference"]
+
+
+def run_benchmark(
+    config: str | os.PathLike = DEFAULT_CONFIG,
+    *,
+    backends: Iterable[str] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    steps: int = 10,
+    warmup: int = 3,
+    amp: str | None = None,
+    overrides: list[str] | None = None,
+) -> list[TrainStepResult]:
+    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch."""
+    from vtrack.config import load_config
+
+    cfg = load_config(config, overrides)
+    if "model" not in cfg or "name" not in (cfg["model"] or {}):
+        raise ValueError(f"config: {config} has no model.name")
+    dev = torch.device(device)
+    names = list(backends) if backends is not None else _default_backends(dev)
+    batch = make_batch(cfg, batch_size)
+    rows = []
+    for backend in names:
+        log.info("benchmarking %s, backend %s, batch %d on %s", config, backend, batch_size, dev)
+        rows.append(bench_train_step(copy.deepcopy(cfg), backend=backend, device=dev, batch_size=batch_size, steps=steps,
+                                     warmup=warmup, amp=amp, batch=batch, name=Path(config).stem))
+    return rows
+
+
+def format_table(rows: list[TrainStepResult]) -> str:
+    """Markdown table of the results (speed-up relative to the reference backend)."""
+    ref = {(r.config, r.device): r.ms_per_step for r in rows if r.backend == "reference"}
+    lines = ["| config | backend | device | amp | batch | ms/step | samples/s | peak MB | speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        base = ref.get((r.config, r.device))
+        sp = f"{base / r.ms_per_step:.2f}x" if base else "-"
+        mem = f"{r.peak_mem_mb:.1f}" if r.peak_mem_mb is not None else "-"
+        lines.append(f"| {r.config} | {r.backend} | {r.device} | {r.amp} | {r.batch_size} | {r.ms_per_step:.1f} | "
+                     f"{r.samples_per_s:.1f} | {mem} | {sp} |")
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``vtrack bench train``."""
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="tracker config (YAML)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument("--backends", nargs="+", default=None,
+                        help="kernel backends (default: reference + every fused backend available)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default=None,
+                        help="mixed precision (default: the config's train.amp)")
+    parser.add_argument("--out", type=Path, default=None, help="write results as JSON (and .md next to it)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed arguments; prints a markdown table."""
+    rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
+                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides)
+    table = format_table(rows)
+    print(table)
+    if args.out is not None:
+        _atomic_write(args.out, json.dumps([asdict(r) for r in rows], indent=2))
+        _atomic_write(args.out.with_suffix(".md"), table + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python benchmarks/train.py``)."""
+    parser = argparse.ArgumentParser(prog="benchmarks/train.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_from_args(args)

@@ -1,0 +1,316 @@
+"""``vtrack demo``: the whole pipeline on a CPU in minutes.
+
+1. generate the synthetic benchmark if absent (``vtrack.data.synthetic``),
+2. train a small tracker (default OSTrack-tiny) on its train split,
+3. run it, the static baseline and OpenCV CSRT (when installed) on the test split,
+4. write a report folder: metrics table, success/precision plots, an annotated video of one test
+   sequence, the tracker speed table (CE on/off) and the kernel benchmark table,
+and print where the report is. ``--quick`` shrinks everything (for tests, well under a minute).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+# demo trackers: name -> config (a family's tiny config; more trackers can be added here)
+TRACKERS: dict[str, str] = {
+    "ostrack": "configs/ostrack/ostrack_tiny.yaml",
+    "esat": "configs/esat/esat_tiny.yaml",
+    "sparsett": "configs/sparsett/sparsett_tiny.yaml",
+}
+# the synthetic benchmark of --quick: a few short, small sequences
+QUICK_DATA: dict[str, Any] = {"train": 4, "val": 0, "test": 2, "frames": 12, "width": 128, "height": 128}
+
+
+@dataclass
+class DemoOptions:
+    """Options of :func:`run_demo` (see ``vtrack demo --help``)."""
+
+    data: Path = Path("data/synthetic")
+    out: Path = Path("reports/demo")
+    trackers: list[str] = field(default_factory=lambda: ["ostrack"])
+    config: Path | None = None
+    quick: bool = False
+    device: str = "cpu"
+    epochs: int | None = None
+    samples_per_epoch: int | None = None
+    csrt: bool = True
+    bench: bool = True
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.trackers if t not in TRACKERS]
+        if unknown or not self.trackers:
+            raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
+        if self.config is not None and len(self.trackers) != 1:
+            raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
+        for name in ("epochs", "samples_per_epoch", "threads"):
+            val = getattr(self, name)
+            if val is not None and val < 1:
+                raise ValueError(f"{name}: expected a positive int, got {val}")
+
+
+def _repo_path(rel: str) -> Path:
+    """A path relative to the working directory, else to the source checkout (configs/)."""
+    p = Path(rel)
+    if p.exists():
+        return p
+    return Path(__file__).resolve().parents[1] / rel
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def prepare_data(opts: DemoOptions) -> Path:
+    """Generate (or reuse) the synthetic benchmark under ``opts.data``."""
+    from vtrack.data.synthetic import ensure_synthetic
+
+    params = dict(QUICK_DATA) if opts.quick else {}
+    return ensure_synthetic(opts.data, workers=1, progress=True, **params)
+
+
+def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, Any]:
+    """The tracker's config pointed at the synthetic train split, shrunk with ``--quick``."""
+    from vtrack.config import load_yaml
+
+    cfg = copy.deepcopy(load_yaml(path))
+    data = cfg.setdefault("data", {})
+    data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
+    data["num_workers"] = 0
+    train = cfg.setdefault("train", {})
+    train["device"] = opts.device
+    train["seed"] = opts.seed
+    sampler = data.setdefault("sampler", {})
+    if opts.quick:
+        train.update(epochs=1, batch_size=8, log_interval=1)
+        sampler["samples_per_epoch"] = 16
+    if opts.epochs is not None:
+        train["epochs"] = opts.epochs
+    if opts.samples_per_epoch is not None:
+        sampler["samples_per_epoch"] = opts.samples_per_epoch
+    return cfg
+
+
+def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any, dict[str, Any]]:
+    """Train tracker ``name``; returns (a TrackerFactory for it, training info)."""
+    from vtrack.tracking.loader import TrackerFactory
+    from vtrack.train import train
+
+    cfg_path = opts.config if opts.config is not None else _repo_path(TRACKERS[name])
+    cfg = train_config(Path(cfg_path), opts, data_root)
+    run_dir = opts.out / "train" / name
+    t0 = time.perf_counter()
+    ckpt = train(cfg, out_dir=run_dir)
+    minutes = (time.perf_counter() - t0) / 60.0
+    cfg_file = run_dir / "demo_config.yaml"
+    import yaml
+
+    _atomic_write(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
+    info = {"config": str(cfg_path), "checkpoint": str(ckpt), "minutes": minutes,
+            "epochs": cfg["train"]["epochs"], "samples_per_epoch": cfg["data"]["sampler"].get("samples_per_epoch")}
+    factory = TrackerFactory(f"{name}_tiny" if opts.config is None else name, device=opts.device,
+                             config=str(cfg_file), checkpoint=str(ckpt))
+    return factory, info
+
+
+def _baselines(opts: DemoOptions) -> dict[str, Any]:
+    from vtrack.tracking.baselines import opencv_tracker_available
+    from vtrack.tracking.loader import TrackerFactory
+
+    out = {"static": TrackerFactory("static")}
+    if opts.csrt and not opts.quick:
+        if opencv_tracker_available("csrt"):
+            out["csrt"] = TrackerFactory("csrt")
+        else:
+            log.warning("OpenCV CSRT not installed (opencv-contrib-python-headless): skipped")
+    return out
+
+
+def _speed_section(factories: dict[str, Any], opts: DemoOptions) -> str:
+    """CE on/off FPS of each trained tracker's model at batch 1 (vtrack.bench.trackers)."""
+    from vtrack.bench.trackers import bench_tracker, format_table
+    from vtrack.config import load_yaml
+    from vtrack.models import get_family
+    from vtrack.tracking.loader import load_model_weights
+
+    rows = []
+    frames = 5 if opts.quick else 40
+    for name, fac in factories.items():
+        if fac.config is None:
+            continue
+        cfg = load_yaml(fac.config)
+        model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+        load_model_weights(model, fac.checkpoint)
+        bb = cfg["model"].get("backbone")
+        backend = (bb.get("backend") if isinstance(bb, dict) else None) or cfg["model"].get("backend", "auto")
+        for ce in (True, False):
+            rows.append(bench_tracker(cfg, backend=backend, ce=ce, device=opts.device, frames=frames, model=model, name=name))
+    return format_table(rows) if rows else ""
+
+
+def _kernel_section(opts: DemoOptions) -> str:
+    """The kernel benchmark table (vtrack.bench.kernels, quick mode)."""
+    try:
+        from vtrack.bench import kernels as kbench
+    except ImportError as err:
+        log.warning("kernel benchmark unavailable: %s", err)
+        return f"(kernel benchmark unavailable: {err})\n"
+    return kbench.quick_table(device=opts.device)
+
+
+def run_demo(opts: DemoOptions) -> Path:
+    """Run the demo and return the path of the report (``<out>/README.md``)."""
+    from vtrack.data import load_dataset
+    from vtrack.eval.evaluate import evaluate_results
+    from vtrack.eval.reports import write_report, write_video
+    from vtrack.eval.runner import read_box_file, run_tracker
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_root = prepare_data(opts)
+    test = load_dataset("synthetic", str(data_root), "test")
+    if not test:
+        raise ValueError(f"data: no test sequences under {data_root}")
+
+    trained: dict[str, Any] = {}
+    train_info: dict[str, dict[str, Any]] = {}
+    for name in opts.trackers:
+        fac, info = _trained_tracker(name, opts, data_root)
+        trained[fac.name] = fac
+        train_info[fac.name] = info
+    factories = {**trained, **_baselines(opts)}
+
+    result_dirs = []
+    with _tracking_threads(opts):
+        for name, fac in factories.items():
+            rdir = out / "results" / name
+            run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
+            evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
+            result_dirs.append(rdir)
+    report_md = write_report(result_dirs, out)
+
+    # annotated video: the first trained tracker on the longest test sequence
+    first = next(iter(trained))
+    seq = max(test, key=len)
+    pred = read_box_file(out / "results" / first / f"{seq.name}.txt")
+    video = write_video(out / f"{first}_{seq.name}.mp4", (seq.frame(i) for i in range(len(seq))), pred, seq.boxes,
+                        fps=15.0, label=first)
+
+    parts = ["# vtrack demo\n\n"]
+    for name, info in train_info.items():
+        parts.append(
+            f"Trained **{name}** ({info['config']}) on the synthetic train split for {info['epochs']} epoch(s) x "
+            f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device}; checkpoint "
+            f"`{info['checkpoint']}`.\n\n"
+        )
+    parts.append("Scores on the synthetic test split (one-pass evaluation, success AUC, precision at 20 px; "
+                 "AO = mean IoU over frames):\n\n")
+    parts.append(_ao_table(result_dirs, test))
+    parts.append("\n")
+    parts.append(report_md.read_text().replace("# Tracking results\n", "", 1))
+    parts.append(f"\n## Video\n\n[{video.name}]({video.name}): {first} (red) and ground truth (green) on {seq.name}.\n")
+    if opts.bench:
+        parts.append("\n## Tracker speed (batch 1, candidate elimination on/off)\n\n")
+        with _tracking_threads(opts):
+            parts.append(_speed_section(trained, opts))
+        parts.append("\n## Kernel benchmark (quick)\n\n")
+        parts.append(_kernel_section(opts))
+    readme = out / "README.md"
+    _atomic_write(readme, "".join(parts))
+    return readme
+
+
+@contextlib.contextmanager
+def _tracking_threads(opts: DemoOptions) -> Iterator[None]:
+    """Batch-1 tracking is latency-bound: on CPU it runs single-threaded unless ``--threads`` says
+    otherwise (several OpenMP threads spin-wait badly on a busy machine)."""
+    import torch
+
+    if torch.device(opts.device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(opts.threads or 1)
+    log.info("tracking with %d CPU thread(s)", torch.get_num_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _ao_table(result_dirs: list[Path], test: list[Any]) -> str:
+    """Markdown table per tracker: AO (GOT-10k style, mean IoU over frames), success AUC, precision, FPS."""
+    from vtrack.eval.evaluate import load_summary
+    from vtrack.eval.metrics import got10k_metrics
+    from vtrack.eval.runner import read_box_file
+
+    gts = {s.name: s.boxes for s in test}
+    lines = ["| tracker | AO | SR0.5 | success AUC | precision@20px | FPS |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for d in result_dirs:
+        summary = load_summary(d)
+        preds = {name: read_box_file(d / f"{name}.txt") for name in gts}
+        got = got10k_metrics(preds, gts)
+        sc = summary.get("scores", {})
+        lines.append(
+            f"| {summary.get('tracker', d.name)} | {_pct(got.ao)} | {_pct(got.sr50)} | {_pct(sc.get('auc'))} | "
+            f"{_pct(sc.get('precision'))} | {float(summary.get('fps', float('nan'))):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100.0 * float(v):.1f}"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``vtrack demo`` to the CLI."""
+    p = subparsers.add_parser("demo", help="generate data, train a small tracker on CPU, evaluate, write a report",
+                              description=__doc__)
+    p.add_argument("--data", type=Path, default=None, help="synthetic benchmark folder (default data/synthetic)")
+    p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (default reports/demo)")
+    p.add_argument("--tracker", action="append", choices=sorted(TRACKERS), default=None,
+                   help="tracker(s) to train and evaluate (repeatable; default ostrack)")
+    p.add_argument("--config", type=Path, default=None, help="custom config for the (single) tracker")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    p.add_argument("--samples-per-epoch", type=int, default=None, help="override data.sampler.samples_per_epoch")
+    p.add_argument("--no-csrt", action="store_true", help="skip the OpenCV CSRT baseline")
+    p.add_argument("--no-bench", action="store_true", help="skip the speed tables")
+    p.add_argument("--quick", action="store_true", help="tiny data and training (tests; under a minute)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for training and tracking (default: torch's for training, 1 for tracking)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    data = args.data if args.data is not None else Path("data/synthetic_quick" if args.quick else "data/synthetic")
+    opts = DemoOptions(
+        data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
+        device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
+        bench=not args.no_bench, seed=args.seed, threads=args.threads,
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = run_demo(opts)
+    print(f"vtrack demo: report written to {report}")
+    return 0

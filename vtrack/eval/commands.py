@@ -1,0 +1,180 @@
+"""``vtrack eval`` (run + score a tracker on a dataset) and ``vtrack report`` (plots and tables)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "DEFAULT_PROTOCOL"]
+
+logger = logging.getLogger(__name__)
+
+#: Protocol used when --protocol is not given, by dataset name (one-pass evaluation otherwise).
+DEFAULT_PROTOCOL = {"got10k": "got10k", "synthetic": "got10k", "vot": "vot", "trackingnet": "trackingnet"}
+_PROTOCOLS = ("ope", "got10k", "vot", "trackingnet")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _eao_interval(text: str) -> Any:
+    from vtrack.eval.metrics import EAO_RANGES
+
+    if text in EAO_RANGES:
+        return text
+    parts = text.split(",")
+    try:
+        low, high = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW,HIGH or one of {', '.join(sorted(EAO_RANGES))}, got {text!r}"
+        ) from None
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 1 <= LOW <= HIGH, got {text!r}")
+    return (low, high)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``eval`` and ``report`` subcommands."""
+    p = subparsers.add_parser(
+        "eval",
+        help="run a tracker on a dataset and score it with the official conventions",
+        description=(
+            "Run a tracker over a dataset split, write its results in the benchmark's official "
+            "layout under --out (resumable: finished sequences are skipped) and score them; "
+            "the scores and curves go to OUT/summary.json."
+        ),
+    )
+    p.add_argument("--tracker", required=True, help="static, csrt, kcf, or a name for a trained tracker (with --config)")
+    p.add_argument("--config", help="tracker YAML config (sections model/tracker) for a trained tracker")
+    p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
+    p.add_argument("--device", default="cpu", help="torch device of a trained tracker (default: cpu)")
+    p.add_argument("--dataset", required=True, help="dataset name (got10k, lasot, otb, uav123, nfs, tnl2k, trackingnet, vot, synthetic)")
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--split", help="dataset split (e.g. val, test)")
+    p.add_argument("--out", required=True, help="this tracker's result folder")
+    p.add_argument("--protocol", choices=_PROTOCOLS, help="evaluation protocol (default: from the dataset)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--repetitions", type=_positive_int, default=1, help="runs per sequence (got10k/vot layouts)")
+    p.add_argument("--mode", choices=("pytracking", "matlab"), default="pytracking", help="OPE conventions")
+    p.add_argument("--exclude-invalid", action="store_true", help="OPE: divide by valid frames only (pytracking option)")
+    p.add_argument("--eao-interval", type=_eao_interval, default="vot2018", help="VOT EAO range: LOW,HIGH or vot2015..vot2019")
+    p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
+    p.add_argument("--max-sequences", type=_positive_int, help="run only the first N sequences")
+    p.add_argument("--overwrite", action="store_true", help="re-run sequences that already have results")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run_eval)
+
+    r = subparsers.add_parser(
+        "report",
+        help="plots, tables and attribute breakdown from eval result folders",
+        description="Read OUT/summary.json of each result folder and write report.md with success/precision plots.",
+    )
+    r.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="result folders written by `vtrack eval`")
+    r.add_argument("--out", required=True, help="report folder")
+    r.set_defaults(func=run_report)
+
+
+def _select(seqs: list, names: str | None, limit: int | None) -> list:
+    if names:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        by_name = {s.name: s for s in seqs}
+        unknown = [n for n in wanted if n not in by_name]
+        if unknown:
+            raise ValueError(f"--sequences: unknown sequence(s) {', '.join(unknown[:5])}")
+        seqs = [by_name[n] for n in wanted]
+    if limit is not None:
+        seqs = seqs[:limit]
+    return seqs
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run and score a tracker (``vtrack eval``)."""
+    try:
+        return _run_eval(args)
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # a frame that fails to decode, an unwritable folder: one clear line
+        raise ValueError(str(err)) from None
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from vtrack.data import load_dataset
+    from vtrack.eval.evaluate import evaluate_results
+    from vtrack.eval.reports import comparison_table
+    from vtrack.eval.runner import run_tracker
+    from vtrack.tracking import TrackerFactory, TrackerUnavailableError
+
+    protocol = args.protocol or DEFAULT_PROTOCOL.get(args.dataset.lower(), "ope")
+    for flag in ("config", "checkpoint"):
+        value = getattr(args, flag)
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"--{flag}: file not found: {value}")
+    factory = TrackerFactory(
+        args.tracker,
+        device=args.device,
+        config=str(Path(args.config).resolve()) if args.config else None,
+        checkpoint=str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
+    )
+    try:
+        factory()  # validate the spec before loading the dataset
+    except TrackerUnavailableError as err:
+        raise ValueError(str(err)) from None
+    seqs = _select(load_dataset(args.dataset, args.root, args.split), args.sequences, args.max_sequences)
+    if not seqs:
+        raise ValueError(f"--dataset: no sequences in {args.dataset} at {args.root} (split {args.split})")
+    out = Path(args.out)
+    run = run_tracker(
+        factory,
+        seqs,
+        out,
+        protocol=protocol,
+        workers=args.workers,
+        repetitions=args.repetitions,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    done = sum(1 for v in run.values() if v["status"] == "done")
+    logger.info("%d sequences tracked, %d resumed from %s", done, len(run) - done, out)
+    hidden = [s.name for s in seqs if s.attributes.get("first_frame_only", False)]
+    if hidden:
+        sys.stdout.write(
+            f"results written to {out} ({protocol} layout); {len(hidden)} of {len(seqs)} sequences have only "
+            "their first box public (a test split): zip the folder and submit it to the benchmark's server\n"
+        )
+        if len(hidden) == len(seqs):
+            return 0
+        seqs = [s for s in seqs if not s.attributes.get("first_frame_only", False)]
+        logger.warning("scoring only the %d sequences with public ground truth", len(seqs))
+    summary = evaluate_results(
+        out,
+        seqs,
+        protocol=protocol,
+        mode=args.mode,
+        exclude_invalid=args.exclude_invalid,
+        eao_interval=args.eao_interval,
+        tracker=factory.name,
+        dataset=args.dataset if args.split is None else f"{args.dataset}-{args.split}",
+    )
+    sys.stdout.write(comparison_table([summary]))
+    sys.stdout.write(f"summary: {out / 'summary.json'}\n")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write report.md and plots (``vtrack report``)."""
+    from vtrack.eval.reports import write_report
+
+    report = write_report(args.results, args.out)
+    sys.stdout.write(report.read_text(encoding="utf-8"))
+    sys.stdout.write(f"\nreport: {report}\n")
+    return 0

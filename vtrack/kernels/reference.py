@@ -1,0 +1,125 @@
+"""Plain-PyTorch reference of vtrack's attention ops: the ground truth every backend is tested against.
+
+The reference materialises the [B, H, N, M] logits, works on any device and dtype, and is
+differentiable by autograd (float64 for gradcheck).
+
+Numerics (shared by all backends, see docs/kernels.md):
+
+* logits ``s = scale * q @ k^T`` are computed in the input dtype (as a same-precision PyTorch
+  program would), then softmax runs in float32 (float64 for float64 inputs) and the probabilities
+  are cast back to the input dtype before ``p @ v``;
+* FDA: ``s += alpha * exp(-delta * d2) - beta * delta * d2`` with
+  ``d2 = clamp(|q|^2 + |k|^2 - 2 q.k, min=0)`` computed in float32 (float64 for float64 inputs);
+* top-K: per query row the ``min(topk, valid keys)`` largest final logits are kept, ties broken
+  toward the lower key index (a stable descending sort); the selection is a constant for autograd;
+* masked keys (``key_padding_mask`` True) get zero probability. A row with no valid key (every
+  key masked) has an all-zero probability row, so its output is **zero** and its gradients are
+  zero - never NaN. NaN or inf in q/k/v are not scanned for (that would cost a device sync); they
+  propagate to the affected output rows.
+* CE score ``[B, Ls]``: the probabilities of the template query rows ``template_index`` toward
+  each search key, averaged over those rows and over heads (float32; float64 for float64 inputs);
+  ``keep_index`` ``[B, keep]`` int64: the search-token indices (0-based within the search part)
+  of the ``keep`` highest scores, in descending score order, ties toward the lower index.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .checks import AttentionInputs, CEParams, FDAParams, Scalar
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype for ``dtype``: float64 stays float64, everything else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def coef(x: Scalar, num_heads: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An FDA coefficient (float, [] or [H] tensor) as a [1, H, 1, 1] tensor broadcastable over logits."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype).reshape(-1).expand(num_heads).reshape(1, num_heads, 1, 1)
+    return torch.full((1, num_heads, 1, 1), float(x), dtype=dtype, device=device)
+
+
+def fda_bias(q: torch.Tensor, k: torch.Tensor, fda: FDAParams) -> torch.Tensor:
+    """FDA bias ``alpha*exp(-delta*d2) - beta*delta*d2`` [B,H,N,M] in the compute dtype."""
+    cdt = compute_dtype(q.dtype)
+    qf, kf = q.to(cdt), k.to(cdt)
+    h = q.shape[1]
+    d2 = (qf.square().sum(-1)[..., :, None] + kf.square().sum(-1)[..., None, :]
+          - 2.0 * torch.matmul(qf, kf.transpose(-1, -2))).clamp_min(0.0)
+    alpha, beta, delta = (coef(c, h, cdt, q.device) for c in (fda.alpha, fda.beta, fda.delta))
+    rep = delta * d2
+    return alpha * torch.exp(-rep) - beta * rep
+
+
+def logits(q: torch.Tensor, k: torch.Tensor, scale: float, fda: Optional[FDAParams] = None,
+           key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Final logits [B,H,N,M] in the compute dtype; masked keys are -inf."""
+    s = (torch.matmul(q, k.transpose(-1, -2)) * scale).to(compute_dtype(q.dtype))
+    if fda is not None:
+        s = s + fda_bias(q, k, fda)
+    if key_padding_mask is not None:
+        s = s.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    return s
+
+
+def topk_select(s: torch.Tensor, topk: int, key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Bool [B,H,N,M]: the ``min(topk, valid)`` largest logits per row, ties toward the lower key index.
+
+    The K-th largest value ``t`` comes from ``torch.topk``; every logit above ``t`` is kept, and
+    among the logits equal to ``t`` the ones with the lowest key indices fill the remaining slots.
+    Masked logits are ``-inf`` and never kept.
+    """
+    with torch.no_grad():
+        m = s.shape[-1]
+        if topk >= m:
+            sel = torch.ones(s.shape, dtype=torch.bool, device=s.device)
+        else:
+            sd = s.detach()
+            thr = torch.topk(sd, topk, dim=-1, sorted=False).values.amin(-1, keepdim=True)
+            above = sd > thr
+            tie = sd == thr
+            room = topk - above.sum(-1, keepdim=True)
+            sel = above | (tie & (torch.cumsum(tie.to(torch.int32), -1) <= room))
+        if key_padding_mask is not None:
+            sel = sel & ~key_padding_mask[:, None, None, :]
+    return sel
+
+
+def safe_softmax(s: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim where an all ``-inf`` row gives zeros (not NaN), also in backward."""
+    mx = s.detach().amax(-1, keepdim=True)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    e = torch.exp(s - mx)
+    den = e.sum(-1, keepdim=True)
+    return e / torch.where(den > 0, den, torch.ones_like(den))
+
+
+def probabilities(inputs: AttentionInputs) -> torch.Tensor:
+    """Attention probabilities [B,H,N,M] in the compute dtype (differentiable)."""
+    s = logits(inputs.q, inputs.k, inputs.scale, inputs.fda, inputs.key_padding_mask)
+    if inputs.topk is not None:
+        sel = topk_select(s, inputs.topk, inputs.key_padding_mask)
+        s = s.masked_fill(~sel, float("-inf"))
+    return safe_softmax(s)
+
+
+def ce_score(p: torch.Tensor, ce: CEParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep_index [B,keep] int64, score [B,Ls]) from probabilities [B,H,N,N]; no gradient."""
+    with torch.no_grad():
+        rows = p.detach().index_select(2, ce.template_index)[..., ce.num_template:]
+        score = rows.mean(dim=(1, 2))
+        keep_index = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :ce.keep]
+    return keep_index, score
+
+
+def attention(inputs: AttentionInputs) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Reference of the composed op: (out [B,H,N,D], keep_index or None, score or None)."""
+    p = probabilities(inputs)
+    out = torch.matmul(p.to(inputs.v.dtype), inputs.v)
+    if inputs.ce is None:
+        return out, None, None
+    keep_index, score = ce_score(p, inputs.ce)
+    return out, keep_index, score

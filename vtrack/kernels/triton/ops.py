@@ -1,0 +1,171 @@
+"""torch.library custom ops wrapping the Triton kernels (forward, backward, autograd, fake impls).
+
+``vtrack::triton_attn_fwd(q, k, v, mask, coef, ce_weight, scale, topk)
+-> (out, lse [B,H,N] f32, idx [B,H,N,KP] i32, ce_buf [B,H,M] f32)`` and the matching
+``vtrack::triton_attn_bwd``. Registered with ``custom_op`` + ``register_fake`` +
+``register_autograd`` so ``torch.compile(fullgraph=True)`` treats them as opaque ops (this also
+works with the Triton interpreter, unlike ``triton_op``).
+
+``coef`` is a float32 [3, H] tensor (alpha, beta, delta per head) or None; ``ce_weight`` a
+float32 [N] tensor (weight of each query row in the CE score) or None; ``topk`` is 0 for dense.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import triton
+
+from .kernels import _attn_bwd_dkdv, _attn_bwd_dq, _attn_fwd
+
+#: True when the kernels were defined under the Triton interpreter (CPU tensors only work then).
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+MAX_HEAD_DIM = 256
+MAX_TOPK = 256
+
+
+def _pow2(x: int, lo: int = 16) -> int:
+    return max(lo, triton.next_power_of_2(int(x)))
+
+
+def topk_pad(topk: int) -> int:
+    """Width KP of the saved top-K index buffer for ``topk`` (1 when dense)."""
+    return _pow2(topk) if topk > 0 else 1
+
+
+def _config(dtype: torch.dtype, n: int, m: int, d: int, topk: int) -> dict:
+    dp = _pow2(d)
+    kp = _pow2(topk) if topk > 0 else 16
+    if INTERPRET:
+        bn, bm, warps, stages = 16, 16, 1, 1
+    else:
+        bn, bm = (64, 64) if dp <= 64 else (64, 32)
+        warps, stages = (4, 2) if dp <= 64 else (8, 2)
+    if topk > 0:
+        bn = 16 if INTERPRET else 32
+        bm = kp if INTERPRET else max(kp, 64)
+    prec = "ieee" if dtype == torch.float32 else "tf32"
+    return dict(BN=bn, BM=bm, DP=dp, KP=kp, num_warps=warps, num_stages=stages, PREC=prec)
+
+
+def _strides(t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    if t.stride(-1) != 1:
+        t = t.contiguous()
+    return t, (t.stride(0), t.stride(1), t.stride(2))
+
+
+def _mask_arg(mask: Optional[torch.Tensor], q: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    if mask is None:
+        return torch.empty(1, dtype=torch.int8, device=q.device), False
+    return mask.to(torch.int8).contiguous(), True
+
+
+@torch.library.custom_op("vtrack::triton_attn_fwd", mutates_args=())
+def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
+                    coef: Optional[torch.Tensor], ce_weight: Optional[torch.Tensor], scale: float,
+                    topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused attention forward (see module docstring)."""
+    b, h, n, d = q.shape
+    m = k.shape[2]
+    cfg = _config(q.dtype, n, m, d, topk)
+    q, sq = _strides(q)
+    k, sk = _strides(k)
+    v, sv = _strides(v)
+    out = torch.empty(b, h, n, d, dtype=q.dtype, device=q.device)
+    lse = torch.empty(b, h, n, dtype=torch.float32, device=q.device)
+    idx = torch.empty((b, h, n, cfg["KP"]) if topk > 0 else (0,), dtype=torch.int32, device=q.device)
+    ce_buf = torch.zeros((b, h, m) if ce_weight is not None else (0,), dtype=torch.float32, device=q.device)
+    mask_t, has_mask = _mask_arg(mask, q)
+    dummy = torch.empty(1, dtype=torch.float32, device=q.device)
+    grid = (triton.cdiv(n, cfg["BN"]), b * h)
+    _attn_fwd[grid](
+        q, k, v, out, lse, idx if topk > 0 else dummy, mask_t,
+        coef.contiguous() if coef is not None else dummy,
+        ce_weight.contiguous() if ce_weight is not None else dummy,
+        ce_buf if ce_weight is not None else dummy,
+        *sq, *sk, *sv, h, n, m, d, float(scale), int(topk),
+        BN=cfg["BN"], BM=cfg["BM"], DP=cfg["DP"], KP=cfg["KP"], HAS_MASK=has_mask, FDA=coef is not None,
+        TOPK=topk > 0, CE=ce_weight is not None, PREC=cfg["PREC"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return out, lse, idx, ce_buf
+
+
+@triton_attn_fwd.register_fake
+def _(q, k, v, mask, coef, ce_weight, scale, topk):
+    b, h, n, d = q.shape
+    m = k.shape[2]
+    out = q.new_empty(b, h, n, d)
+    lse = q.new_empty(b, h, n, dtype=torch.float32)
+    idx = q.new_empty((b, h, n, topk_pad(topk)) if topk > 0 else (0,), dtype=torch.int32)
+    ce_buf = q.new_empty((b, h, m) if ce_weight is not None else (0,), dtype=torch.float32)
+    return out, lse, idx, ce_buf
+
+
+@torch.library.custom_op("vtrack::triton_attn_bwd", mutates_args=())
+def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                    lse: torch.Tensor, idx: torch.Tensor, mask: Optional[torch.Tensor], coef: Optional[torch.Tensor],
+                    scale: float, topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused attention backward -> (dq, dk, dv, dcoef [3,H] float32 (empty without FDA))."""
+    b, h, n, d = q.shape
+    m = k.shape[2]
+    cfg = _config(q.dtype, n, m, d, topk)
+    q, sq = _strides(q)
+    k, sk = _strides(k)
+    v, sv = _strides(v)
+    dout = dout.contiguous()
+    delta = (out.float() * dout.float()).sum(-1).contiguous()
+    mask_t, has_mask = _mask_arg(mask, q)
+    fda = coef is not None
+    dummy = torch.empty(1, dtype=torch.float32, device=q.device)
+    coef_t = coef.contiguous() if fda else dummy
+    n_blocks = triton.cdiv(n, cfg["BN"])
+    dq = torch.empty(b, h, n, d, dtype=q.dtype, device=q.device)
+    dcoef_part = torch.zeros((3, b, h, n_blocks) if fda else (1,), dtype=torch.float32, device=q.device)
+    common = dict(BN=cfg["BN"], BM=cfg["BM"], DP=cfg["DP"], HAS_MASK=has_mask, FDA=fda, PREC=cfg["PREC"],
+                  num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    if topk > 0:
+        dk32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
+        dv32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
+        _attn_bwd_dq[(n_blocks, b * h)](
+            q, k, v, dout, lse, delta, idx, mask_t, coef_t, dq, dk32, dv32, dcoef_part,
+            *sq, *sk, *sv, h, n, m, d, float(scale), int(topk), n_blocks, KP=cfg["KP"], TOPK=True, **common)
+        dk, dv = dk32.to(q.dtype), dv32.to(q.dtype)
+    else:
+        dk = torch.empty(b, h, m, d, dtype=q.dtype, device=q.device)
+        dv = torch.empty(b, h, m, d, dtype=q.dtype, device=q.device)
+        _attn_bwd_dq[(n_blocks, b * h)](
+            q, k, v, dout, lse, delta, dummy, mask_t, coef_t, dq, dummy, dummy, dcoef_part,
+            *sq, *sk, *sv, h, n, m, d, float(scale), 0, n_blocks, KP=16, TOPK=False, **common)
+        _attn_bwd_dkdv[(triton.cdiv(m, cfg["BM"]), b * h)](
+            q, k, v, dout, lse, delta, mask_t, coef_t, dk, dv,
+            *sq, *sk, *sv, h, n, m, d, float(scale), **common)
+    dcoef = dcoef_part.sum(dim=(1, 3)) if fda else q.new_empty((0,), dtype=torch.float32)
+    return dq, dk, dv, dcoef
+
+
+@triton_attn_bwd.register_fake
+def _(dout, q, k, v, out, lse, idx, mask, coef, scale, topk):
+    dcoef = q.new_empty((3, q.shape[1]) if coef is not None else (0,), dtype=torch.float32)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dcoef
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, mask, coef, ce_weight, scale, topk = inputs
+    out, lse, idx, _ = output
+    ctx.save_for_backward(q, k, v, out, lse, idx, mask, coef)
+    ctx.scale = scale
+    ctx.topk = topk
+
+
+def _backward(ctx, dout, dlse, didx, dce):
+    q, k, v, out, lse, idx, mask, coef = ctx.saved_tensors
+    if dout is None:
+        dout = torch.zeros_like(out)
+    dq, dk, dv, dcoef = torch.ops.vtrack.triton_attn_bwd(dout, q, k, v, out, lse, idx, mask, coef,
+                                                         ctx.scale, ctx.topk)
+    return dq, dk, dv, None, (dcoef if coef is not None else None), None, None, None
+
+
+triton_attn_fwd.register_autograd(_backward, setup_context=_setup_context)

@@ -1,0 +1,51 @@
+"""Registration of the ``duml`` tracker family (see docs/design.md, "Tracker families")."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from vtrack.models.duml.config import model_config, tracker_config
+from vtrack.models.duml.loss import DuMLCriterion
+from vtrack.models.duml.model import DuML
+from vtrack.models.duml.tracker import DuMLTracker
+from vtrack.models.registry import register_family
+
+
+@register_family("duml")
+class DuMLFamily:
+    """DuML: OFC-5s + ONR dual-modal localization with IoU score voting (sequence-mode training)."""
+
+    def build_model(self, model_cfg: dict[str, Any]) -> nn.Module:
+        """A :class:`DuML` network from the ``model`` section."""
+        return DuML(model_config(model_cfg))
+
+    def build_criterion(self, cfg: dict[str, Any]) -> nn.Module:
+        """The eq. 6 loss; weights from ``model.loss``."""
+        return DuMLCriterion(model_config(cfg))
+
+    def processing_config(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Sequence-mode crops in SiamFC geometry: every frame is a search-size crop.
+
+        Support (3) and query (2) frames are search crops (``factor = search/template`` of the
+        SiamFC context box); the template kernel is taken from the support features, so the
+        processing's template crop is not used by the model. Jitter follows SiamRPN++'s search
+        augmentation (scale 0.18, a shift of up to 0.75 target sizes).
+        """
+        mc = model_config(cfg)
+        t, s = mc.template_size, mc.search_size
+        return {
+            "sample_mode": "sequence",
+            "crop_mode": "siamfc",
+            "pad": "mean",
+            "template": {"size": t, "factor": 1.0, "scale_jitter": 0.05, "center_jitter": 0.0},
+            "search": {"size": s, "factor": s / t, "scale_jitter": 0.18, "center_jitter": 1.5},
+            "labels": [],
+            "sampler": {"num_support": 3, "num_query": 2, "max_gap": 100},
+            "normalize": True,
+        }
+
+    def build_tracker(self, model: nn.Module, cfg: dict[str, Any], device: str | torch.device = "cpu") -> DuMLTracker:
+        """A :class:`DuMLTracker` with the ``tracker`` section's options."""
+        return DuMLTracker(model, tracker_config(cfg), device)

@@ -1,0 +1,75 @@
+"""OSTrack inference: template crop x2, search crop x4 around the last box, Hann window, box mapped back."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vtrack.models.layers.heads import decode_center_boxes
+from vtrack.models.ostrack.config import TrackerSection
+from vtrack.models.ostrack.model import OSTrack
+from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.crops import box_from_crop, clip_box, sample_target
+from vtrack.tracking.windows import hann_window
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 RGB HxWx3 patch -> ImageNet-normalised float32 [1, 3, H, W] on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(patch)).to(device).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    return ((t - mean) / std).unsqueeze(0)
+
+
+class OSTrackTracker(Tracker):
+    """Single-object tracker around an :class:`OSTrack` model (also ESAT).
+
+    Args:
+        model: trained model (put in eval mode and moved to ``device``).
+        cfg: tracker options (context factors, Hann window, backend / CE overrides).
+        device: torch device to run on.
+    """
+
+    name = "ostrack"
+
+    def __init__(self, model: OSTrack, cfg: TrackerSection, device: torch.device | str = "cpu") -> None:
+        if not isinstance(model, OSTrack):
+            raise TypeError(f"model: expected an OSTrack model, got {type(model).__name__}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.cfg = cfg
+        if cfg.backend is not None:
+            self.model.set_backend(cfg.backend)
+        if cfg.ce_enabled is not None:
+            self.model.set_ce(cfg.ce_enabled)
+        self.template_size = model.cfg.template_size
+        self.search_size = model.cfg.search_size
+        fs = model.feat_size
+        self.window = hann_window(fs, fs, device=self.device, dtype=torch.float32)[None, None] if cfg.window else None
+        self._template: torch.Tensor | None = None
+        self._state = np.zeros(4)
+
+    def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
+        patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size)
+        self._template = to_tensor(patch, self.device)
+        self._state = np.asarray(box, dtype=np.float64)
+
+    @torch.no_grad()
+    def _track(self, image: np.ndarray) -> TrackResult:
+        H, W = image.shape[:2]
+        patch, _, crop_box = sample_target(image, self._state, self.cfg.search_factor, self.search_size)
+        out = self.model({"template": self._template, "search": to_tensor(patch, self.device)})
+        score = out["score_map"]
+        ranked = score * self.window if self.window is not None else score
+        boxes, _ = decode_center_boxes(ranked, out["size_map"], out["offset_map"])
+        cx, cy, w, h = (boxes[0].double() * self.search_size).tolist()
+        flat = int(ranked.flatten(1).argmax(dim=1))
+        conf = float(score.flatten(1)[0, flat])
+        in_image = box_from_crop([cx - w / 2, cy - h / 2, w, h], crop_box, self.search_size)
+        margin = min(10.0, float(W), float(H))
+        self._state = clip_box(in_image, W, H, min_size=margin)
+        return TrackResult(box=tuple(float(v) for v in self._state), score=conf)

@@ -1,0 +1,135 @@
+"""SparseTT inference: one template encoding, then per frame a search crop and SiamFC++ post-processing.
+
+Per frame: crop the search region around the previous box (SiamFC context, side
+``search_size / template_size`` times the template crop), run the decoder and the double head,
+then (SiamFC++ / SparseTT release):
+
+1. penalise scale and aspect-ratio changes: ``penalty = exp(-(r_c * s_c - 1) * penalty_k)`` and
+   ``pscore = penalty * score`` where ``score`` is the fused fc/conv probability;
+2. add the cosine window: ``pscore = (1 - w) * pscore + w * window``;
+3. take the conv-head box at ``argmax(pscore)``; move the centre there and smooth the size with
+   ``lr = penalty * score * test_lr`` at that point;
+4. keep the centre inside the image and the size within ``[min_size, image size]``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from vtrack.models.sparsett.config import SparseTTTrackerConfig
+from vtrack.models.sparsett.model import SparseTT
+from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.crops import sample_target
+from vtrack.tracking.windows import cosine_window
+
+__all__ = ["SparseTTTracker", "siamfcpp_penalty"]
+
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 RGB HxWx3 -> normalised float [1, 3, H, W] on ``device`` (ImageNet mean/std)."""
+    x = (patch.astype(np.float32) / 255.0 - _MEAN) / _STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
+
+
+def _context_size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    pad = (w + h) * 0.5
+    return np.sqrt((w + pad) * (h + pad))
+
+
+def siamfcpp_penalty(boxes_cxcywh: np.ndarray, target_wh: np.ndarray, penalty_k: float) -> np.ndarray:
+    """SiamFC++ scale/ratio penalty ``exp(-(r_c * s_c - 1) * k)`` for candidate boxes [P, 4] (cx, cy, w, h).
+
+    ``target_wh`` is the previous target size in the same (crop) pixels; ``change(r) = max(r, 1/r)``.
+    """
+    boxes = np.asarray(boxes_cxcywh, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes_cxcywh: expected shape [P, 4], got {boxes.shape}")
+    tw, th = (float(v) for v in target_wh)
+    if tw <= 0 or th <= 0:
+        raise ValueError(f"target_wh: expected positive sizes, got {(tw, th)}")
+    w = np.maximum(boxes[:, 2], 1e-6)
+    h = np.maximum(boxes[:, 3], 1e-6)
+    s = _context_size(w, h) / _context_size(np.float64(tw), np.float64(th))
+    s_c = np.maximum(s, 1.0 / s)
+    r = (tw / th) / (w / h)
+    r_c = np.maximum(r, 1.0 / r)
+    return np.exp(-(r_c * s_c - 1.0) * penalty_k)
+
+
+class SparseTTTracker(Tracker):
+    """Tracker API around a :class:`SparseTT` network.
+
+    Args:
+        model: the network (moved to ``device`` and set to eval mode).
+        cfg: :class:`SparseTTTrackerConfig` or the ``tracker`` mapping of a config.
+        device: torch device to run on.
+    """
+
+    name = "sparsett"
+
+    def __init__(self, model: SparseTT, cfg: SparseTTTrackerConfig | Mapping[str, Any] | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if not isinstance(model, SparseTT):
+            raise TypeError(f"model: expected a SparseTT network, got {type(model).__name__}")
+        if cfg is None:
+            cfg = SparseTTTrackerConfig()
+        elif isinstance(cfg, Mapping):
+            from vtrack.config import from_dict
+
+            cfg = from_dict(SparseTTTrackerConfig, dict(cfg), "tracker")
+        if not isinstance(cfg, SparseTTTrackerConfig):
+            raise TypeError(f"cfg: expected SparseTTTrackerConfig or a mapping, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if cfg.backend is not None:
+            self.model.set_backend(cfg.backend)
+        mc = model.cfg
+        self.template_size = mc.template_size
+        self.search_size = mc.search_size
+        self.search_factor = mc.search_size / mc.template_size
+        s = model.score_size
+        self.window = cosine_window(s, s).reshape(-1)
+        self.points = model.points.detach().cpu().numpy().astype(np.float64)
+
+    def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
+        x, y, w, h = box
+        self.center = np.array([x + w / 2.0, y + h / 2.0])
+        self.size = np.array([w, h], dtype=np.float64)
+        self.image_hw = image.shape[:2]
+        self.pad = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
+        patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
+        with torch.inference_mode():
+            self.memory = self.model.encode_template(_to_tensor(patch, self.device))
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        cfg = self.cfg
+        prev = (self.center[0] - self.size[0] / 2, self.center[1] - self.size[1] / 2, self.size[0], self.size[1])
+        patch, r, crop = sample_target(image, prev, self.search_factor, self.search_size, mode="siamfc",
+                                       pad=self.pad)
+        with torch.inference_mode():
+            out = self.model.decode_search(_to_tensor(patch, self.device), self.memory)
+        score = out["score"][0].reshape(-1).double().cpu().numpy()
+        xyxy = out["box"][0].double().cpu().numpy()
+        cand = np.stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
+                         xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]), axis=1)
+        penalty = siamfcpp_penalty(cand, self.size * r, cfg.penalty_k)
+        pscore = penalty * score
+        pscore = pscore * (1.0 - cfg.window_influence) + self.window * cfg.window_influence
+        best = int(np.argmax(pscore))
+        lr = penalty[best] * score[best] * cfg.test_lr
+        cx = crop[0] + cand[best, 0] / r
+        cy = crop[1] + cand[best, 1] / r
+        w = self.size[0] * (1.0 - lr) + cand[best, 2] / r * lr
+        h = self.size[1] * (1.0 - lr) + cand[best, 3] / r * lr
+        img_h, img_w = image.shape[:2]
+        self.center = np.array([min(max(cx, 0.0), img_w), min(max(cy, 0.0), img_h)])
+        self.size = np.array([min(max(w, cfg.min_size), img_w), min(max(h, cfg.min_size), img_h)])
+        box = (float(self.center[0] - self.size[0] / 2), float(self.center[1] - self.size[1] / 2),
+               float(self.size[0]), float(self.size[1]))
+        return TrackResult(box, float(score[best]), {"pscore": float(pscore[best]), "index": best})

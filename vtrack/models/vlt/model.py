@@ -1,0 +1,240 @@
+"""VLT model: asymmetric SPOS supernet branches with ModaMixers, a language encoder and the
+SiamCAR (``head: scar``) or TransT-style (``head: tt``) matching head.
+
+Without a fixed architecture (``arch: null``) the model is the *supernet*: every training forward
+runs one uniformly sampled path (single-path one-shot); :meth:`VLTModel.set_arch` fixes a path
+(evolutionary search, retraining and tracking).
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vtrack.models.vlt.heads import CARHead, TTFusionHead
+from vtrack.models.vlt.language import build_language_encoder
+from vtrack.models.vlt.modamixer import ModaMixer
+from vtrack.models.vlt.supernet import Architecture, SupernetBackbone, SupernetSpec
+
+
+@dataclass
+class LanguageConfig:
+    """``kind``: hashing (built-in) | transformers (local ``model_dir``) | minilm (optional package)."""
+
+    kind: str = "hashing"
+    dim: int = 128
+    model_dir: str | None = None
+
+
+@dataclass
+class SCARConfig:
+    """SiamCAR head options."""
+
+    tower_depth: int = 4
+    template_crop: int | None = 7
+
+
+@dataclass
+class TTConfig:
+    """TransT-style fusion options (attention runs on vtrack.kernels with ``model.backend``)."""
+
+    dim: int = 256
+    heads: int = 8
+    layers: int = 4
+    ffn: int = 2048
+    dropout: float = 0.1
+    topk: int | None = None
+
+
+@dataclass
+class VLTConfig:
+    """The ``model`` section of a VLT config."""
+
+    name: str = "vlt"
+    head: str = "scar"
+    stem: int = 16
+    widths: list[int] = field(default_factory=lambda: [64, 160, 320, 640])
+    depths: list[int] = field(default_factory=lambda: [4, 4, 8, 4])
+    strides: list[int] = field(default_factory=lambda: [2, 2, 1, 1])
+    out_channels: int = 256
+    share_backbone: bool = False
+    arch: list[int] | str | None = None
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    use_language: bool = True
+    missing_language: str = "zero"
+    mixer_residual: bool = True
+    template_size: int = 127
+    search_size: int = 255
+    scar: SCARConfig = field(default_factory=SCARConfig)
+    tt: TTConfig = field(default_factory=TTConfig)
+    backend: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head not in ("scar", "tt"):
+            raise ValueError(f"model.head: expected 'scar' or 'tt', got {self.head!r}")
+        if self.missing_language not in ("zero", "template"):
+            raise ValueError(f"model.missing_language: expected 'zero' or 'template', got {self.missing_language!r}")
+
+    @property
+    def spec(self) -> SupernetSpec:
+        """Supernet geometry."""
+        return SupernetSpec(self.stem, tuple(self.widths), tuple(self.depths), tuple(self.strides), self.out_channels)
+
+    @property
+    def stride(self) -> int:
+        """Total backbone stride."""
+        s = 2
+        for v in self.strides:
+            s *= v
+        return s
+
+
+def load_arch(value: list[int] | str | Path | None, spec: SupernetSpec) -> Architecture | None:
+    """An architecture from an inline list, a JSON file holding a list (or {"arch": list}), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        if not path.is_file():
+            raise FileNotFoundError(f"model.arch: architecture file not found: {path}")
+        data = json.loads(path.read_text())
+        value = data["arch"] if isinstance(data, dict) else data
+    if not isinstance(value, list):
+        raise TypeError(f"model.arch: expected a list of ints or a JSON file, got {type(value).__name__}")
+    return Architecture.from_list(value, spec)
+
+
+def save_arch(arch: Architecture, path: str | Path, **extra: Any) -> Path:
+    """Write ``{"arch": [...], **extra}`` as JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"arch": arch.to_list(), **extra}, indent=1))
+    tmp.replace(path)
+    return path
+
+
+class VLTModel(nn.Module):
+    """Vision-language Siamese tracker network (VLT_SCAR / VLT_TT).
+
+    ``forward(batch)`` takes ``template`` [B,3,Hz,Wz], ``search`` [B,3,Hx,Wx], ``language``
+    (list of B strings, "" when a sequence has none) and, for the "template" missing-language
+    strategy, ``template_box`` [B,4] xywh in template-crop pixels; returns the head outputs.
+    """
+
+    def __init__(self, cfg: VLTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        spec = cfg.spec
+        self.spec = spec
+        self.backbone_z = SupernetBackbone(spec)
+        self.backbone_x = self.backbone_z if cfg.share_backbone else SupernetBackbone(spec)
+        self.language = build_language_encoder(cfg.language.kind, dim=cfg.language.dim, model_dir=cfg.language.model_dir)
+        d = self.language.dim
+        self.mixers_z = nn.ModuleList([ModaMixer(c, d, cfg.mixer_residual) for c in spec.widths])
+        self.mixers_x = nn.ModuleList([ModaMixer(c, d, cfg.mixer_residual) for c in spec.widths])
+        self.template_embed = nn.Linear(spec.out_channels, d) if cfg.missing_language == "template" else None
+        if cfg.head == "scar":
+            self.head = CARHead(spec.out_channels, cfg.scar.tower_depth, cfg.stride, cfg.scar.template_crop)
+        else:
+            t = cfg.tt
+            self.head = TTFusionHead(spec.out_channels, t.dim, t.heads, t.layers, t.ffn, t.dropout, cfg.backend, t.topk)
+        self.arch = load_arch(cfg.arch, spec)
+        self.register_buffer("sample_counter", torch.zeros((), dtype=torch.long))
+
+    def set_backend(self, backend: str) -> None:
+        """Kernel backend of every attention layer (the TT fusion; the SCAR head has none)."""
+        from vtrack.models.layers.transformer import MultiHeadAttention
+
+        if not isinstance(backend, str):
+            raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
+        self.cfg.backend = backend
+        for m in self.modules():
+            if isinstance(m, MultiHeadAttention):
+                m.backend = backend
+
+    # ----------------------------------------------------------------- architecture
+    def set_arch(self, arch: Architecture | list[int] | None) -> None:
+        """Fix the path (an Architecture or its flat list); None returns to supernet sampling."""
+        self.arch = arch if arch is None or isinstance(arch, Architecture) else Architecture.from_list(arch, self.spec)
+
+    def current_arch(self) -> Architecture:
+        """The fixed path, or in training mode a freshly sampled one (seeded by config seed and a
+        counter saved in the state dict, so every DDP rank and a resumed run sample the same)."""
+        if self.arch is not None:
+            return self.arch
+        if not self.training:
+            raise ValueError("arch: the supernet has no fixed architecture; call set_arch() or set model.arch")
+        rng = random.Random(self.cfg.seed * 1_000_003 + int(self.sample_counter))
+        self.sample_counter += 1
+        return Architecture.random(self.spec, rng)
+
+    # ----------------------------------------------------------------- features
+    def language_vector(self, texts: list[str] | None, batch_size: int, device: torch.device) -> torch.Tensor:
+        """Sentence vectors [B, d]; zeros where there is no text or language is switched off."""
+        if texts is None or not self.cfg.use_language:
+            return torch.zeros(batch_size, self.language.dim, device=device)
+        if len(texts) != batch_size:
+            raise ValueError(f"language: expected {batch_size} strings, got {len(texts)}")
+        return self.language(list(texts)).to(device)
+
+    def _template_embedding(self, z_img: torch.Tensor, box: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """The "template" strategy: mean of the template feature over the cells inside ``box``."""
+        zeros = torch.zeros(z_img.shape[0], self.language.dim, device=z_img.device, dtype=z_img.dtype)
+        feat = self.backbone_z(z_img, arch.template, self.mixers_z, zeros, arch.mixer_template)
+        b, _, h, w = feat.shape
+        stride = self.cfg.stride
+        cy = (torch.arange(h, device=feat.device, dtype=feat.dtype) + 0.5) * stride
+        cx = (torch.arange(w, device=feat.device, dtype=feat.dtype) + 0.5) * stride
+        x0, y0 = box[:, 0, None], box[:, 1, None]
+        x1, y1 = x0 + box[:, 2, None], y0 + box[:, 3, None]
+        inside_x = (cx[None] >= x0) & (cx[None] <= x1)
+        inside_y = (cy[None] >= y0) & (cy[None] <= y1)
+        mask = (inside_y[:, :, None] & inside_x[:, None, :]).to(feat.dtype)
+        centre = ((y0 + y1) / 2 / stride).long().clamp(0, h - 1).squeeze(1), ((x0 + x1) / 2 / stride).long().clamp(0, w - 1).squeeze(1)
+        mask[torch.arange(b, device=feat.device), centre[0], centre[1]] = 1.0
+        pooled = (feat * mask[:, None]).sum((2, 3)) / mask.sum((1, 2))[:, None]
+        return self.template_embed(pooled)
+
+    def resolve_language(self, batch: dict[str, Any], arch: Architecture) -> torch.Tensor:
+        """Language vectors for a batch, applying the missing-language strategy."""
+        z = batch["template"]
+        texts = batch.get("language")
+        if isinstance(texts, str):
+            texts = [texts]
+        f_l = self.language_vector(texts, z.shape[0], z.device)
+        if self.template_embed is not None:
+            missing = torch.tensor([not (t or "").strip() for t in (texts or [""] * z.shape[0])], device=z.device)
+            if bool(missing.any()) or not self.cfg.use_language:
+                if "template_box" not in batch:
+                    raise ValueError("batch: the 'template' missing-language strategy needs 'template_box'")
+                emb = self._template_embedding(z, batch["template_box"].to(z.dtype), arch)
+                use = missing if self.cfg.use_language else torch.ones_like(missing)
+                f_l = torch.where(use[:, None], emb.to(f_l.dtype), f_l)
+        return f_l
+
+    def template_features(self, z_img: torch.Tensor, f_l: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Template branch with ModaMixers."""
+        return self.backbone_z(z_img, arch.template, self.mixers_z, f_l, arch.mixer_template)
+
+    def search_features(self, x_img: torch.Tensor, f_l: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Search branch with ModaMixers."""
+        return self.backbone_x(x_img, arch.search, self.mixers_x, f_l, arch.mixer_search)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Full forward (training and evaluation)."""
+        for key in ("template", "search"):
+            t = batch.get(key)
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
+                raise ValueError(f"batch[{key!r}]: expected a [B,3,H,W] tensor, got {getattr(t, 'shape', t)!r}")
+        arch = self.current_arch()
+        f_l = self.resolve_language(batch, arch)
+        z = self.template_features(batch["template"], f_l, arch)
+        x = self.search_features(batch["search"], f_l, arch)
+        return self.head(z, x)

@@ -1,0 +1,105 @@
+"""VLT inference: template and language encoded once, SiamCAR-style post-processing per frame
+(scale/ratio change penalty, cosine window, learning-rate smoothed size)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.crops import box_to_crop, clip_box, sample_target
+from vtrack.tracking.windows import cosine_window
+
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@dataclass
+class VLTTrackerConfig:
+    """The ``tracker`` section: crops and SiamCAR post-processing constants."""
+
+    context: str = "siamfc"
+    template_factor: float = 1.0
+    search_factor: float = 2.0
+    penalty_k: float = 0.04
+    window_influence: float = 0.4
+    lr: float = 0.33
+    use_language: bool = True
+
+
+def to_tensor(patch: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> [1,3,H,W] float normalised with ImageNet mean/std."""
+    t = torch.from_numpy(np.ascontiguousarray(patch)).to(device).permute(2, 0, 1)[None].float() / 255.0
+    return (t - _MEAN.to(t.device)) / _STD.to(t.device)
+
+
+class VLTTracker(Tracker):
+    """Tracks with a :class:`~vtrack.models.vlt.model.VLTModel` whose architecture is fixed.
+
+    ``initialize(image, box, info)`` reads the description from ``info["language"]`` (absent or
+    empty: the model's missing-language strategy applies).
+    """
+
+    name = "vlt"
+
+    def __init__(self, model: torch.nn.Module, cfg: VLTTrackerConfig, device: torch.device | str = "cpu") -> None:
+        if model.arch is None:
+            raise ValueError("model.arch: a VLT tracker needs a fixed architecture (run the search or set model.arch)")
+        if cfg.context not in ("siamfc", "area"):
+            raise ValueError(f"tracker.context: expected 'siamfc' or 'area', got {cfg.context!r}")
+        self.model = model.to(device).eval()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.zsize = model.cfg.template_size
+        self.xsize = model.cfg.search_size
+
+    @torch.no_grad()
+    def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
+        patch, _, crop = sample_target(image, box, self.cfg.template_factor, self.zsize, mode=self.cfg.context)
+        text = str(info.get("language") or "") if self.cfg.use_language else ""
+        zbox = torch.as_tensor(box_to_crop(box, crop, self.zsize), dtype=torch.float32, device=self.device)[None]
+        batch = {"template": to_tensor(patch, self.device), "language": [text], "template_box": zbox}
+        arch = self.model.arch
+        f_l = self.model.resolve_language(batch, arch)
+        self.f_l = f_l
+        self.z = self.model.template_features(batch["template"], f_l, arch)
+        self.box = np.asarray(box, dtype=np.float64)
+        self.window: np.ndarray | None = None
+
+    @torch.no_grad()
+    def _track(self, image: np.ndarray) -> TrackResult:
+        cfg = self.cfg
+        patch, scale, crop = sample_target(image, self.box, cfg.search_factor, self.xsize, mode=cfg.context)
+        x = self.model.search_features(to_tensor(patch, self.device), self.f_l, self.model.arch)
+        out = self.model.head(self.z, x)
+        score, boxes = self.model.head.decode(out, self.xsize)
+        score, boxes = score[0].cpu().numpy(), boxes[0].cpu().numpy()
+        n = int(round(math.sqrt(score.size)))
+        if self.window is None or self.window.size != score.size:
+            self.window = cosine_window(n, n).reshape(-1)
+        # size change penalty (SiamRPN/SiamCAR) relative to the current target size in the crop
+        w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-3)
+        h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
+        tw, th = self.box[2] * scale, self.box[3] * scale
+
+        def sz(a, b):
+            p = (a + b) * 0.5
+            return np.sqrt((a + p) * (b + p))
+
+        s_c = np.maximum(sz(w, h) / sz(tw, th), sz(tw, th) / sz(w, h))
+        r_c = np.maximum((tw / th) / (w / h), (w / h) / (tw / th))
+        penalty = np.exp(-(r_c * s_c - 1) * cfg.penalty_k)
+        pscore = penalty * score * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        best = int(np.argmax(pscore))
+        bx = boxes[best]
+        cx = crop[0] + (bx[0] + bx[2]) / 2 / scale
+        cy = crop[1] + (bx[1] + bx[3]) / 2 / scale
+        lr = penalty[best] * score[best] * cfg.lr
+        nw = self.box[2] * (1 - lr) + (w[best] / scale) * lr
+        nh = self.box[3] * (1 - lr) + (h[best] / scale) * lr
+        new = clip_box([cx - nw / 2, cy - nh / 2, nw, nh], image.shape[1], image.shape[0])
+        self.box = np.asarray(new, dtype=np.float64)
+        return TrackResult(tuple(float(v) for v in self.box), float(score[best]))

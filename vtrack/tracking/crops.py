@@ -1,0 +1,224 @@
+"""Template/search crops shared by every tracker.
+
+Coordinate convention: boxes are ``(x, y, w, h)`` in continuous pixel coordinates where pixel
+``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``; a crop box ``(x0, y0, s, s)`` resized to
+``output_size`` maps an image point ``p`` to ``(p - x0) * output_size / s`` exactly (sub-pixel
+accurate, no rounding of the crop corner as in OSTrack's slicing version).
+
+Crops are one :func:`cv2.warpAffine` call: only the ``output_size**2`` destination pixels are
+computed, whatever the crop side, and the part of the crop that leaves the image is filled with
+the padding colour (the image mean colour by default, as SiamFC/SiamRPN/OSTrack-style trackers).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence as Seq
+
+import cv2
+import numpy as np
+
+from vtrack.tracking.base import check_image
+
+__all__ = ["crop_side", "sample_target", "box_to_crop", "box_from_crop", "clip_box"]
+
+_CROP_MODES = ("area", "siamfc")
+_PAD_MODES = ("mean", "zero", "replicate")
+
+
+def _as_box(box: Any, name: str, *, positive: bool = True) -> np.ndarray:
+    """Validate one (x, y, w, h) box and return it as float64 [4]."""
+    try:
+        arr = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected 4 numbers (x, y, w, h), got {box!r}") from None
+    if arr.shape != (4,):
+        raise ValueError(f"{name}: expected 4 numbers (x, y, w, h), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite values, got {arr.tolist()}")
+    if positive and (arr[2] <= 0 or arr[3] <= 0):
+        raise ValueError(f"{name}: expected positive width and height, got w={arr[2]}, h={arr[3]}")
+    return arr
+
+
+def _as_boxes(box: Any, name: str) -> np.ndarray:
+    """Validate a box [4] or a batch of boxes [..., 4]; returns float64 of the same shape."""
+    try:
+        arr = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected boxes (x, y, w, h) of shape [4] or [N, 4], got {box!r}") from None
+    if arr.ndim == 0 or arr.shape[-1] != 4:
+        raise ValueError(f"{name}: expected shape [4] or [N, 4], got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite values")
+    return arr
+
+
+def _positive(value: Any, name: str) -> float:
+    try:
+        val = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a positive number, got {value!r}") from None
+    if not math.isfinite(val) or val <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return val
+
+
+def _output_size(output_size: Any) -> int:
+    if isinstance(output_size, bool) or not isinstance(output_size, (int, np.integer)):
+        raise TypeError(f"output_size: expected a positive int, got {output_size!r}")
+    if output_size < 1:
+        raise ValueError(f"output_size: expected a positive int, got {output_size}")
+    return int(output_size)
+
+
+def crop_side(box_xywh: Seq[float] | np.ndarray, factor: float, mode: str = "area") -> float:
+    """Side length (image pixels) of the square crop around ``box_xywh``.
+
+    ``"area"`` (OSTrack, STARK): ``sqrt(w * h) * factor``.
+    ``"siamfc"`` (SiamFC, SiamRPN++, SparseTT): ``sqrt((w + p) * (h + p)) * factor`` with context
+    ``p = (w + h) / 2``; the exemplar uses ``factor = 1`` and the search region
+    ``factor = search_size / template_size``.
+    """
+    box = _as_box(box_xywh, "box_xywh")
+    fac = _positive(factor, "factor")
+    w, h = box[2], box[3]
+    if mode == "area":
+        return float(math.sqrt(w * h) * fac)
+    if mode == "siamfc":
+        p = (w + h) / 2.0
+        return float(math.sqrt((w + p) * (h + p)) * fac)
+    raise ValueError(f"mode: expected one of {_CROP_MODES}, got {mode!r}")
+
+
+def _pad_value(image: np.ndarray, pad: Any) -> tuple[int, tuple[float, ...]]:
+    """OpenCV border mode and value for ``pad``."""
+    if isinstance(pad, str):
+        if pad == "mean":
+            return cv2.BORDER_CONSTANT, tuple(float(v) for v in cv2.mean(image)[:3])
+        if pad == "zero":
+            return cv2.BORDER_CONSTANT, (0.0, 0.0, 0.0)
+        if pad == "replicate":
+            return cv2.BORDER_REPLICATE, (0.0, 0.0, 0.0)
+        raise ValueError(f"pad: expected one of {_PAD_MODES} or an RGB colour, got {pad!r}")
+    try:
+        colour = tuple(float(v) for v in pad)
+    except TypeError:
+        raise TypeError(f"pad: expected one of {_PAD_MODES} or 3 numbers (RGB), got {pad!r}") from None
+    if len(colour) != 3 or not all(math.isfinite(c) for c in colour):
+        raise ValueError(f"pad: expected 3 finite numbers (RGB), got {pad!r}")
+    return cv2.BORDER_CONSTANT, colour
+
+
+def sample_target(
+    image: np.ndarray,
+    box_xywh: Seq[float] | np.ndarray,
+    factor: float,
+    output_size: int,
+    *,
+    mode: str = "area",
+    center: tuple[float, float] | None = None,
+    pad: Any = "mean",
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Square crop around a box, resized to ``output_size x output_size``.
+
+    Args:
+        image: HxWx3 uint8 RGB frame.
+        box_xywh: target box in image pixels; its size sets the crop side (:func:`crop_side`).
+        factor: context factor (crop side relative to the target size, see ``mode``).
+        output_size: side of the returned patch in pixels.
+        mode: ``"area"`` or ``"siamfc"`` (see :func:`crop_side`).
+        center: crop centre ``(cx, cy)``; default the box centre.
+        pad: fill for the part of the crop outside the image: ``"mean"`` (image mean colour),
+            ``"zero"``, ``"replicate"`` (edge pixels), or an RGB colour (e.g. a cached mean).
+
+    Returns:
+        ``(patch, resize_factor, crop_box)``: the uint8 RGB patch [output_size, output_size, 3],
+        ``resize_factor = output_size / crop_side`` and the crop box ``(x0, y0, side, side)`` in
+        image coordinates (float64).
+    """
+    img = check_image(image)
+    box = _as_box(box_xywh, "box_xywh")
+    out = _output_size(output_size)
+    side = crop_side(box, factor, mode)
+    if center is None:
+        cx, cy = box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
+    else:
+        try:
+            cx, cy = (float(v) for v in center)
+        except (TypeError, ValueError):
+            raise TypeError(f"center: expected (cx, cy), got {center!r}") from None
+        if not (math.isfinite(cx) and math.isfinite(cy)):
+            raise ValueError(f"center: expected finite values, got {center!r}")
+    border, value = _pad_value(img, pad)
+    x0, y0 = cx - side / 2.0, cy - side / 2.0
+    r = out / side
+    # Pixel centres: (u + 0.5) = (x + 0.5 - x0) * r  =>  u = r * x + (0.5 * r - 0.5 - x0 * r).
+    shift = 0.5 * r - 0.5
+    mat = np.array([[r, 0.0, shift - x0 * r], [0.0, r, shift - y0 * r]], dtype=np.float64)
+    patch = cv2.warpAffine(
+        img if img.flags["C_CONTIGUOUS"] else np.ascontiguousarray(img),
+        mat,
+        (out, out),
+        flags=cv2.INTER_LINEAR,
+        borderMode=border,
+        borderValue=value,
+    )
+    return patch, float(r), np.array([x0, y0, side, side], dtype=np.float64)
+
+
+def _crop_scale(crop_box_xywh: Any, output_size: Any) -> tuple[np.ndarray, float, float]:
+    crop = _as_box(crop_box_xywh, "crop_box_xywh")
+    out = _output_size(output_size)
+    return crop, out / crop[2], out / crop[3]
+
+
+def box_to_crop(box_xywh: Any, crop_box_xywh: Any, output_size: int) -> np.ndarray:
+    """Map box(es) ``[..., 4]`` from image coordinates to the pixel coordinates of a crop.
+
+    ``crop_box_xywh`` and ``output_size`` are what :func:`sample_target` used/returned.
+    """
+    box = _as_boxes(box_xywh, "box_xywh")
+    crop, rx, ry = _crop_scale(crop_box_xywh, output_size)
+    res = np.empty_like(box)
+    res[..., 0] = (box[..., 0] - crop[0]) * rx
+    res[..., 1] = (box[..., 1] - crop[1]) * ry
+    res[..., 2] = box[..., 2] * rx
+    res[..., 3] = box[..., 3] * ry
+    return res
+
+
+def box_from_crop(box_xywh: Any, crop_box_xywh: Any, output_size: int) -> np.ndarray:
+    """Map box(es) ``[..., 4]`` from crop pixel coordinates back to image coordinates
+    (inverse of :func:`box_to_crop`)."""
+    box = _as_boxes(box_xywh, "box_xywh")
+    crop, rx, ry = _crop_scale(crop_box_xywh, output_size)
+    res = np.empty_like(box)
+    res[..., 0] = box[..., 0] / rx + crop[0]
+    res[..., 1] = box[..., 1] / ry + crop[1]
+    res[..., 2] = box[..., 2] / rx
+    res[..., 3] = box[..., 3] / ry
+    return res
+
+
+def clip_box(box_xywh: Any, width: int, height: int, min_size: float = 1.0) -> np.ndarray:
+    """Clip a box to the image ``[0, width] x [0, height]``, keeping at least ``min_size`` per side.
+
+    The left/top edge is clipped to ``[0, width - min_size]``, the right/bottom edge to
+    ``[left + min_size, width]`` (OSTrack's ``clip_box`` with ``margin = min_size``).
+    """
+    box = _as_box(box_xywh, "box_xywh", positive=False)
+    W = _positive(width, "width")
+    H = _positive(height, "height")
+    try:
+        m = float(min_size)
+    except (TypeError, ValueError):
+        raise TypeError(f"min_size: expected a number, got {min_size!r}") from None
+    if not math.isfinite(m) or m < 0:
+        raise ValueError(f"min_size: expected a finite number >= 0, got {min_size!r}")
+    if m > W or m > H:
+        raise ValueError(f"min_size: expected at most the image size {W:g}x{H:g}, got {m:g}")
+    x1 = min(max(box[0], 0.0), W - m)
+    y1 = min(max(box[1], 0.0), H - m)
+    x2 = min(max(box[0] + box[2], x1 + m), W)
+    y2 = min(max(box[1] + box[3], y1 + m), H)
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)

@@ -1,0 +1,707 @@
+"""Config-driven training of any registered tracker family.
+
+:func:`train` validates the whole config, the datasets and the resume checkpoint before the
+first step, then runs AdamW (backbone parameters at ``backbone_lr_mult`` x lr) with a step or
+cosine schedule with warm-up, gradient clipping, AMP (bf16/fp16 on CUDA, off on CPU), optional
+EMA and torch.compile, under DDP when launched by torchrun. Checkpoints are written atomically
+(temporary file, then ``os.replace``) and hold everything needed for an exact resume: model,
+optimizer, scheduler, grad scaler, EMA, RNG states (torch/CUDA/NumPy/Python), epoch, step and
+the config. Samples are pure functions of (seed, epoch, index), so a resumed run draws the very
+same batches: on CPU with ``data.num_workers=0`` an interrupted and resumed run ends with the same
+weights, bit for bit, as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vtrack.config import check_sections, from_dict, to_dict
+from vtrack.data.sequence import Sequence
+from vtrack.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    scaled_lr,
+)
+from vtrack.train.processing import Processor
+from vtrack.train.samplers import ShardedSampler, TrackingDataset, TrackingSampler, seed_worker
+from vtrack.train.schema import DataConfig, ProcessingConfig, SamplerConfig, ScheduleConfig, TrainConfig
+
+__all__ = [
+    "train",
+    "LrSchedule",
+    "ModelEMA",
+    "build_param_groups",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_KEYS",
+]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "ema", "rng", "epoch", "step", "config")
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule, EMA, param groups
+# ---------------------------------------------------------------------------------------------
+class LrSchedule:
+    """Multiplicative lr factor per optimizer step (for ``LambdaLR``): warm-up x (step | cosine | constant)."""
+
+    def __init__(self, cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> None:
+        if steps_per_epoch < 1 or total_steps < 1:
+            raise ValueError(f"steps_per_epoch/total_steps: expected positive ints, got {steps_per_epoch}/{total_steps}")
+        self.name = cfg.name
+        self.milestones = sorted(int(m) * steps_per_epoch for m in cfg.milestones)
+        self.gamma = float(cfg.gamma)
+        self.min_lr_ratio = float(cfg.min_lr_ratio)
+        self.warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
+        self.warmup_start = float(cfg.warmup_start)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step: int) -> float:
+        """Factor applied to the base lr at optimizer step ``step`` (0-based)."""
+        if self.name == "step":
+            factor = self.gamma ** sum(step >= m for m in self.milestones)
+        elif self.name == "cosine":
+            t = min(step, self.total_steps) / self.total_steps
+            factor = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        else:
+            factor = 1.0
+        if self.warmup_steps > 0 and step < self.warmup_steps:
+            factor *= self.warmup_start + (1 - self.warmup_start) * step / self.warmup_steps
+        return factor
+
+
+class ModelEMA:
+    """Exponential moving average of a model's floating-point state (integer buffers copied)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not (0.0 < decay < 1.0):
+            raise ValueError(f"decay: expected a number in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """``shadow = decay * shadow + (1 - decay) * current``."""
+        for key, value in model.state_dict().items():
+            ref = self.shadow[key]
+            if ref.dtype.is_floating_point:
+                ref.mul_(self.decay).add_(value.detach().to(ref.dtype), alpha=1.0 - self.decay)
+            else:
+                ref.copy_(value)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged weights (loadable into the model)."""
+        return self.shadow
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore the averaged weights."""
+        missing = set(self.shadow) ^ set(state)
+        if missing:
+            raise ValueError(f"ema: checkpoint EMA keys do not match the model: {sorted(missing)[:5]}")
+        for key, value in state.items():
+            self.shadow[key].copy_(value)
+
+
+def build_param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_prefix: str,
+                       backbone_lr_mult: float) -> list[dict[str, Any]]:
+    """AdamW groups: parameters named ``backbone_prefix*`` at ``lr * backbone_lr_mult``, the rest at ``lr``."""
+    backbone, rest = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (backbone if backbone_prefix and name.startswith(backbone_prefix) else rest).append(p)
+    if not backbone and backbone_lr_mult != 1.0:
+        log.warning("train.backbone_prefix %r matches no parameter: every parameter trains at lr", backbone_prefix)
+    groups = []
+    if rest:
+        groups.append({"params": rest, "lr": lr, "weight_decay": weight_decay, "name": "default"})
+    if backbone:
+        groups.append({"params": backbone, "lr": lr * backbone_lr_mult, "weight_decay": weight_decay, "name": "backbone"})
+    if not groups:
+        raise ValueError("model: has no trainable parameter")
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints and RNG
+# ---------------------------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state(("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
+    """Write ``state`` with ``torch.save`` to a temporary file next to ``path``, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _latest_checkpoint(folder: Path) -> Path:
+    found = sorted(folder.glob("checkpoint_*.pth"), key=lambda p: (p.stat().st_mtime, p.name))
+    if not found:
+        raise ValueError(f"resume: no checkpoint_*.pth in folder {folder}")
+    return found[-1]
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a vtrack training checkpoint (``weights_only=True``).
+
+    ``path`` may be a folder: its newest ``checkpoint_*.pth`` is used.
+
+    Raises:
+        ValueError: missing file, unreadable/corrupt file, or not a vtrack training checkpoint.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = _latest_checkpoint(p)
+    if not p.is_file():
+        raise ValueError(f"resume: no such checkpoint file: {p}")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types (pickle, zip, EOF, runtime) for corrupt files
+        raise ValueError(f"resume: {p} is not a readable checkpoint (corrupt or truncated?): {type(err).__name__}: {err}") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"resume: {p} does not hold a vtrack training checkpoint (got {type(ckpt).__name__})")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"resume: {p} is not a vtrack training checkpoint: missing {missing}")
+    ckpt["_path"] = str(p)
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------
+# config and data preparation
+# ---------------------------------------------------------------------------------------------
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_dataset(name: str, root: str, split: str | None) -> list[Sequence]:
+    """Read one dataset with :func:`vtrack.data.load_dataset` (a module-level hook for tests)."""
+    from vtrack.data import load_dataset
+
+    return load_dataset(name, root, split)
+
+
+def load_datasets(data: DataConfig) -> list[list[Sequence]]:
+    """Load every dataset of ``data.datasets``; errors name the entry."""
+    out = []
+    for i, spec in enumerate(data.datasets):
+        where = f"data.datasets[{i}]"
+        root = Path(spec.root).expanduser()
+        if not root.exists():
+            raise ValueError(f"{where}.root: dataset path does not exist: {root}")
+        try:
+            seqs = _load_dataset(spec.name, str(root), spec.split)
+        except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+            raise ValueError(f"{where} ({spec.name} at {root}): {err}") from None
+        if not seqs:
+            raise ValueError(f"{where} ({spec.name} at {root}, split {spec.split!r}): the dataset is empty")
+        out.append(list(seqs))
+    return out
+
+
+def _sampler_config(data_raw: Mapping[str, Any], data: DataConfig, family_defaults: Mapping[str, Any]) -> SamplerConfig:
+    """``data.sampler`` with the family's defaults for the keys the user did not set."""
+    user = dict((data_raw or {}).get("sampler") or {})
+    merged = {**dict(family_defaults), **user}
+    return from_dict(SamplerConfig, merged, "data.sampler") if family_defaults else data.sampler
+
+
+def _resolve_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", info.local_rank)
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"train.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"train.device: {name!r} requested but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device("cuda", info.local_rank)
+    return dev
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "auto":
+            return None
+        raise ValueError(f"train.amp: {amp!r} needs a CUDA device, got device {device}; use 'auto' or 'off'")
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _check_family(family: Any, name: str) -> None:
+    for attr in ("build_model", "build_criterion", "processing_config"):
+        if not callable(getattr(family, attr, None)):
+            raise TypeError(f"model.name: tracker family {name!r} has no {attr}() (see docs/design.md)")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class _CsvLog:
+    """Append-only CSV log with a header fixed at the first row (rank 0 only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.exists() and path.stat().st_size > 0:
+            with path.open(newline="") as fh:
+                self.fields = next(csv.reader(fh), None)
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with self.path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+def train(
+    cfg: Mapping[str, Any],
+    *,
+    resume: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+    max_steps: int | None = None,
+) -> Path:
+    """Train the tracker described by ``cfg`` and return the path of the last checkpoint written.
+
+    Args:
+        cfg: config with sections ``model`` (``name`` + family options), ``data``
+            (:class:`~vtrack.train.schema.DataConfig`), ``train``
+            (:class:`~vtrack.train.schema.TrainConfig`) and optionally ``tracker``.
+        resume: a checkpoint written by this function (or a folder: its newest checkpoint);
+            training continues exactly where it stopped.
+        out_dir: folder for checkpoints, ``log.csv``, ``config.yaml`` and TensorBoard events
+            (default ``runs/<model.name>``).
+        max_steps: stop after this many optimizer steps in total (a checkpoint is written), e.g.
+            to fit a job's time limit; the schedule still follows ``train.epochs``.
+
+    Raises:
+        ValueError / TypeError: an invalid config (naming the key), a missing or empty dataset,
+            an unreadable or mismatching checkpoint: all before the first training step.
+    """
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
+    cfg = to_dict(copy.deepcopy(dict(cfg)))
+    check_sections(cfg)
+    model_sec = cfg.get("model")
+    if not isinstance(model_sec, dict) or not isinstance(model_sec.get("name"), str):
+        raise ValueError("model.name: missing required key (the tracker family, e.g. 'ostrack')")
+    data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
+    train_cfg = from_dict(TrainConfig, cfg.get("train"), "train")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps: expected a positive int or None, got {max_steps!r}")
+
+    from vtrack.models.registry import get_family
+
+    family = get_family(model_sec["name"])
+    _check_family(family, model_sec["name"])
+    proc_raw = family.processing_config(cfg)
+    if not isinstance(proc_raw, Mapping):
+        raise TypeError(f"model.name: {model_sec['name']}.processing_config returned {type(proc_raw).__name__}, not a mapping")
+    proc_cfg = from_dict(ProcessingConfig, _deep_merge(dict(proc_raw), data_cfg.processing), "data.processing")
+    sampler_cfg = _sampler_config(cfg.get("data") or {}, data_cfg, proc_cfg.sampler)
+    processor = Processor(proc_cfg, data_cfg.augment)
+
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and isinstance(ckpt.get("config"), dict):
+        changed = sorted(k for k in set(ckpt["config"]) | set(cfg) if ckpt["config"].get(k) != cfg.get(k))
+        if changed:
+            log.warning("resume: the config differs from the checkpoint's in section(s) %s", changed)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / model_sec["name"]
+
+    datasets = load_datasets(data_cfg)
+    sampler = TrackingSampler(
+        datasets,
+        [d.weight for d in data_cfg.datasets],
+        mode=proc_cfg.sample_mode,
+        samples_per_epoch=sampler_cfg.samples_per_epoch,
+        max_gap=sampler_cfg.max_gap,
+        negative_ratio=sampler_cfg.negative_ratio,
+        num_support=sampler_cfg.num_support,
+        num_query=sampler_cfg.num_query,
+        seed=train_cfg.seed,
+        names=[f"data.datasets[{i}] ({d.name})" for i, d in enumerate(data_cfg.datasets)],
+    )
+
+    _preflight(sampler, processor)
+
+    info = init_distributed(train_cfg.device)
+    try:
+        return _run(cfg, family, train_cfg, data_cfg, sampler, processor, ckpt, out, max_steps, info)
+    finally:
+        cleanup_distributed(info)
+
+
+def _preflight(sampler: TrackingSampler, processor: Processor) -> None:
+    """Build sample 0 of epoch 0 once, so unreadable frames or bad label settings fail before training."""
+    try:
+        rng = sampler.rng(0, 0)
+        processor(sampler.sample(0, 0, rng), sampler, rng)
+    except (ValueError, TypeError, OSError) as err:
+        raise ValueError(f"data: building the first training sample failed: {err}") from None
+
+
+def _run(
+    cfg: dict[str, Any],
+    family: Any,
+    tc: TrainConfig,
+    dc: DataConfig,
+    sampler: TrackingSampler,
+    processor: Processor,
+    ckpt: dict[str, Any] | None,
+    out: Path,
+    max_steps: int | None,
+    info: DistInfo,
+) -> Path:
+    device = _resolve_device(tc.device, info)
+    amp_dtype = _amp_dtype(tc.amp, device)
+    if tc.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+    random.seed(tc.seed)
+    np.random.seed(tc.seed & 0xFFFFFFFF)
+    torch.manual_seed(tc.seed)
+    model = family.build_model(cfg["model"])
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model.name: build_model returned {type(model).__name__}, not an nn.Module")
+    if tc.backend is not None:
+        setter = getattr(model, "set_backend", None)
+        if not callable(setter):
+            raise ValueError(f"train.backend: model {type(model).__name__} has no set_backend(); "
+                             "set the kernel backend in the model section instead")
+        setter(tc.backend)
+    criterion = family.build_criterion(cfg)
+    if not callable(criterion):
+        raise TypeError(f"model.name: build_criterion returned {type(criterion).__name__}, not a callable")
+    model.to(device)
+    if isinstance(criterion, nn.Module):
+        criterion.to(device)
+    torch.manual_seed(tc.seed + info.rank)  # per-rank dropout streams; same init everywhere
+
+    world = info.world_size
+    accum = tc.accum_steps
+    global_batch = tc.batch_size * world * accum
+    lr = scaled_lr(tc.lr, global_batch, tc.lr_scaling.rule, tc.lr_scaling.reference_batch)
+    per_rank = math.ceil(len(sampler) / world)
+    steps_per_epoch = per_rank // (tc.batch_size * accum)
+    if steps_per_epoch < 1:
+        raise ValueError(f"data.sampler.samples_per_epoch: {len(sampler)} samples over {world} rank(s) give less "
+                         f"than one step of train.batch_size={tc.batch_size} x train.accum_steps={accum}")
+    total_steps = steps_per_epoch * tc.epochs
+    groups = build_param_groups(model, lr, tc.weight_decay, tc.backbone_prefix, tc.backbone_lr_mult)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LrSchedule(tc.schedule, steps_per_epoch, total_steps))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = ModelEMA(model, tc.ema.decay) if tc.ema.enabled else None
+
+    step = 0
+    if ckpt is not None:
+        step = _restore(ckpt, model, optimizer, scheduler, scaler, ema, steps_per_epoch)
+    start_epoch, skip = divmod(step, steps_per_epoch)
+
+    train_model: nn.Module = model
+    ddp: nn.parallel.DistributedDataParallel | None = None
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tc.find_unused_parameters)
+        train_model = ddp
+    if tc.compile:
+        train_model = torch.compile(train_model)
+
+    dataset = TrackingDataset(sampler, processor)
+    writer = None
+    csv_log = None
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        csv_log = _CsvLog(out / "log.csv")
+        if tc.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tensorboard"))
+        log.info("training %s on %s: %d rank(s), batch %d/rank (global %d), lr %.3g, %d steps/epoch, %d epochs%s",
+                 cfg["model"]["name"], device, world, tc.batch_size, global_batch, lr, steps_per_epoch, tc.epochs,
+                 f", resuming at step {step}" if step else "")
+
+    last_path: Path | None = None
+    state = _LoopState(step=step, accum=accum)
+    from tqdm.auto import tqdm
+
+    def checkpoint(epoch: int, name: str) -> Path | None:
+        if not info.is_main:
+            return None
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "rng": _rng_state(),
+            "epoch": epoch,
+            "step": state.step,
+            "steps_per_epoch": steps_per_epoch,
+            "config": cfg,
+        }
+        path = save_checkpoint(out / name, payload)
+        _prune(out, tc.keep_checkpoints)
+        log.info("checkpoint %s (epoch %d, step %d)", path, epoch, state.step)
+        return path
+
+    try:
+        for epoch in range(start_epoch, tc.epochs):
+            set_epoch = getattr(model, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            first = skip if epoch == start_epoch else 0
+            gen = torch.Generator()
+            gen.manual_seed((tc.seed & 0xFFFFFFFF) * 100_003 + epoch)  # keeps the global RNG untouched
+            loader = DataLoader(
+                dataset,
+                generator=gen,
+                batch_size=tc.batch_size,
+                sampler=ShardedSampler(len(sampler), info.rank, world, start=first * tc.batch_size * accum),
+                num_workers=dc.num_workers,
+                drop_last=True,
+                pin_memory=device.type == "cuda",
+                worker_init_fn=seed_worker if dc.num_workers > 0 else None,
+            )
+            train_model.train()
+            bar = tqdm(total=steps_per_epoch - first, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       disable=not info.is_main or None, leave=False, dynamic_ncols=True)
+            micro = iter(loader)
+            for _ in range(steps_per_epoch - first):
+                for k in range(accum):
+                    sync = ddp is None or k == accum - 1
+                    with contextlib.nullcontext() if sync else ddp.no_sync():
+                        _micro_step(next(micro), train_model, criterion, scaler, tc, device, amp_dtype, state, k == 0,
+                                    optimizer)
+                _optimizer_step(optimizer, scheduler, scaler, ema, model, tc, state)
+                bar.update(1)
+                if state.step % tc.log_interval == 0 or state.step == total_steps:
+                    _log(state, epoch, optimizer, info, csv_log, writer, bar, device)
+                if tc.checkpoint_steps and state.step % tc.checkpoint_steps == 0 and state.step % steps_per_epoch:
+                    last_path = checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth") or last_path
+                if max_steps is not None and state.step >= max_steps:
+                    break
+            bar.close()
+            done_epoch = state.step % steps_per_epoch == 0 and state.step > 0
+            if max_steps is not None and state.step >= max_steps and not done_epoch:
+                last_path = checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth") or last_path
+                break
+            if (epoch + 1) % tc.checkpoint_interval == 0 or epoch + 1 == tc.epochs or (
+                max_steps is not None and state.step >= max_steps
+            ):
+                last_path = checkpoint(epoch + 1, f"checkpoint_e{epoch + 1:04d}.pth") or last_path
+            if max_steps is not None and state.step >= max_steps:
+                break
+        barrier(info)
+    finally:
+        if writer is not None:
+            writer.close()
+    if last_path is None:
+        if ckpt is not None:  # resumed a run that had already finished
+            return Path(ckpt["_path"])
+        last_path = out / f"checkpoint_e{tc.epochs:04d}.pth"
+    return last_path
+
+
+class _LoopState:
+    """Mutable counters of the training loop."""
+
+    def __init__(self, step: int, accum: int = 1) -> None:
+        self.step = step
+        self.accum = accum
+        self.loss_sum = 0.0
+        self.count = 0
+        self.stats: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+
+def _micro_step(batch: dict[str, Any], train_model: nn.Module, criterion: Any, scaler: torch.amp.GradScaler,
+                tc: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, state: _LoopState,
+                first: bool, optimizer: torch.optim.Optimizer) -> None:
+    """Forward, loss and backward of one micro-batch (gradients accumulate over ``train.accum_steps``)."""
+    batch = _to_device(batch, device)
+    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    with ctx:
+        outputs = train_model(batch)
+        loss, stats = criterion(outputs, batch)
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise TypeError(f"criterion: expected a scalar loss tensor, got {type(loss).__name__}")
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training diverged: loss is {value} at step {state.step + 1} (stats {stats})")
+    if first:
+        optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss / tc.accum_steps if tc.accum_steps > 1 else loss).backward()
+    state.loss_sum += value
+    state.count += 1
+    for key, val in (stats or {}).items():
+        state.stats[key] = state.stats.get(key, 0.0) + float(val)
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
+                    ema: ModelEMA | None, model: nn.Module, tc: TrainConfig, state: _LoopState) -> None:
+    """Clip, step the optimizer/scaler/schedule, update the EMA, count the step."""
+    if tc.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    if ema is not None:
+        ema.update(model)
+    state.step += 1
+
+
+def _log(state: _LoopState, epoch: int, optimizer: torch.optim.Optimizer, info: DistInfo, csv_log: _CsvLog | None,
+         writer: Any, bar: Any, device: torch.device) -> None:
+    n = max(state.count, 1)
+    vals = torch.tensor([state.loss_sum / n] + [v / n for v in state.stats.values()], dtype=torch.float64,
+                        device=device if info.backend == "nccl" else "cpu")
+    vals = all_reduce_mean(vals, info).cpu().tolist()
+    elapsed = time.perf_counter() - state.t0
+    row = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"], "loss": vals[0]}
+    row.update({k: v for k, v in zip(state.stats, vals[1:])})
+    row["sec_per_step"] = elapsed * state.accum / n
+    if csv_log is not None:
+        csv_log.write(row)
+    if writer is not None:
+        for key, value in row.items():
+            if key not in ("epoch", "step"):
+                writer.add_scalar(f"train/{key}", value, state.step)
+    if info.is_main and hasattr(bar, "set_postfix"):
+        bar.set_postfix(loss=f"{vals[0]:.4f}", lr=f"{row['lr']:.2e}")
+    state.loss_sum, state.count, state.stats, state.t0 = 0.0, 0, {}, time.perf_counter()
+
+
+def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             scaler: torch.amp.GradScaler, ema: ModelEMA | None, steps_per_epoch: int) -> int:
+    where = f"resume: {ckpt.get('_path', 'checkpoint')}"
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise ValueError(f"{where} does not match the model built from the config: {err}") from None
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(f"{where}: optimizer/scheduler state does not match this config: {err}") from None
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    if ema is not None:
+        if ckpt.get("ema") is not None:
+            ema.load_state_dict(ckpt["ema"])
+        else:
+            log.warning("%s has no EMA state; the EMA restarts from the current weights", where)
+    step = int(ckpt["step"])
+    saved_spe = ckpt.get("steps_per_epoch")
+    if saved_spe is not None and int(saved_spe) != steps_per_epoch:
+        raise ValueError(f"{where}: written with {saved_spe} steps per epoch, this config gives {steps_per_epoch} "
+                         "(batch size, world size or samples_per_epoch changed)")
+    _set_rng_state(ckpt["rng"])
+    return step
+
+
+def _prune(out: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    found = sorted(out.glob("checkpoint_*.pth"), key=lambda p: (p.stat().st_mtime, p.name))
+    for old in found[:-keep]:
+        with contextlib.suppress(FileNotFoundError):
+            old.unlink()
