@@ -16,19 +16,19 @@ from vtrack.models.layers.score_voting import score_voting
 from vtrack.models.layers.xcorr import xcorr_depthwise
 
 TINY = dict(
-    name="duml", backbone="resnet18", channels=32, template_size=63, search_size=127, template_window=6,
-    anchor_scales=[4.0], onr_feature_dim=32, onr_num_dist_bins=12, onr_bin_displacement=0.5,
-    onr_label_sigma=1.0, onr_train_iters=2,
+    name="duml", backbone="resnet18", channels=32, template_size=47, search_size=95, template_window=4,
+    anchor_scales=[3.0], onr_feature_dim=32, onr_filter_size=3, onr_num_dist_bins=12, onr_bin_displacement=0.5,
+    onr_label_sigma=0.8, onr_train_iters=2,
 )
 
 
-def _batch(b: int = 2, s: int = 3, q: int = 2, size: int = 127) -> dict[str, torch.Tensor]:
+def _batch(b: int = 2, s: int = 3, q: int = 2, size: int = 95) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return {
         "train_images": torch.randn(b, s, 3, size, size, generator=g),
         "test_images": torch.randn(b, q, 3, size, size, generator=g),
-        "train_boxes": torch.tensor([48.0, 47.0, 32.0, 34.0]).repeat(b, s, 1),
-        "test_boxes": torch.tensor([55.0, 40.0, 28.0, 36.0]).repeat(b, q, 1),
+        "train_boxes": torch.tensor([36.0, 35.0, 24.0, 26.0]).repeat(b, s, 1),
+        "test_boxes": torch.tensor([42.0, 30.0, 21.0, 27.0]).repeat(b, q, 1),
     }
 
 
@@ -44,7 +44,7 @@ def test_family_registered_and_processing() -> None:
     proc = fam.processing_config(cfg)
     assert proc["sample_mode"] == "sequence"
     assert proc["sampler"]["num_support"] == 3 and proc["sampler"]["num_query"] == 2
-    assert proc["search"]["size"] == 127 and proc["search"]["factor"] == pytest.approx(127 / 63)
+    assert proc["search"]["size"] == 95 and proc["search"]["factor"] == pytest.approx(95 / 47)
 
 
 def test_config_errors_name_the_key() -> None:
@@ -61,12 +61,12 @@ def test_config_errors_name_the_key() -> None:
 def test_forward_shapes_and_loss(dual_model: DuML) -> None:
     batch = _batch()
     out = dual_model(batch)
-    # 127 crop -> 16x16 stride-8 features; 6-cell template window -> 11x11 score map
-    assert out["cls"].shape == (4, 5, 11, 11)
-    assert out["box"].shape == (4, 5, 4, 11, 11)
-    assert out["iou"].shape == (4, 5, 11, 11)
-    assert out["anchors"].shape == (5, 11, 11, 4)
-    assert out["onr_scores"].shape == (3, 2, 2, 16, 16)  # init + 2 iterations, Q, B
+    # 95 crop -> 12x12 stride-8 features; 4-cell template window -> 9x9 score map
+    assert out["cls"].shape == (4, 5, 9, 9)
+    assert out["box"].shape == (4, 5, 4, 9, 9)
+    assert out["iou"].shape == (4, 5, 9, 9)
+    assert out["anchors"].shape == (5, 9, 9, 4)
+    assert out["onr_scores"].shape == (3, 2, 2, 12, 12)  # init + 2 iterations, Q, B
     loss, stats = DuMLCriterion(dual_model.cfg)(out, batch)
     assert torch.isfinite(loss) and loss.item() > 0
     for key in ("loss_ofc", "loss_box", "loss_iou", "loss_onr"):

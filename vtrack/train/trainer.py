@@ -374,7 +374,7 @@ def train(
     """
     if not isinstance(cfg, Mapping):
         raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
-    cfg = copy.deepcopy(dict(cfg))
+    cfg = to_dict(copy.deepcopy(dict(cfg)))
     check_sections(cfg)
     model_sec = cfg.get("model")
     if not isinstance(model_sec, dict) or not isinstance(model_sec.get("name"), str):
@@ -396,6 +396,10 @@ def train(
     processor = Processor(proc_cfg, data_cfg.augment)
 
     ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and isinstance(ckpt.get("config"), dict):
+        changed = sorted(k for k in set(ckpt["config"]) | set(cfg) if ckpt["config"].get(k) != cfg.get(k))
+        if changed:
+            log.warning("resume: the config differs from the checkpoint's in section(s) %s", changed)
     out = Path(out_dir) if out_dir is not None else Path("runs") / model_sec["name"]
 
     datasets = load_datasets(data_cfg)
