@@ -258,3 +258,16 @@ def test_tracker_rejects_wrong_mu(dual_model: DuML) -> None:
     frames, gt = _synthetic_frames(3)
     trk.initialize(frames[0], gt[0])
     assert trk.track(frames[1]).extra["flag"] == "offline"
+
+
+def test_backbone_loads_a_local_checkpoint(tmp_path) -> None:
+    from vtrack._compat import import_timm
+    from vtrack.models.backbones.resnet import ResNetBackbone
+
+    src = import_timm().create_model("resnet18", pretrained=False)
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, path)
+    bb = ResNetBackbone("resnet18", out_channels=8, pretrained=str(path))
+    torch.testing.assert_close(bb.body.layer3[0].conv1.weight, src.layer3[0].conv1.weight)
+    with pytest.raises(ValueError, match="pretrained"):
+        ResNetBackbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
