@@ -63,6 +63,11 @@ def train_mode(cfg: dict[str, Any], mode: str, out: Path, steps: int) -> Path:
         return Path(done.read_text().strip())
     c = copy.deepcopy(cfg)
     c["model"]["mode"] = mode
+    # size the epochs so that the learning-rate schedule ends exactly at ``steps``
+    epochs = int(c["train"]["epochs"])
+    c.setdefault("data", {}).setdefault("sampler", {})["samples_per_epoch"] = max(
+        1, -(-steps * int(c["train"]["batch_size"]) // epochs)
+    )
     t0 = time.time()
     ckpt = train(c, out_dir=run_dir, max_steps=steps)
     log.info("trained %s in %.0f s -> %s", mode, time.time() - t0, ckpt)
