@@ -258,3 +258,32 @@ def test_tracker_rejects_wrong_mu(dual_model: DuML) -> None:
     frames, gt = _synthetic_frames(3)
     trk.initialize(frames[0], gt[0])
     assert trk.track(frames[1]).extra["flag"] == "offline"
+
+
+def test_backbone_loads_a_local_checkpoint(tmp_path) -> None:
+    from vtrack._compat import import_timm
+    from vtrack.models.backbones.resnet import ResNetBackbone
+
+    src = import_timm().create_model("resnet18", pretrained=False)
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, path)
+    bb = ResNetBackbone("resnet18", out_channels=8, pretrained=str(path))
+    torch.testing.assert_close(bb.body.layer3[0].conv1.weight, src.layer3[0].conv1.weight)
+    with pytest.raises(ValueError, match="pretrained"):
+        ResNetBackbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_sample_memory_weights_follow_dimp() -> None:
+    from vtrack.models.duml.tracker import SampleMemory
+
+    mem = SampleMemory.create(torch.zeros(2, 1, 2, 2), torch.zeros(2, 2), size=4, init_min_weight=0.25)
+    mem.add(torch.ones(1, 2, 2), torch.zeros(2), lr=0.1)  # first: old /(1-lr), new = lr
+    w = torch.tensor([0.5 / 0.9, 0.5 / 0.9, 0.1])
+    torch.testing.assert_close(mem.weights[:3], w / w.sum())
+    mem.add(torch.ones(1, 2, 2), torch.zeros(2), lr=0.1)  # newest = previous newest / (1 - lr)
+    w = torch.cat([w / w.sum(), (w[2] / w.sum() / 0.9)[None]])
+    torch.testing.assert_close(mem.weights, w / w.sum())
+    assert mem.weights[3] > mem.weights[2]
+    mem.add(torch.full((1, 2, 2), 5.0), torch.ones(2), lr=0.1)  # full: replaces the lightest non-initial (2)
+    assert mem.last == 2 and mem.feats[2].max() == 5.0 and mem.count == 4
+    assert mem.weights[:2].sum() >= 0.25 - 1e-6

@@ -384,3 +384,46 @@ def test_loader_and_speed_benchmark_drive_sparsett(tmp_path, tiny_model):
     assert len(tracker.track(frames[1]).box) == 4 and tracker.name == "sparsett_tiny"
     row = bench_tracker(cfg, backend="reference", ce=True, frames=2, warmup=0, image_size=(96, 96), model=tiny_model)
     assert row.family == "sparsett" and row.fps > 0
+
+
+def _iou(a, b):
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
+    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_tracker_geometry_with_an_oracle_head(family, tiny_model):
+    """A stand-in network that finds the red target in the search crop exactly: the tracker's
+    crop -> score map -> box -> image mapping and post-processing must then follow the target."""
+    from vtrack.models.sparsett.tracker import SparseTTTracker
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    pts = tiny_model.points
+
+    def oracle(search, memory):
+        img = search[0] * std + mean
+        ys, xs = torch.nonzero((img[0] > 0.8) & (img[1] < 0.3), as_tuple=True)
+        x1, y1, x2, y2 = xs.min().float(), ys.min().float(), xs.max().float() + 1, ys.max().float() + 1
+        ltrb = torch.stack((pts[:, 0] - x1, pts[:, 1] - y1, x2 - pts[:, 0], y2 - pts[:, 1]), 1)
+        inside = (ltrb > 0).all(1)
+        score = torch.where(inside, 0.9, 0.01)
+        ltrb = ltrb.clamp_min(0.5)
+        return {"score": score.reshape(1, 8, 8), "box": torch.cat((pts - ltrb[:, :2], pts + ltrb[:, 2:]), 1)[None]}
+
+    tracker = SparseTTTracker(tiny_model, {"test_lr": 1.0, "window_influence": 0.1}, "cpu")
+    tracker.model.decode_search = oracle
+    try:
+        rng = np.random.default_rng(0)
+        bg = rng.integers(0, 60, (160, 200, 3), dtype=np.uint8)
+        tracker.initialize(bg, (50, 60, 24, 18))
+        for t in range(1, 9):
+            img = bg.copy()
+            box = (50 + 5 * t, 60 + 3 * t, 24, 18)
+            img[box[1]:box[1] + box[3], box[0]:box[0] + box[2]] = (240, 20, 20)
+            res = tracker.track(img)
+            assert _iou(res.box, box) > 0.9, (t, res.box, box)
+    finally:
+        del tracker.model.decode_search
