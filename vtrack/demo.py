@@ -48,6 +48,7 @@ class DemoOptions:
     bench: bool = True
     seed: int = 0
     threads: int | None = None
+    overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.trackers if t not in TRACKERS]
@@ -87,9 +88,9 @@ def prepare_data(opts: DemoOptions) -> Path:
 
 def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, Any]:
     """The tracker's config pointed at the synthetic train split, shrunk with ``--quick``."""
-    from vtrack.config import load_yaml
+    from vtrack.config import apply_overrides, load_yaml
 
-    cfg = copy.deepcopy(load_yaml(path))
+    cfg = apply_overrides(copy.deepcopy(load_yaml(path)), opts.overrides)
     data = cfg.setdefault("data", {})
     data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
     data["num_workers"] = 0
@@ -295,6 +296,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-bench", action="store_true", help="skip the speed tables")
     p.add_argument("--quick", action="store_true", help="tiny data and training (tests; under a minute)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, repeatable (e.g. model.backbone.ce_start_epoch=1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for training and tracking (default: torch's for training, 1 for tracking)")
     p.set_defaults(func=_run)
@@ -305,7 +308,7 @@ def _run(args: argparse.Namespace) -> int:
     opts = DemoOptions(
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
-        bench=not args.no_bench, seed=args.seed, threads=args.threads,
+        bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
     )
     if args.threads:
         import torch
