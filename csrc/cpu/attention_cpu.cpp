@@ -18,6 +18,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -244,15 +247,15 @@ struct OrderedKey<double> {
 
 template <typename T>
 inline int64_t count_ge(const T* __restrict__ s, int64_t M, T t) {
-  int64_t c = 0;
+  int32_t c = 0;
 #pragma omp simd reduction(+ : c)
-  for (int64_t j = 0; j < M; ++j) c += s[j] >= t;
+  for (int64_t j = 0; j < M; ++j) c += s[j] >= t ? 1 : 0;
   return c;
 }
 
 // Selects the min(K, valid) largest logits of a row (NaN-free, masked keys are -inf and excluded through
 // `mrow`), ties toward the lower key index. Writes the kept indices in ascending order to `kept` (room
-// for M entries) and returns their count.
+// for M + 16 entries) and returns their count.
 //
 // The K-th largest value tau is found by bisection on the value with vectorised counting, started
 // from a lower bound: the smallest of K strided group maxima (each of the K groups holds a logit at
@@ -302,16 +305,33 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
   // tau: the smallest logit >= lo, i.e. the K-th largest.
   T tau = std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(min : tau)
-  for (int64_t j = 0; j < M; ++j) tau = s[j] >= lo ? std::min(tau, s[j]) : tau;
-  int64_t n_gt = 0, n_eq = 0;
+  for (int64_t j = 0; j < M; ++j) {
+    const T cand = s[j] >= lo ? s[j] : std::numeric_limits<T>::infinity();
+    tau = std::min(tau, cand);
+  }
+  int32_t n_gt = 0, n_eq = 0;
 #pragma omp simd reduction(+ : n_gt, n_eq)
   for (int64_t j = 0; j < M; ++j) {
-    n_gt += s[j] > tau;
-    n_eq += s[j] == tau;
+    n_gt += s[j] > tau ? 1 : 0;
+    n_eq += s[j] == tau ? 1 : 0;
   }
   int64_t c = 0;
   if (n_gt + n_eq <= K) {  // no surplus ties: keep every logit >= tau (branch-free compaction)
-    for (int64_t j = 0; j < M; ++j) {
+    int64_t j = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same<T, float>::value) {
+      const __m512 vt = _mm512_set1_ps(tau);
+      __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      const __m512i step = _mm512_set1_epi32(16);
+      for (; j + 16 <= M; j += 16) {  // compress in a register, store 16 lanes (kept has M + 16 room)
+        const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), vt, _CMP_GE_OQ);
+        _mm512_storeu_si512(reinterpret_cast<void*>(kept + c), _mm512_maskz_compress_epi32(m, idx));
+        c += __builtin_popcount(static_cast<unsigned>(m));
+        idx = _mm512_add_epi32(idx, step);
+      }
+    }
+#endif
+    for (; j < M; ++j) {
       kept[c] = static_cast<int32_t>(j);
       c += s[j] >= tau;
     }
@@ -345,7 +365,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
   {
     std::vector<T> S(static_cast<size_t>(kBlockQ * M)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
     std::vector<T> gmax, pe(static_cast<size_t>(M));
-    std::vector<int32_t> kept(static_cast<size_t>(M));
+    std::vector<int32_t> kept(static_cast<size_t>(M + 16));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntask; ++task) {
       const int64_t bh = task / nqb, qb = task % nqb, b = bh / H, h = bh % H;
