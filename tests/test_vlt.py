@@ -193,3 +193,41 @@ def test_config_errors_name_the_key():
         fam.build_model({**TINY, "head": "rpn"})
     with pytest.raises(ValueError, match="model.bogus"):
         fam.build_model({**TINY, "bogus": 1})
+
+
+@pytest.mark.parametrize("name", ["vlt_scar_tiny", "vlt_tt_tiny", "vlt_scar", "vlt_tt"])
+def test_configs_validate(name):
+    from pathlib import Path
+
+    from vtrack.config import from_dict, load_config
+    from vtrack.train.schema import DataConfig, ProcessingConfig, TrainConfig
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "vlt" / f"{name}.yaml")
+    fam = get_family("vlt")
+    from_dict(DataConfig, cfg["data"], "data")
+    from_dict(TrainConfig, cfg["train"], "train")
+    proc = from_dict(ProcessingConfig, fam.processing_config(cfg), "processing")
+    assert proc.labels[0]["size"] >= 9
+
+
+def test_set_backend_reaches_tt_attention():
+    fam = get_family("vlt")
+    model = fam.build_model({**TINY, "head": "tt"})
+    model.set_backend("reference")
+    backends = {m.backend for m in model.modules() if hasattr(m, "backend") and isinstance(getattr(m, "backend"), str)}
+    assert backends == {"reference"}
+
+
+def test_tt_sparse_fusion_matches_reference_backend():
+    fam = get_family("vlt")
+    arch = Architecture.random(SPEC).to_list()
+    cfg = _cfg("tt", arch=arch, tt={**TINY["tt"], "topk": 8})
+    model = fam.build_model(cfg["model"]).eval()
+    batch = _batch(fam, cfg, ["a red disc", ""])
+    with torch.no_grad():
+        model.set_backend("reference")
+        ref = model(batch)
+        model.set_backend("auto")
+        out = model(batch)
+    torch.testing.assert_close(out["cls"], ref["cls"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["box"], ref["box"], atol=1e-4, rtol=1e-4)

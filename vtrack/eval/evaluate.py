@@ -148,17 +148,26 @@ def evaluate_results(
     summary["fps"] = fps
     summary["scores"]["fps"] = fps
     summary["primary"] = PRIMARY_SCORE[protocol]
+    summary = _plain(summary)
     if write:
-        atomic_write_text(root / SUMMARY_FILE, json.dumps(summary, indent=1, default=_json_default) + "\n")
+        atomic_write_text(root / SUMMARY_FILE, json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None
+    (e.g. the accuracy of a VOT sequence whose tracked frames are all in the burn-in)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _single(boxes: Any, seq: Sequence) -> np.ndarray:

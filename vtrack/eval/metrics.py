@@ -399,7 +399,8 @@ def got10k_metrics(
         covers: sequence name -> cover labels [T] (0..8); only frames with cover > 0 count.
             A sequence without one counts every frame with a finite gt of positive size.
         resolutions: sequence name -> (width, height); both boxes are clipped to it first.
-        times: sequence name -> seconds per frame [T] (or a list per repetition), for FPS.
+        times: sequence name -> seconds per frame [T] (or a list per repetition); FPS is
+            mean(1 / t) over the positive times of all frames pooled, as the toolkit.
 
     The first frame is excluded. IoUs of all remaining frames of all sequences and repetitions
     are pooled: AO is their mean (frames weigh the same, not sequences), SR_t = mean(IoU > t);
@@ -411,7 +412,7 @@ def got10k_metrics(
         raise ValueError("preds: expected at least one sequence, got none")
     pooled: list[np.ndarray] = []
     per_seq: dict[str, dict[str, float]] = {}
-    speeds: list[float] = []
+    speeds: list[np.ndarray] = []
     for name, runs in preds.items():
         if name not in gts:
             raise ValueError(f"preds: sequence {name!r} has no ground truth in gts")
@@ -444,10 +445,10 @@ def got10k_metrics(
         if times is not None and name in times and times[name] is not None:
             t_runs = times[name] if isinstance(times[name], (list, tuple)) else [times[name]]
             for t in t_runs:
-                t = np.asarray(t, dtype=np.float64)
-                t = t[t > 0]
+                t = np.asarray(t, dtype=np.float64).reshape(-1)
+                t = t[np.isfinite(t) & (t > 0)]
                 if t.size:
-                    speeds.append(float(np.mean(1.0 / t)))
+                    speeds.append(t)
     allious = np.concatenate(pooled)
     if allious.size == 0:
         raise ValueError("preds: no frame counts (every sequence has cover == 0 after the first frame)")
@@ -459,7 +460,7 @@ def got10k_metrics(
         success_curve=curve,
         num_frames=int(allious.size),
         per_sequence=per_seq,
-        fps=float(np.mean(speeds)) if speeds else None,
+        fps=float(np.mean(1.0 / np.concatenate(speeds))) if speeds else None,
     )
 
 

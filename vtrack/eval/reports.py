@@ -98,7 +98,8 @@ def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLik
         if curve is None:
             continue
         score_key_here = _LEGEND_SCORE.get((s["protocol"], key), score_key)
-        score = float(s["scores"].get(score_key_here, float("nan")))
+        value = s["scores"].get(score_key_here)
+        score = float(value) if value is not None else float("nan")
         rows.append((score, s["tracker"], np.asarray(curve["x"]), np.asarray(curve["y"])))
     if not rows:
         raise ValueError(f"summaries: none has a {key!r} curve")
@@ -144,7 +145,7 @@ def comparison_table(summaries: Seq[dict[str, Any]]) -> str:
     protocol = protocols.pop()
     cols = _COLUMNS[protocol]
     primary = PRIMARY_SCORE[protocol]
-    items.sort(key=lambda s: -float(s["scores"].get(primary, float("-inf"))))
+    items.sort(key=lambda s: -float(s["scores"][primary]) if s["scores"].get(primary) is not None else np.inf)
     head = ["Tracker"] + [c[1] for c in cols] + ["FPS"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for s in items:

@@ -8,23 +8,21 @@ network and a double-head predictor. Registered as the tracker family ``"sparset
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import torch
 
 from vtrack.config import from_dict
-from vtrack.models.backbones.swin import swin_feature_size
 from vtrack.models.registry import register_family
 from vtrack.models.sparsett.config import SparseTTLossConfig, SparseTTModelConfig, SparseTTTrackerConfig
 from vtrack.models.sparsett.criterion import SparseTTCriterion, dense_labels
 from vtrack.models.sparsett.heads import DoubleHead, fuse_scores
-from vtrack.models.sparsett.model import SparseTT, score_map_points
+from vtrack.models.sparsett.model import SparseTT, score_map_geometry, score_map_points
 from vtrack.models.sparsett.tracker import SparseTTTracker, siamfcpp_penalty
 
 __all__ = [
     "DoubleHead", "SparseTT", "SparseTTCriterion", "SparseTTFamily", "SparseTTLossConfig", "SparseTTModelConfig",
-    "SparseTTTracker", "SparseTTTrackerConfig", "dense_labels", "fuse_scores", "score_map_points",
+    "SparseTTTracker", "SparseTTTrackerConfig", "dense_labels", "fuse_scores", "score_map_geometry", "score_map_points",
     "siamfcpp_penalty",
 ]
 
@@ -48,14 +46,6 @@ def _model_config(cfg: Mapping[str, Any]) -> SparseTTModelConfig:
     return from_dict(SparseTTModelConfig, dict(cfg), "model")
 
 
-def _patch_size(mc: SparseTTModelConfig) -> int:
-    """Swin patch size: ``backbone_kwargs.patch_size`` or the variant name's ``patch<N>``."""
-    if "patch_size" in mc.backbone_kwargs:
-        return int(mc.backbone_kwargs["patch_size"])
-    m = re.search(r"patch(\d+)", mc.backbone)
-    return int(m.group(1)) if m else 4
-
-
 @register_family("sparsett")
 class SparseTTFamily:
     """Family object of SparseTT (see docs/design.md, "Tracker families")."""
@@ -69,8 +59,7 @@ class SparseTTFamily:
     def build_criterion(self, cfg: Mapping[str, Any]) -> SparseTTCriterion:
         """Eq. 4 criterion; loss weights from ``model.loss`` (full config or model section)."""
         mc = _model_config(cfg)
-        size = swin_feature_size(mc.search_size, mc.backbone_out_index, _patch_size(mc))
-        stride = _patch_size(mc) * 2 ** mc.backbone_out_index
+        size, stride, _ = score_map_geometry(mc)
         return SparseTTCriterion(mc.loss, points=score_map_points(size, stride, mc.search_size))
 
     def processing_config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,10 +72,7 @@ class SparseTTFamily:
         for ``data.sampler.max_gap``).
         """
         mc = _model_config(cfg)
-        patch = _patch_size(mc)
-        size = swin_feature_size(mc.search_size, mc.backbone_out_index, patch)
-        stride = patch * 2 ** mc.backbone_out_index
-        offset = mc.search_size / 2.0 - (size - 1) / 2.0 * stride
+        size, stride, offset = score_map_geometry(mc)
         return {
             "sample_mode": "pair",
             "crop_mode": "siamfc",

@@ -17,17 +17,19 @@ conv-head, ``score`` [B, S, S] the fused foreground probability and ``points`` [
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from vtrack.models.backbones.swin import SwinBackbone
-from vtrack.models.layers.transformer import TransformerDecoder, TransformerEncoder, sine_position_encoding
+from vtrack.models.backbones.swin import SwinBackbone, swin_feature_size
+from vtrack.models.layers.transformer import (MultiHeadAttention, TransformerDecoder, TransformerEncoder,
+                                              sine_position_encoding)
 from vtrack.models.sparsett.config import SparseTTModelConfig
 from vtrack.models.sparsett.heads import DoubleHead, fuse_scores
 
-__all__ = ["SparseTT", "score_map_points"]
+__all__ = ["SparseTT", "score_map_geometry", "score_map_points"]
 
 
 def score_map_points(size: int, stride: int, crop_size: int) -> torch.Tensor:
@@ -42,6 +44,24 @@ def score_map_points(size: int, stride: int, crop_size: int) -> torch.Tensor:
     coords = crop_size / 2.0 + (torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0) * stride
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     return torch.stack((xx.reshape(-1), yy.reshape(-1)), dim=1)
+
+
+def score_map_geometry(cfg: SparseTTModelConfig) -> tuple[int, int, float]:
+    """``(size, stride, offset)`` of the score map of a config, without building the model.
+
+    Point (i, j) of the ``size x size`` map sits at pixel ``(offset + j*stride, offset + i*stride)``
+    of the search crop (the ``fcos`` label generator's convention).
+    """
+    if not isinstance(cfg, SparseTTModelConfig):
+        raise TypeError(f"cfg: expected SparseTTModelConfig, got {type(cfg).__name__}")
+    if "patch_size" in cfg.backbone_kwargs:
+        patch = int(cfg.backbone_kwargs["patch_size"])
+    else:
+        m = re.search(r"patch(\d+)", cfg.backbone)
+        patch = int(m.group(1)) if m else 4
+    size = swin_feature_size(cfg.search_size, cfg.backbone_out_index, patch)
+    stride = patch * 2 ** cfg.backbone_out_index
+    return size, stride, cfg.search_size / 2.0 - (size - 1) / 2.0 * stride
 
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -69,6 +89,9 @@ class SparseTT(nn.Module):
         self.stride = self.backbone.stride
         self.template_feat = self.backbone.output_size(cfg.template_size)
         self.search_feat = self.backbone.output_size(cfg.search_size)
+        if (self.search_feat, self.stride) != score_map_geometry(cfg)[:2]:
+            raise ValueError(f"model.backbone_kwargs: the backbone gives a {self.search_feat}x{self.search_feat} map at "
+                             f"stride {self.stride}, the config implies {score_map_geometry(cfg)[:2]} (patch_size?)")
         c = self.backbone.out_channels
         self.adjust_z = _conv_bn(c, cfg.dim)
         self.adjust_x = _conv_bn(c, cfg.dim)
@@ -95,9 +118,11 @@ class SparseTT(nn.Module):
         return self.search_feat
 
     def set_backend(self, backend: str) -> None:
-        """Use kernel ``backend`` in every attention layer."""
+        """Use kernel ``backend`` in every attention layer (the name is checked by the kernel dispatcher)."""
+        if not isinstance(backend, str) or not backend:
+            raise TypeError(f"backend: expected a kernel backend name (str), got {backend!r}")
         for m in self.modules():
-            if hasattr(m, "backend") and m is not self:
+            if isinstance(m, MultiHeadAttention):
                 m.backend = backend
 
     def _check_images(self, x: Any, name: str, size: int) -> torch.Tensor:

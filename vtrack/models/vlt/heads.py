@@ -95,9 +95,9 @@ class CARHead(nn.Module):
 class _CrossFeatureAugment(nn.Module):
     """Post-norm attention block (query attends to ``memory``) followed by an FFN."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, backend: str) -> None:
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, backend: str, topk: int | None = None) -> None:
         super().__init__()
-        self.attn = MultiHeadAttention(dim, heads, backend=backend)
+        self.attn = MultiHeadAttention(dim, heads, backend=backend, topk=topk)
         self.norm1 = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, ffn, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
@@ -111,12 +111,12 @@ class _CrossFeatureAugment(nn.Module):
 class _FusionLayer(nn.Module):
     """TransT feature-fusion layer: ECA on both branches, then CFA in both directions."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, backend: str) -> None:
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, backend: str, topk: int | None) -> None:
         super().__init__()
-        self.eca_z = _CrossFeatureAugment(dim, heads, ffn, dropout, backend)
-        self.eca_x = _CrossFeatureAugment(dim, heads, ffn, dropout, backend)
-        self.cfa_z = _CrossFeatureAugment(dim, heads, ffn, dropout, backend)
-        self.cfa_x = _CrossFeatureAugment(dim, heads, ffn, dropout, backend)
+        self.eca_z = _CrossFeatureAugment(dim, heads, ffn, dropout, backend, topk)
+        self.eca_x = _CrossFeatureAugment(dim, heads, ffn, dropout, backend, topk)
+        self.cfa_z = _CrossFeatureAugment(dim, heads, ffn, dropout, backend, topk)
+        self.cfa_x = _CrossFeatureAugment(dim, heads, ffn, dropout, backend, topk)
 
     def forward(self, z, zp, x, xp):
         z = self.eca_z(z, zp, z, zp)
@@ -138,18 +138,19 @@ class TTFusionHead(nn.Module):
     """TransT-style fusion of template and search features plus its prediction MLPs.
 
     Outputs ``cls`` logits [B,1,H,W] (one per search position) and ``box`` [B,4,H,W]:
-    normalised (cx, cy, w, h) in [0,1] relative to the search crop.
+    normalised (cx, cy, w, h) in [0,1] relative to the search crop. ``topk`` makes every attention
+    sparse (:func:`vtrack.kernels.topk_attention`); None keeps TransT's dense attention.
     """
 
     def __init__(self, in_channels: int = 256, dim: int = 256, heads: int = 8, layers: int = 4, ffn: int = 2048,
-                 dropout: float = 0.1, backend: str = "auto") -> None:
+                 dropout: float = 0.1, backend: str = "auto", topk: int | None = None) -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"model.tt.layers: expected >= 1, got {layers}")
         self.dim = dim
         self.input_proj = nn.Conv2d(in_channels, dim, 1)
-        self.layers = nn.ModuleList([_FusionLayer(dim, heads, ffn, dropout, backend) for _ in range(layers)])
-        self.decoder = _CrossFeatureAugment(dim, heads, ffn, dropout, backend)
+        self.layers = nn.ModuleList([_FusionLayer(dim, heads, ffn, dropout, backend, topk) for _ in range(layers)])
+        self.decoder = _CrossFeatureAugment(dim, heads, ffn, dropout, backend, topk)
         self.cls_mlp = _mlp(dim, dim, 1)
         self.box_mlp = _mlp(dim, dim, 4)
 

@@ -48,6 +48,7 @@ class TTConfig:
     layers: int = 4
     ffn: int = 2048
     dropout: float = 0.1
+    topk: int | None = None
 
 
 @dataclass
@@ -143,9 +144,20 @@ class VLTModel(nn.Module):
             self.head = CARHead(spec.out_channels, cfg.scar.tower_depth, cfg.stride, cfg.scar.template_crop)
         else:
             t = cfg.tt
-            self.head = TTFusionHead(spec.out_channels, t.dim, t.heads, t.layers, t.ffn, t.dropout, cfg.backend)
+            self.head = TTFusionHead(spec.out_channels, t.dim, t.heads, t.layers, t.ffn, t.dropout, cfg.backend, t.topk)
         self.arch = load_arch(cfg.arch, spec)
         self.register_buffer("sample_counter", torch.zeros((), dtype=torch.long))
+
+    def set_backend(self, backend: str) -> None:
+        """Kernel backend of every attention layer (the TT fusion; the SCAR head has none)."""
+        from vtrack.models.layers.transformer import MultiHeadAttention
+
+        if not isinstance(backend, str):
+            raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
+        self.cfg.backend = backend
+        for m in self.modules():
+            if isinstance(m, MultiHeadAttention):
+                m.backend = backend
 
     # ----------------------------------------------------------------- architecture
     def set_arch(self, arch: Architecture | list[int] | None) -> None:
