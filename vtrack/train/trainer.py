@@ -505,6 +505,8 @@ def _run(
     writer = None
     csv_log = None
     if info.is_main:
+        if ckpt is None and any(out.glob("checkpoint_*.pth")):
+            log.warning("%s already holds checkpoints: starting a new run there (resume with --resume %s)", out, out)
         out.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         csv_log = _CsvLog(out / "log.csv")
