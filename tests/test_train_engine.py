@@ -266,8 +266,12 @@ def _weights(path):
 def test_train_resume_is_bit_exact(setup, tmp_path):
     root, _ = setup
     cfg = tiny_config(root, ema={"enabled": True, "decay": 0.9})
-    full = T.train(cfg, out_dir=tmp_path / "full")
+    full = T.train({**cfg, "train": {**cfg["train"], "checkpoint_steps": 2, "keep_checkpoints": 2}},
+                   out_dir=tmp_path / "full")
     assert full.name == "checkpoint_e0002.pth"
+    # every 2 steps (s2, s4) and every epoch (e1 = step 3, e2 = step 6), newest 2 kept
+    assert sorted(p.name for p in (tmp_path / "full").glob("checkpoint_*")) == ["checkpoint_e0002.pth",
+                                                                               "checkpoint_s00000004.pth"]
     ck = torch.load(full, weights_only=True)
     assert set(T.CHECKPOINT_KEYS) <= set(ck) and ck["step"] == 6 and ck["epoch"] == 2
     # interrupted mid-epoch 1 (step 4 of 6), then resumed

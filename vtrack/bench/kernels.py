@@ -343,6 +343,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                         help="default float16 on CUDA, float32 on CPU")
     parser.add_argument("--no-flex", action="store_true", help="skip the compiled FlexAttention baseline")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls (default 3; --quick 1)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed calls, median reported (default 10; --quick 3)")
     parser.add_argument("--sweep", action="store_true", help="also time vs N (B=1, H=8, D=64)")
     parser.add_argument("--sweep-max", type=int, default=4096, help="largest N of the sweep (power of two)")
 
@@ -352,7 +354,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     rows = run_benchmark(device, shapes=args.shapes, ops=args.ops, batch=args.batch, dtype=dtype, quick=args.quick,
-                         flex=not args.no_flex)
+                         flex=not args.no_flex, warmup=args.warmup, repeat=args.repeat)
     sweep = run_sweep(device, ops=args.ops, n_max=args.sweep_max, dtype=dtype, quick=args.quick) if args.sweep else None
     out = args.out or Path("benchmarks") / "results" / device.type
     md = write_results(rows, out, device, sweep,
