@@ -154,6 +154,7 @@ struct Problem {
   Dims d;
   double scale = 1.0;
   const bool* mask = nullptr;  // [B, M] or null
+  const void* mask_t = nullptr;  // the mask as 0/1 in the kernel's dtype (vectorisable selects)
   int64_t topk = 0;            // 0: dense
   int64_t K = 0;               // index width min(topk, M)
   bool fda = false;
@@ -173,35 +174,34 @@ struct Coefs {
 // their maximum; `nan` is set when a logit is NaN.
 template <typename T>
 inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
-                       const bool* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
+                       const T* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
   T mx = neg_inf<T>();
   int bad = 0;
   if (pb.fda) {
-#pragma omp simd reduction(max : mx) reduction(| : bad)
+    const T a = c.a, b = c.b, dl = c.dl, q2 = qn;
+#pragma omp simd
     for (int64_t j = 0; j < M; ++j) {
       const T qk = s[j];
-      const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
-      const T rep = c.dl * d2;
-      T x = qk * sc + (c.a * fast_exp(-rep) - c.b * rep);
-      bad |= (x != x);
-      x = (mrow != nullptr && mrow[j]) ? neg_inf<T>() : x;
-      s[j] = x;
-      mx = std::max(mx, x);
+      const T d2 = std::max(q2 + kn[j] - T(2) * qk, T(0));
+      const T rep = dl * d2;
+      s[j] = qk * sc + (a * fast_exp(-rep) - b * rep);
     }
-  } else if (mrow != nullptr) {
+  }
+  const T sc2 = pb.fda ? T(1) : sc;  // the FDA pass above already scaled
+  if (mrow != nullptr) {
 #pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int64_t j = 0; j < M; ++j) {
-      T x = s[j] * sc;
+      T x = s[j] * sc2;
       bad |= (x != x);
-      x = mrow[j] ? neg_inf<T>() : x;
+      x = mrow[j] != T(0) ? neg_inf<T>() : x;
       s[j] = x;
       mx = std::max(mx, x);
     }
   } else {
 #pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int64_t j = 0; j < M; ++j) {
-      const T x = s[j] * sc;
+      const T x = s[j] * sc2;
       bad |= (x != x);
       s[j] = x;
       mx = std::max(mx, x);
@@ -344,6 +344,42 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
   return c;
 }
 
+// One row of the dense FDA backward, in place: s holds q.k on entry and P on exit, dp holds dO.v on
+// entry and the coefficient of k_j in dq_i (scale*dS - 2h) on exit; colH/rh/sa/sb/sd accumulate the
+// FDA terms. Kept out of line so that the vectoriser sees plain restrict pointers.
+template <typename T>
+__attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ kn, const T* __restrict__ ign,
+                                                T* __restrict__ s, T* __restrict__ dp, T* __restrict__ colH,
+                                                int64_t M, T qn, T sc, Coefs<T> c, T li, T di, T& rh_out,
+                                                T& sa_out, T& sb_out, T& sd_out) {
+  const T ca = c.a, cb = c.b, dl = c.dl;
+  T rh = 0, sa = 0, sb = 0, sd = 0;
+#pragma omp simd reduction(+ : rh, sa, sb, sd)
+  for (int64_t j = 0; j < M; ++j) {
+    const T qk = s[j];
+    const T d2raw = qn + kn[j] - T(2) * qk;
+    const T d2 = std::max(d2raw, T(0));
+    const T e = fast_exp(-dl * d2);
+    const T logit = qk * sc + ca * e - cb * dl * d2;
+    const T pe = fast_exp(logit - li);
+    const T p = ign[j] != T(0) ? T(0) : pe;
+    const T ds = p * (dp[j] - di);
+    const T g = -dl * (ca * e + cb);
+    const T hterm = d2raw >= T(0) ? ds * g : T(0);
+    s[j] = p;
+    dp[j] = ds * sc - T(2) * hterm;
+    colH[j] += hterm;
+    rh += hterm;
+    sa += ds * e;
+    sb -= ds * dl * d2;
+    sd -= ds * d2 * (ca * e + cb);
+  }
+  rh_out = rh;
+  sa_out = sa;
+  sb_out = sb;
+  sd_out = sd;
+}
+
 int num_threads() { return std::max(1, at::get_num_threads()); }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,6 +411,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
       const T* V = v + bh * M * D;
       T* O = out + (bh * N + i0) * D;
       const bool* mrow = pb.mask != nullptr ? pb.mask + b * M : nullptr;
+      const T* mrow_t = pb.mask != nullptr ? static_cast<const T*>(pb.mask_t) + b * M : nullptr;
       const Coefs<T> c{pb.fda ? T(pb.alpha[h]) : T(0), pb.fda ? T(pb.beta[h]) : T(0),
                        pb.fda ? T(pb.delta[h]) : T(0)};
       if (pb.fda) {
@@ -389,7 +426,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         T* __restrict__ s = S.data() + r * M;
         T* __restrict__ o = O + r * D;
         bool nan = false;
-        const T rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow, s, M, nan);
+        const T rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
         T* lrow = lse + bh * N + i;
         if (nan) {  // NaN inputs propagate to this row (documented), nothing is selected
           std::fill(o, o + D, std::numeric_limits<T>::quiet_NaN());
@@ -486,7 +523,8 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
   {
     const bool sparse = pb.topk > 0 && 4 * K <= M;
     std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQ), rowH(kBlockQ);
-    std::vector<char> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: true for keys not kept
+    std::vector<T> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: 1 for keys not kept
+    const std::vector<T> nomask(static_cast<size_t>(M), T(0));
     if (!sparse) {
       S.resize(static_cast<size_t>(kBlockQ * M));
       dP.resize(static_cast<size_t>(kBlockQ * M));
@@ -498,7 +536,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       const T* V = v + bh * M * D;
       T* dK = dk + bh * M * D;
       T* dV = dv + bh * M * D;
-      const bool* mrow = pb.mask != nullptr ? pb.mask + b * M : nullptr;
+      const T* mrow_t = pb.mask != nullptr ? static_cast<const T*>(pb.mask_t) + b * M : nullptr;
       const Coefs<T> c{pb.fda ? T(pb.alpha[h]) : T(0), pb.fda ? T(pb.beta[h]) : T(0),
                        pb.fda ? T(pb.delta[h]) : T(0)};
       std::fill(dK, dK + M * D, T(0));
@@ -563,36 +601,18 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           T* __restrict__ s = S.data() + r * M;
           T* __restrict__ dp = dP.data() + r * M;
           const T li = L[r], di = Di[r];
-          const bool* ign = mrow;
+          const T* ign = mrow_t != nullptr ? mrow_t : nomask.data();
           if (pb.topk > 0) {
-            std::fill(ignore.begin(), ignore.end(), char(1));
+            std::fill(ignore.begin(), ignore.end(), T(1));
             const int32_t* irow = index + (bh * N + i0 + r) * K;
             for (int64_t t = 0; t < K; ++t)
-              if (irow[t] >= 0 && irow[t] < M) ignore[irow[t]] = 0;
-            ign = reinterpret_cast<const bool*>(ignore.data());
+              if (irow[t] >= 0 && irow[t] < M) ignore[irow[t]] = T(0);
+            ign = ignore.data();
           }
           if (pb.fda) {
             const T qn = dot(Q + r * D, Q + r * D, D);
             T rh = 0, sa = 0, sb = 0, sd = 0;
-#pragma omp simd reduction(+ : rh, sa, sb, sd)
-            for (int64_t j = 0; j < M; ++j) {
-              const T qk = s[j];
-              const T d2raw = qn + kn[j] - T(2) * qk;
-              const T d2 = std::max(d2raw, T(0));
-              const T e = fast_exp(-c.dl * d2);
-              const T logit = qk * sc + c.a * e - c.b * c.dl * d2;
-              const bool masked = ign != nullptr && ign[j];
-              const T p = masked ? T(0) : fast_exp(logit - li);
-              const T ds = p * (dp[j] - di);
-              const T hterm = d2raw >= T(0) ? ds * (-c.dl * (c.a * e + c.b)) : T(0);
-              s[j] = p;
-              dp[j] = ds * sc - T(2) * hterm;
-              colH[j] += hterm;
-              rh += hterm;
-              sa += ds * e;
-              sb -= ds * c.dl * d2;
-              sd -= ds * d2 * (c.a * e + c.b);
-            }
+            fda_backward_row<T>(kn.data(), ign, s, dp, colH.data(), M, qn, sc, c, li, di, rh, sa, sb, sd);
             rowH[r] = rh;
             ga += sa;
             gb += sb;
@@ -600,8 +620,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           } else {
 #pragma omp simd
             for (int64_t j = 0; j < M; ++j) {
-              const bool masked = ign != nullptr && ign[j];
-              const T p = masked ? T(0) : fast_exp(s[j] * sc - li);
+              const T p = ign[j] != T(0) ? T(0) : fast_exp(s[j] * sc - li);
               s[j] = p;
               dp[j] = p * (dp[j] - di) * sc;
             }
@@ -682,6 +701,8 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, alpha, beta, delta, fda, op);
+  at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
+  pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   pb.num_template = num_template;
   pb.template_rows = template_rows;
   FwdResult r;
@@ -719,6 +740,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   const int64_t topk = index != nullptr ? std::max<int64_t>(index->size(3), 1) : 0;
   Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, alpha, beta, delta, fda, op);
+  at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
+  pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
   at::Tensor dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
   at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(at::kDouble));
