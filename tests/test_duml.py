@@ -16,19 +16,19 @@ from vtrack.models.layers.score_voting import score_voting
 from vtrack.models.layers.xcorr import xcorr_depthwise
 
 TINY = dict(
-    name="duml", backbone="resnet18", channels=32, template_size=63, search_size=127, template_window=6,
-    anchor_scales=[4.0], onr_feature_dim=32, onr_num_dist_bins=12, onr_bin_displacement=0.5,
-    onr_label_sigma=1.0, onr_train_iters=2,
+    name="duml", backbone="resnet18", channels=32, template_size=47, search_size=95, template_window=4,
+    anchor_scales=[3.0], onr_feature_dim=32, onr_filter_size=3, onr_num_dist_bins=12, onr_bin_displacement=0.5,
+    onr_label_sigma=0.8, onr_train_iters=2,
 )
 
 
-def _batch(b: int = 2, s: int = 3, q: int = 2, size: int = 127) -> dict[str, torch.Tensor]:
+def _batch(b: int = 2, s: int = 3, q: int = 2, size: int = 95) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return {
         "train_images": torch.randn(b, s, 3, size, size, generator=g),
         "test_images": torch.randn(b, q, 3, size, size, generator=g),
-        "train_boxes": torch.tensor([48.0, 47.0, 32.0, 34.0]).repeat(b, s, 1),
-        "test_boxes": torch.tensor([55.0, 40.0, 28.0, 36.0]).repeat(b, q, 1),
+        "train_boxes": torch.tensor([36.0, 35.0, 24.0, 26.0]).repeat(b, s, 1),
+        "test_boxes": torch.tensor([42.0, 30.0, 21.0, 27.0]).repeat(b, q, 1),
     }
 
 
@@ -44,7 +44,7 @@ def test_family_registered_and_processing() -> None:
     proc = fam.processing_config(cfg)
     assert proc["sample_mode"] == "sequence"
     assert proc["sampler"]["num_support"] == 3 and proc["sampler"]["num_query"] == 2
-    assert proc["search"]["size"] == 127 and proc["search"]["factor"] == pytest.approx(127 / 63)
+    assert proc["search"]["size"] == 95 and proc["search"]["factor"] == pytest.approx(95 / 47)
 
 
 def test_config_errors_name_the_key() -> None:
@@ -61,12 +61,12 @@ def test_config_errors_name_the_key() -> None:
 def test_forward_shapes_and_loss(dual_model: DuML) -> None:
     batch = _batch()
     out = dual_model(batch)
-    # 127 crop -> 16x16 stride-8 features; 6-cell template window -> 11x11 score map
-    assert out["cls"].shape == (4, 5, 11, 11)
-    assert out["box"].shape == (4, 5, 4, 11, 11)
-    assert out["iou"].shape == (4, 5, 11, 11)
-    assert out["anchors"].shape == (5, 11, 11, 4)
-    assert out["onr_scores"].shape == (3, 2, 2, 16, 16)  # init + 2 iterations, Q, B
+    # 95 crop -> 12x12 stride-8 features; 4-cell template window -> 9x9 score map
+    assert out["cls"].shape == (4, 5, 9, 9)
+    assert out["box"].shape == (4, 5, 4, 9, 9)
+    assert out["iou"].shape == (4, 5, 9, 9)
+    assert out["anchors"].shape == (5, 9, 9, 4)
+    assert out["onr_scores"].shape == (3, 2, 2, 12, 12)  # init + 2 iterations, Q, B
     loss, stats = DuMLCriterion(dual_model.cfg)(out, batch)
     assert torch.isfinite(loss) and loss.item() > 0
     for key in ("loss_ofc", "loss_box", "loss_iou", "loss_onr"):
@@ -258,3 +258,32 @@ def test_tracker_rejects_wrong_mu(dual_model: DuML) -> None:
     frames, gt = _synthetic_frames(3)
     trk.initialize(frames[0], gt[0])
     assert trk.track(frames[1]).extra["flag"] == "offline"
+
+
+def test_backbone_loads_a_local_checkpoint(tmp_path) -> None:
+    from vtrack._compat import import_timm
+    from vtrack.models.backbones.resnet import ResNetBackbone
+
+    src = import_timm().create_model("resnet18", pretrained=False)
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, path)
+    bb = ResNetBackbone("resnet18", out_channels=8, pretrained=str(path))
+    torch.testing.assert_close(bb.body.layer3[0].conv1.weight, src.layer3[0].conv1.weight)
+    with pytest.raises(ValueError, match="pretrained"):
+        ResNetBackbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_sample_memory_weights_follow_dimp() -> None:
+    from vtrack.models.duml.tracker import SampleMemory
+
+    mem = SampleMemory.create(torch.zeros(2, 1, 2, 2), torch.zeros(2, 2), size=4, init_min_weight=0.25)
+    mem.add(torch.ones(1, 2, 2), torch.zeros(2), lr=0.1)  # first: old /(1-lr), new = lr
+    w = torch.tensor([0.5 / 0.9, 0.5 / 0.9, 0.1])
+    torch.testing.assert_close(mem.weights[:3], w / w.sum())
+    mem.add(torch.ones(1, 2, 2), torch.zeros(2), lr=0.1)  # newest = previous newest / (1 - lr)
+    w = torch.cat([w / w.sum(), (w[2] / w.sum() / 0.9)[None]])
+    torch.testing.assert_close(mem.weights, w / w.sum())
+    assert mem.weights[3] > mem.weights[2]
+    mem.add(torch.full((1, 2, 2), 5.0), torch.ones(2), lr=0.1)  # full: replaces the lightest non-initial (2)
+    assert mem.last == 2 and mem.feats[2].max() == 5.0 and mem.count == 4
+    assert mem.weights[:2].sum() >= 0.25 - 1e-6

@@ -33,8 +33,8 @@ def test_reference_registered_and_auto_works(qkv):
 
 def test_priority_and_reasons(qkv):
     fast, broken = _Fake("fake_fast"), _Fake("fake_broken", ["needs CUDA tensors", "head dim must be 64"])
-    K.register_backend(fast, priority={"cpu": 50, "default": -1})
-    K.register_backend(broken, priority=100)
+    K.register_backend(fast, priority={"cpu": 1000, "default": -1})
+    K.register_backend(broken, priority=2000)
     try:
         assert K.registered_backends("cpu")[:2] == ["fake_broken", "fake_fast"]
         assert K.registered_backends("cuda").index("fake_fast") > K.registered_backends("cuda").index("reference")

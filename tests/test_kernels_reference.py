@@ -1,11 +1,18 @@
 """Reference ops against independent formulas, float64 gradcheck, input validation."""
 import math
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import vtrack.kernels as K
+
+# these tests check the reference backend itself ("auto" may pick a compiled backend)
+topk_attention = partial(K.topk_attention)
+fda_attention = partial(K.fda_attention)
+ce_attention = partial(K.ce_attention)
+attention = partial(K.attention)
 
 
 def _qkv(b=2, h=3, n=7, m=9, d=8, dtype=torch.float64, grad=False):
@@ -17,13 +24,13 @@ def test_topk_ge_m_equals_sdpa():
     q, k, v = _qkv()
     ref = F.scaled_dot_product_attention(q, k, v)
     for topk in (9, 50):
-        torch.testing.assert_close(K.topk_attention(q, k, v, topk, backend="reference"), ref)
+        torch.testing.assert_close(topk_attention(q, k, v, topk), ref)
 
 
 def test_topk_matches_explicit_loop():
     q, k, v = _qkv(b=1, h=2, n=5, m=11, d=4)
     topk = 3
-    out = K.topk_attention(q, k, v, topk, scale=0.7)
+    out = topk_attention(q, k, v, topk, scale=0.7)
     s = q @ k.transpose(-1, -2) * 0.7
     exp = torch.zeros_like(out)
     for h in range(2):
@@ -39,18 +46,18 @@ def test_topk_ties_lower_index_and_exact_count():
     q = torch.zeros(1, 1, 2, 4, dtype=torch.float64)
     k = torch.randn(1, 1, 6, 4, dtype=torch.float64)
     v = torch.arange(6, dtype=torch.float64).reshape(1, 1, 6, 1).repeat(1, 1, 1, 4)
-    out = K.topk_attention(q, k, v, 2)
+    out = topk_attention(q, k, v, 2)
     torch.testing.assert_close(out, torch.full_like(out, 0.5))  # mean of keys 0 and 1
     # with key 0 masked: keys 1 and 2 are kept
     mask = torch.tensor([[True, False, False, False, False, False]])
-    out = K.topk_attention(q, k, v, 2, key_padding_mask=mask)
+    out = topk_attention(q, k, v, 2, key_padding_mask=mask)
     torch.testing.assert_close(out, torch.full_like(out, 1.5))
 
 
 def test_topk_more_than_valid_keys_keeps_all_valid():
     q, k, v = _qkv(b=2, m=6)
     mask = torch.tensor([[False, True, False, True, True, True], [False] * 6])
-    out = K.topk_attention(q, k, v, 4, key_padding_mask=mask)
+    out = topk_attention(q, k, v, 4, key_padding_mask=mask)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=~mask[:, None, None, :])
     torch.testing.assert_close(out[0], ref[0])
 
@@ -59,8 +66,8 @@ def test_fully_masked_rows_are_zero_not_nan():
     q, k, v = _qkv(b=2, grad=True)
     mask = torch.zeros(2, 9, dtype=torch.bool)
     mask[1] = True
-    for fn in (lambda: K.topk_attention(q, k, v, 3, key_padding_mask=mask),
-               lambda: K.fda_attention(q, k, v, alpha=0.1, beta=0.1, delta=0.2, key_padding_mask=mask)):
+    for fn in (lambda: topk_attention(q, k, v, 3, key_padding_mask=mask),
+               lambda: fda_attention(q, k, v, alpha=0.1, beta=0.1, delta=0.2, key_padding_mask=mask)):
         out = fn()
         assert torch.all(out[1] == 0) and torch.isfinite(out).all()
         out.sum().backward()
@@ -70,7 +77,7 @@ def test_fully_masked_rows_are_zero_not_nan():
 
 def test_fda_zero_coefficients_equal_dense():
     q, k, v = _qkv()
-    out = K.fda_attention(q, k, v, alpha=0.0, beta=0.0, delta=0.3)
+    out = fda_attention(q, k, v, alpha=0.0, beta=0.0, delta=0.3)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
 
 
@@ -78,7 +85,7 @@ def test_fda_matches_cdist_formula():
     q, k, v = _qkv()
     alpha = torch.tensor([0.1, 0.5, -0.2], dtype=torch.float64)
     beta, delta = 0.3, torch.tensor(0.05, dtype=torch.float64)
-    out = K.fda_attention(q, k, v, alpha=alpha, beta=beta, delta=delta)
+    out = fda_attention(q, k, v, alpha=alpha, beta=beta, delta=delta)
     d2 = torch.cdist(q, k) ** 2
     a = alpha.view(1, 3, 1, 1)
     s = q @ k.transpose(-1, -2) / math.sqrt(8) + a * torch.exp(-delta * d2) - beta * delta * d2
@@ -88,7 +95,7 @@ def test_fda_matches_cdist_formula():
 def test_ce_score_is_explicit_softmax_row():
     b, h, nt, ls, d = 2, 3, 9, 12, 8
     q, k, v = _qkv(b=b, h=h, n=nt + ls, m=nt + ls, d=d)
-    out, keep_index, score = K.ce_attention(q, k, v, num_template=nt, keep=0.5)
+    out, keep_index, score = ce_attention(q, k, v, num_template=nt, keep=0.5)
     centre = 1 + 3 * 1  # floor(3/2) + 3*floor(3/2)
     p = torch.softmax(torch.einsum('bhd,bhmd->bhm', q[:, :, centre], k) / math.sqrt(d), -1)  # [B,H,N]
     exp_score = p[:, :, nt:].mean(1)
@@ -101,22 +108,22 @@ def test_ce_score_is_explicit_softmax_row():
 
 def test_ce_keep_ratio_template_index_and_ties():
     q, k, v = _qkv(b=1, h=1, n=14, m=14)
-    _, ki, _ = K.ce_attention(q, k, v, num_template=4, keep=0.7)  # ceil(0.7*10) = 7
+    _, ki, _ = ce_attention(q, k, v, num_template=4, keep=0.7)  # ceil(0.7*10) = 7
     assert ki.shape == (1, 7)
-    _, ki, sc = K.ce_attention(q, k, v, num_template=4, keep=10, template_index=[0, 2])
+    _, ki, sc = ce_attention(q, k, v, num_template=4, keep=10, template_index=[0, 2])
     p = torch.softmax(q[0, 0, [0, 2]] @ k[0, 0].T / math.sqrt(8), -1)[:, 4:].mean(0)
     torch.testing.assert_close(sc[0], p)
     # equal scores (zero queries): ties toward the lower index
     qz = torch.zeros_like(q)
-    _, ki, _ = K.ce_attention(qz, k, v, num_template=4, keep=5)
+    _, ki, _ = ce_attention(qz, k, v, num_template=4, keep=5)
     assert ki.tolist() == [[0, 1, 2, 3, 4]]
 
 
 def test_ce_with_fda_uses_fda_probabilities():
     q, k, v = _qkv(b=1, h=2, n=13, m=13)
     fda = dict(alpha=0.2, beta=0.1, delta=0.1)
-    out, _, score = K.ce_attention(q, k, v, num_template=4, keep=3, fda=fda)
-    torch.testing.assert_close(out, K.fda_attention(q, k, v, **fda))
+    out, _, score = ce_attention(q, k, v, num_template=4, keep=3, fda=fda)
+    torch.testing.assert_close(out, fda_attention(q, k, v, **fda))
     s = q @ k.transpose(-1, -2) / math.sqrt(8)
     d2 = torch.cdist(q, k) ** 2
     p = torch.softmax(s + 0.2 * torch.exp(-0.1 * d2) - 0.01 * d2, -1)
@@ -134,12 +141,12 @@ def test_gradcheck_float64(op):
     def fn(q, k, v, alpha, beta, delta):
         fda = dict(alpha=alpha, beta=beta, delta=delta)
         if op == "topk":
-            return K.topk_attention(q, k, v, 2, key_padding_mask=mask)
+            return topk_attention(q, k, v, 2, key_padding_mask=mask)
         if op == "fda":
-            return K.fda_attention(q, k, v, **fda, key_padding_mask=mask)
+            return fda_attention(q, k, v, **fda, key_padding_mask=mask)
         if op == "ce":
-            return K.ce_attention(q, k, v, num_template=1, keep=2, fda=fda)[0]
-        return K.attention(q, k, v, topk=3, fda=fda)
+            return ce_attention(q, k, v, num_template=1, keep=2, fda=fda)[0]
+        return attention(q, k, v, topk=3, fda=fda)
 
     assert torch.autograd.gradcheck(fn, (q, k, v, alpha, beta, delta))
 
@@ -147,7 +154,7 @@ def test_gradcheck_float64(op):
 def test_low_precision_runs():
     for dt in (torch.float16, torch.bfloat16, torch.float32):
         q, k, v = _qkv(dtype=dt)
-        out = K.topk_attention(q, k, v, 4)
+        out = topk_attention(q, k, v, 4)
         assert out.dtype == dt and torch.isfinite(out).all()
 
 
@@ -194,14 +201,24 @@ def test_device_mismatch_message():
         K.topk_attention(q, k.to("meta"), v, 2)
 
 
-def test_compile_fullgraph_reference():
-    q, k, v = _qkv(dtype=torch.float32)
+@pytest.mark.parametrize("op", ["topk", "fda", "ce"])
+def test_compile_fullgraph_reference(op):
+    """torch.compile(fullgraph=True) captures each op (dispatch included) with autograd (aot_eager)."""
+    q, k, v = _qkv(n=9, m=9, dtype=torch.float32, grad=True)
     fns = {
         "topk": lambda q, k, v: K.topk_attention(q, k, v, 3, backend="reference"),
         "fda": lambda q, k, v: K.fda_attention(q, k, v, alpha=0.1, beta=0.1, delta=0.2, backend="reference"),
-        "ce": lambda q, k, v: K.ce_attention(q, q, v[:, :, :7], num_template=4, keep=2, backend="reference")[1],
+        "ce": lambda q, k, v: (lambda o, i, s: o * s.mean() + i.sum())(
+            *K.ce_attention(q, k, v, num_template=4, keep=2, backend="reference")),
     }
-    for name, fn in fns.items():
-        exp = fn(q, k, v)
-        got = torch.compile(fn, fullgraph=True, backend="eager")(q, k, v)
-        torch.testing.assert_close(got, exp, msg=name)
+    fn = fns[op]
+    exp = fn(q, k, v)
+    exp.sum().backward()
+    grads = [x.grad.clone() for x in (q, k, v)]
+    for x in (q, k, v):
+        x.grad = None
+    got = torch.compile(fn, fullgraph=True, backend="aot_eager")(q, k, v)
+    got.sum().backward()
+    torch.testing.assert_close(got, exp)
+    for a, x in zip(grads, (q, k, v)):
+        torch.testing.assert_close(x.grad, a)

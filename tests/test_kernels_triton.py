@@ -219,7 +219,7 @@ def test_triton_memory_linear_in_n_gpu():
 
 
 @pytest.mark.gpu
-def test_triton_compiled_speed_gpu():
+def test_triton_speed_gpu():
     """Triton top-K forward+backward is faster than the reference at the SparseTT shape."""
     from vtrack.bench.common import time_fn
 
@@ -238,3 +238,18 @@ def test_scale_parameter_respected():
     a = K.topk_attention(*(x.to(DEV) for x in t), 4, scale=0.5 / math.sqrt(16), backend="triton")
     b = K.topk_attention(*(x.to(DEV) for x in t), 4, scale=0.5 / math.sqrt(16), backend="reference")
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+
+@pytest.mark.slow
+def test_triton_kernels_compile_for_sm90():
+    """Every kernel variant compiles to a cubin for sm_90 offline (a subprocess without the interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run([sys.executable, "-m", "vtrack.kernels.triton.compile_check", "--arch", "90"],
+                         capture_output=True, text=True, env=env, timeout=1500)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "0 failed" in res.stdout

@@ -32,14 +32,14 @@ FAMILY = "train_test_tiny"
 class TinyNet(nn.Module):
     """A few convs: template descriptor modulates search features -> centre heatmap + box."""
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(self, width: int = 8, dropout: float = 0.2) -> None:
         super().__init__()
         self.backbone = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1),
         )
-        self.drop = nn.Dropout(0.2)
+        self.drop = nn.Dropout(dropout)
         self.head = nn.Conv2d(2 * width, 1, 1)
         self.box = nn.Linear(width, 4)
         self.epochs_seen: list[int] = []
@@ -55,18 +55,24 @@ class TinyNet(nn.Module):
 
 
 class TinyCriterion(nn.Module):
+    def __init__(self, l1_only: bool = False) -> None:
+        super().__init__()
+        self.l1_only = l1_only
+
     def forward(self, outputs, batch):
-        focal = centernet_focal_loss(outputs["heatmap"], batch["label_heatmap"])
         box = l1_loss(outputs["box"], batch["search_box"] / 64.0)
+        if self.l1_only:  # a per-sample mean: batch 4 == two accumulated batches of 2
+            return box, {"l1": float(box.detach())}
+        focal = centernet_focal_loss(outputs["heatmap"], batch["label_heatmap"])
         return focal + box, {"focal": float(focal.detach()), "l1": float(box.detach())}
 
 
 class TinyFamily:
     def build_model(self, model_cfg):
-        return TinyNet(int(model_cfg.get("width", 8)))
+        return TinyNet(int(model_cfg.get("width", 8)), float(model_cfg.get("dropout", 0.2)))
 
     def build_criterion(self, cfg):
-        return TinyCriterion()
+        return TinyCriterion(cfg["model"].get("loss") == "l1")
 
     def processing_config(self, cfg):
         return {
@@ -260,8 +266,12 @@ def _weights(path):
 def test_train_resume_is_bit_exact(setup, tmp_path):
     root, _ = setup
     cfg = tiny_config(root, ema={"enabled": True, "decay": 0.9})
-    full = T.train(cfg, out_dir=tmp_path / "full")
+    full = T.train({**cfg, "train": {**cfg["train"], "checkpoint_steps": 2, "keep_checkpoints": 2}},
+                   out_dir=tmp_path / "full")
     assert full.name == "checkpoint_e0002.pth"
+    # every 2 steps (s2, s4) and every epoch (e1 = step 3, e2 = step 6), newest 2 kept
+    assert sorted(p.name for p in (tmp_path / "full").glob("checkpoint_*")) == ["checkpoint_e0002.pth",
+                                                                               "checkpoint_s00000004.pth"]
     ck = torch.load(full, weights_only=True)
     assert set(T.CHECKPOINT_KEYS) <= set(ck) and ck["step"] == 6 and ck["epoch"] == 2
     # interrupted mid-epoch 1 (step 4 of 6), then resumed
@@ -382,8 +392,8 @@ from vtrack.train import trainer as T
 E.register_tiny_family()
 root = Path({root!r})
 E.patch_loader(T, {{str(root): E.make_sequences(root)}})
-cfg = E.tiny_config(root, epochs=1, lr_scaling={{"rule": "linear", "reference_batch": 4}})
-cfg["data"]["sampler"]["samples_per_epoch"] = 16
+cfg = E.tiny_config(root, epochs=1, accum_steps=2, lr_scaling={{"rule": "linear", "reference_batch": 8}})
+cfg["data"]["sampler"]["samples_per_epoch"] = 32
 path = T.train(cfg, out_dir={out!r})
 print("DONE", path)
 """
@@ -402,10 +412,10 @@ def test_torchrun_two_processes_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("DONE") == 2
     ck = torch.load(out / "checkpoint_e0001.pth", weights_only=True)
-    assert ck["step"] == 2  # 16 samples / (2 ranks x batch 4)
+    assert ck["step"] == 2  # 32 samples / (2 ranks x batch 4 x 2 accumulated micro-batches)
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert len(rows) == 2
-    # linear lr scaling: global batch 8 = 2 x reference 4 (warm-up/cosine factor applied on top)
+    # linear lr scaling: global batch 16 = 2 x reference 8 (warm-up/cosine factor applied on top)
     assert copy.deepcopy(ck["config"])["train"]["lr_scaling"]["rule"] == "linear"
     assert ck["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(2e-3)
 
@@ -427,3 +437,31 @@ def test_bench_train_step_runs_and_reports(setup):
         del TinyNet.set_backend
     assert row.backend == "reference" and row.ms_per_step > 0 and row.samples_per_s == pytest.approx(2000 / row.ms_per_step)
     assert "| train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
+
+
+def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
+    root, seqs = setup
+    broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]
+    patch_loader(monkeypatch, {str(root): broken})
+    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*could not be decoded"):
+        T.train(tiny_config(root), out_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_grad_accumulation_matches_big_batch(setup, tmp_path):
+    root, _ = setup
+
+    def cfg(**over):
+        c = tiny_config(root, epochs=1, grad_clip=None, lr_scaling={"rule": "linear", "reference_batch": 4}, **over)
+        c["model"].update(dropout=0.0, loss="l1")
+        c["data"]["augment"] = {"flip_prob": 0.0, "brightness_jitter": 0.0, "grayscale_prob": 0.0}
+        return c
+
+    big = torch.load(T.train(cfg(), out_dir=tmp_path / "big"), weights_only=True)
+    acc = torch.load(T.train(cfg(batch_size=2, accum_steps=2), out_dir=tmp_path / "acc"), weights_only=True)
+    assert big["step"] == acc["step"] == 3
+    assert acc["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-3)  # global batch 2 x 2 = reference
+    for k, v in big["model"].items():
+        assert torch.allclose(v, acc["model"][k], atol=1e-5), k
+    rows = list(csv.DictReader(open(tmp_path / "acc" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]

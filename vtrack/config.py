@@ -212,13 +212,16 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
 
 
 def to_dict(obj: Any) -> Any:
-    """Plain-Python (YAML/JSON/torch-checkpoint safe) copy of a dataclass tree."""
+    """Plain-Python (YAML/JSON/torch-checkpoint safe) copy of a dataclass tree or config mapping:
+    tuples become lists and paths strings."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     return obj
 
 

@@ -10,6 +10,7 @@ and print where the report is. ``--quick`` shrinks everything (for tests, well u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import logging
 import os
@@ -17,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class DemoOptions:
     csrt: bool = True
     bench: bool = True
     seed: int = 0
+    threads: int | None = None
+    overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.trackers if t not in TRACKERS]
@@ -53,7 +56,7 @@ class DemoOptions:
             raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
         if self.config is not None and len(self.trackers) != 1:
             raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
-        for name in ("epochs", "samples_per_epoch"):
+        for name in ("epochs", "samples_per_epoch", "threads"):
             val = getattr(self, name)
             if val is not None and val < 1:
                 raise ValueError(f"{name}: expected a positive int, got {val}")
@@ -85,9 +88,9 @@ def prepare_data(opts: DemoOptions) -> Path:
 
 def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, Any]:
     """The tracker's config pointed at the synthetic train split, shrunk with ``--quick``."""
-    from vtrack.config import load_yaml
+    from vtrack.config import apply_overrides, load_yaml
 
-    cfg = copy.deepcopy(load_yaml(path))
+    cfg = apply_overrides(copy.deepcopy(load_yaml(path)), opts.overrides)
     data = cfg.setdefault("data", {})
     data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
     data["num_workers"] = 0
@@ -125,6 +128,25 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     factory = TrackerFactory(f"{name}_tiny" if opts.config is None else name, device=opts.device,
                              config=str(cfg_file), checkpoint=str(ckpt))
     return factory, info
+
+
+def _ce_off_variant(factory: Any) -> Any | None:
+    """For a model trained with early candidate elimination (``model.backbone.ce_layers``), the
+    same checkpoint tracked with CE switched off (``tracker.ce_enabled: false``); else None."""
+    import yaml
+
+    from vtrack.config import load_yaml
+    from vtrack.tracking.loader import TrackerFactory
+
+    cfg = load_yaml(factory.config)
+    bb = cfg["model"].get("backbone")
+    if not isinstance(bb, dict) or not bb.get("ce_layers") or not bb.get("ce_enabled", True):
+        return None
+    cfg.setdefault("tracker", {})["ce_enabled"] = False
+    path = Path(factory.config).with_name("demo_config_ce_off.yaml")
+    _atomic_write(path, yaml.safe_dump(cfg, sort_keys=False))
+    return TrackerFactory(f"{factory.name}_ce_off", device=factory.device, config=str(path),
+                          checkpoint=factory.checkpoint)
 
 
 def _baselines(opts: DemoOptions) -> dict[str, Any]:
@@ -192,14 +214,16 @@ def run_demo(opts: DemoOptions) -> Path:
         fac, info = _trained_tracker(name, opts, data_root)
         trained[fac.name] = fac
         train_info[fac.name] = info
-    factories = {**trained, **_baselines(opts)}
+    variants = {v.name: v for v in map(_ce_off_variant, trained.values()) if v is not None}
+    factories = {**trained, **variants, **_baselines(opts)}
 
     result_dirs = []
-    for name, fac in factories.items():
-        rdir = out / "results" / name
-        run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
-        evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
-        result_dirs.append(rdir)
+    with _tracking_threads(opts):
+        for name, fac in factories.items():
+            rdir = out / "results" / name
+            run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
+            evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
+            result_dirs.append(rdir)
     report_md = write_report(result_dirs, out)
 
     # annotated video: the first trained tracker on the longest test sequence
@@ -219,17 +243,38 @@ def run_demo(opts: DemoOptions) -> Path:
     parts.append("Scores on the synthetic test split (one-pass evaluation, success AUC, precision at 20 px; "
                  "AO = mean IoU over frames):\n\n")
     parts.append(_ao_table(result_dirs, test))
+    if variants:
+        parts.append("\n`*_ce_off`: the same checkpoint tracked with early candidate elimination switched off.\n")
     parts.append("\n")
     parts.append(report_md.read_text().replace("# Tracking results\n", "", 1))
     parts.append(f"\n## Video\n\n[{video.name}]({video.name}): {first} (red) and ground truth (green) on {seq.name}.\n")
     if opts.bench:
         parts.append("\n## Tracker speed (batch 1, candidate elimination on/off)\n\n")
-        parts.append(_speed_section(trained, opts))
+        with _tracking_threads(opts):
+            parts.append(_speed_section(trained, opts))
         parts.append("\n## Kernel benchmark (quick)\n\n")
         parts.append(_kernel_section(opts))
     readme = out / "README.md"
     _atomic_write(readme, "".join(parts))
     return readme
+
+
+@contextlib.contextmanager
+def _tracking_threads(opts: DemoOptions) -> Iterator[None]:
+    """Batch-1 tracking is latency-bound: on CPU it runs single-threaded unless ``--threads`` says
+    otherwise (several OpenMP threads spin-wait badly on a busy machine)."""
+    import torch
+
+    if torch.device(opts.device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(opts.threads or 1)
+    log.info("tracking with %d CPU thread(s)", torch.get_num_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _ao_table(result_dirs: list[Path], test: list[Any]) -> str:
@@ -273,6 +318,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-bench", action="store_true", help="skip the speed tables")
     p.add_argument("--quick", action="store_true", help="tiny data and training (tests; under a minute)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, repeatable (e.g. model.backbone.ce_start_epoch=1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for training and tracking (default: torch's for training, 1 for tracking)")
     p.set_defaults(func=_run)
 
 
@@ -281,8 +330,12 @@ def _run(args: argparse.Namespace) -> int:
     opts = DemoOptions(
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
-        bench=not args.no_bench, seed=args.seed,
+        bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     report = run_demo(opts)
     print(f"vtrack demo: report written to {report}")
     return 0

@@ -211,12 +211,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per run")
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames per run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: batch-1 tracking is latency-bound)")
     parser.add_argument("--quick", action="store_true", help="tiny config only, 10 frames")
     parser.add_argument("--out", default=None, help="folder for trackers.md / trackers.json")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints the table."""
+    if args.threads < 1:
+        raise ValueError(f"--threads: expected a positive int, got {args.threads}")
+    torch.set_num_threads(args.threads)
     configs = [DEFAULT_CONFIGS[0]] if args.quick else args.configs
     frames = min(args.frames, 10) if args.quick else args.frames
     rows = run_benchmark(configs, backends=args.backends, device=args.device, frames=frames, warmup=args.warmup)

@@ -36,6 +36,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Processor", "jitter_box", "normaliz
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_PAD_MODES = ("mean", "zero", "replicate")
 
 
 def jitter_box(box: np.ndarray, crop: CropConfig, rng: np.random.Generator) -> np.ndarray:
@@ -89,6 +90,8 @@ class Processor:
             raise TypeError(f"processing: expected a ProcessingConfig, got {type(processing).__name__}")
         if augment is not None and not isinstance(augment, AugmentConfig):
             raise TypeError(f"augment: expected an AugmentConfig, got {type(augment).__name__}")
+        if isinstance(processing.pad, str) and processing.pad not in _PAD_MODES:
+            raise ValueError(f"processing.pad: expected one of {_PAD_MODES}, got {processing.pad!r}")
         self.cfg = processing
         self.augment = augment or AugmentConfig()
         self.labels: list[LabelGenerator] = [

@@ -198,6 +198,7 @@ class TrainConfig:
 
     epochs: int
     batch_size: int
+    accum_steps: int = 1
     lr: float = 4e-4
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -227,6 +228,8 @@ class TrainConfig:
             raise ValueError(f"epochs: expected a positive int, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {self.batch_size}")
+        if self.accum_steps < 1:
+            raise ValueError(f"accum_steps: expected a positive int, got {self.accum_steps}")
         _positive(self.lr, "lr")
         _positive(self.weight_decay, "weight_decay", allow_zero=True)
         _positive(self.backbone_lr_mult, "backbone_lr_mult", allow_zero=True)

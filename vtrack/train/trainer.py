@@ -374,7 +374,7 @@ def train(
     """
     if not isinstance(cfg, Mapping):
         raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
-    cfg = copy.deepcopy(dict(cfg))
+    cfg = to_dict(copy.deepcopy(dict(cfg)))
     check_sections(cfg)
     model_sec = cfg.get("model")
     if not isinstance(model_sec, dict) or not isinstance(model_sec.get("name"), str):
@@ -396,6 +396,10 @@ def train(
     processor = Processor(proc_cfg, data_cfg.augment)
 
     ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and isinstance(ckpt.get("config"), dict):
+        changed = sorted(k for k in set(ckpt["config"]) | set(cfg) if ckpt["config"].get(k) != cfg.get(k))
+        if changed:
+            log.warning("resume: the config differs from the checkpoint's in section(s) %s", changed)
     out = Path(out_dir) if out_dir is not None else Path("runs") / model_sec["name"]
 
     datasets = load_datasets(data_cfg)
@@ -412,11 +416,22 @@ def train(
         names=[f"data.datasets[{i}] ({d.name})" for i, d in enumerate(data_cfg.datasets)],
     )
 
+    _preflight(sampler, processor)
+
     info = init_distributed(train_cfg.device)
     try:
         return _run(cfg, family, train_cfg, data_cfg, sampler, processor, ckpt, out, max_steps, info)
     finally:
         cleanup_distributed(info)
+
+
+def _preflight(sampler: TrackingSampler, processor: Processor) -> None:
+    """Build sample 0 of epoch 0 once, so unreadable frames or bad label settings fail before training."""
+    try:
+        rng = sampler.rng(0, 0)
+        processor(sampler.sample(0, 0, rng), sampler, rng)
+    except (ValueError, TypeError, OSError) as err:
+        raise ValueError(f"data: building the first training sample failed: {err}") from None
 
 
 def _run(
@@ -457,13 +472,14 @@ def _run(
     torch.manual_seed(tc.seed + info.rank)  # per-rank dropout streams; same init everywhere
 
     world = info.world_size
-    global_batch = tc.batch_size * world
+    accum = tc.accum_steps
+    global_batch = tc.batch_size * world * accum
     lr = scaled_lr(tc.lr, global_batch, tc.lr_scaling.rule, tc.lr_scaling.reference_batch)
     per_rank = math.ceil(len(sampler) / world)
-    steps_per_epoch = per_rank // tc.batch_size
+    steps_per_epoch = per_rank // (tc.batch_size * accum)
     if steps_per_epoch < 1:
-        raise ValueError(f"data.sampler.samples_per_epoch: {len(sampler)} samples over {world} rank(s) "
-                         f"give less than one batch of train.batch_size={tc.batch_size}")
+        raise ValueError(f"data.sampler.samples_per_epoch: {len(sampler)} samples over {world} rank(s) give less "
+                         f"than one step of train.batch_size={tc.batch_size} x train.accum_steps={accum}")
     total_steps = steps_per_epoch * tc.epochs
     groups = build_param_groups(model, lr, tc.weight_decay, tc.backbone_prefix, tc.backbone_lr_mult)
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tc.betas, weight_decay=tc.weight_decay)
@@ -477,11 +493,11 @@ def _run(
     start_epoch, skip = divmod(step, steps_per_epoch)
 
     train_model: nn.Module = model
+    ddp: nn.parallel.DistributedDataParallel | None = None
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, find_unused_parameters=tc.find_unused_parameters
-        )
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tc.find_unused_parameters)
+        train_model = ddp
     if tc.compile:
         train_model = torch.compile(train_model)
 
@@ -489,6 +505,8 @@ def _run(
     writer = None
     csv_log = None
     if info.is_main:
+        if ckpt is None and any(out.glob("checkpoint_*.pth")):
+            log.warning("%s already holds checkpoints: starting a new run there (resume with --resume %s)", out, out)
         out.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         csv_log = _CsvLog(out / "log.csv")
@@ -501,7 +519,7 @@ def _run(
                  f", resuming at step {step}" if step else "")
 
     last_path: Path | None = None
-    state = _LoopState(step=step)
+    state = _LoopState(step=step, accum=accum)
     from tqdm.auto import tqdm
 
     def checkpoint(epoch: int, name: str) -> Path | None:
@@ -538,18 +556,24 @@ def _run(
                 dataset,
                 generator=gen,
                 batch_size=tc.batch_size,
-                sampler=ShardedSampler(len(sampler), info.rank, world, start=first * tc.batch_size),
+                sampler=ShardedSampler(len(sampler), info.rank, world, start=first * tc.batch_size * accum),
                 num_workers=dc.num_workers,
                 drop_last=True,
                 pin_memory=device.type == "cuda",
                 worker_init_fn=seed_worker if dc.num_workers > 0 else None,
             )
             train_model.train()
-            bar = tqdm(loader, total=steps_per_epoch - first, desc=f"epoch {epoch + 1}/{tc.epochs}",
+            bar = tqdm(total=steps_per_epoch - first, desc=f"epoch {epoch + 1}/{tc.epochs}",
                        disable=not info.is_main or None, leave=False, dynamic_ncols=True)
-            for batch in bar:
-                _step(batch, train_model, criterion, optimizer, scheduler, scaler, ema, model, tc, device,
-                      amp_dtype, state)
+            micro = iter(loader)
+            for _ in range(steps_per_epoch - first):
+                for k in range(accum):
+                    sync = ddp is None or k == accum - 1
+                    with contextlib.nullcontext() if sync else ddp.no_sync():
+                        _micro_step(next(micro), train_model, criterion, scaler, tc, device, amp_dtype, state, k == 0,
+                                    optimizer)
+                _optimizer_step(optimizer, scheduler, scaler, ema, model, tc, state)
+                bar.update(1)
                 if state.step % tc.log_interval == 0 or state.step == total_steps:
                     _log(state, epoch, optimizer, info, csv_log, writer, bar, device)
                 if tc.checkpoint_steps and state.step % tc.checkpoint_steps == 0 and state.step % steps_per_epoch:
@@ -581,17 +605,19 @@ def _run(
 class _LoopState:
     """Mutable counters of the training loop."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, accum: int = 1) -> None:
         self.step = step
+        self.accum = accum
         self.loss_sum = 0.0
         self.count = 0
         self.stats: dict[str, float] = {}
         self.t0 = time.perf_counter()
 
 
-def _step(batch: dict[str, Any], train_model: nn.Module, criterion: Any, optimizer: torch.optim.Optimizer,
-          scheduler: Any, scaler: torch.amp.GradScaler, ema: ModelEMA | None, model: nn.Module, tc: TrainConfig,
-          device: torch.device, amp_dtype: torch.dtype | None, state: _LoopState) -> None:
+def _micro_step(batch: dict[str, Any], train_model: nn.Module, criterion: Any, scaler: torch.amp.GradScaler,
+                tc: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, state: _LoopState,
+                first: bool, optimizer: torch.optim.Optimizer) -> None:
+    """Forward, loss and backward of one micro-batch (gradients accumulate over ``train.accum_steps``)."""
     batch = _to_device(batch, device)
     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     with ctx:
@@ -599,10 +625,21 @@ def _step(batch: dict[str, Any], train_model: nn.Module, criterion: Any, optimiz
         loss, stats = criterion(outputs, batch)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         raise TypeError(f"criterion: expected a scalar loss tensor, got {type(loss).__name__}")
-    if not torch.isfinite(loss.detach()):
-        raise FloatingPointError(f"training diverged: loss is {loss.item()} at step {state.step + 1} (stats {stats})")
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training diverged: loss is {value} at step {state.step + 1} (stats {stats})")
+    if first:
+        optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss / tc.accum_steps if tc.accum_steps > 1 else loss).backward()
+    state.loss_sum += value
+    state.count += 1
+    for key, val in (stats or {}).items():
+        state.stats[key] = state.stats.get(key, 0.0) + float(val)
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
+                    ema: ModelEMA | None, model: nn.Module, tc: TrainConfig, state: _LoopState) -> None:
+    """Clip, step the optimizer/scaler/schedule, update the EMA, count the step."""
     if tc.grad_clip is not None:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -612,10 +649,6 @@ def _step(batch: dict[str, Any], train_model: nn.Module, criterion: Any, optimiz
     if ema is not None:
         ema.update(model)
     state.step += 1
-    state.loss_sum += float(loss.detach())
-    state.count += 1
-    for key, value in (stats or {}).items():
-        state.stats[key] = state.stats.get(key, 0.0) + float(value)
 
 
 def _log(state: _LoopState, epoch: int, optimizer: torch.optim.Optimizer, info: DistInfo, csv_log: _CsvLog | None,
@@ -627,7 +660,7 @@ def _log(state: _LoopState, epoch: int, optimizer: torch.optim.Optimizer, info: 
     elapsed = time.perf_counter() - state.t0
     row = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"], "loss": vals[0]}
     row.update({k: v for k, v in zip(state.stats, vals[1:])})
-    row["sec_per_step"] = elapsed / n
+    row["sec_per_step"] = elapsed * state.accum / n
     if csv_log is not None:
         csv_log.write(row)
     if writer is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-INT64_MIN = -9223372036854775808
+INT64_MIN = tl.constexpr(-9223372036854775808)
 
 
 @triton.jit

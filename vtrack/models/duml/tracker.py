@@ -70,6 +70,7 @@ class SampleMemory:
     count: int
     num_init: int
     init_min_weight: float
+    last: int | None = None  # index of the newest sample
 
     @classmethod
     def create(cls, init_feats: torch.Tensor, init_centers: torch.Tensor, size: int, init_min_weight: float) -> "SampleMemory":
@@ -96,15 +97,21 @@ class SampleMemory:
         else:
             idx = int(torch.argmin(self.weights))
         w = self.weights
-        w /= 1.0 - lr
-        w[idx] = lr
+        if self.last is None:
+            w /= 1.0 - lr
+            w[idx] = lr
+        else:  # each new sample weighs 1/(1-lr) times the previous newest: old ones decay
+            w[idx] = w[self.last] / (1.0 - lr)
         w /= w.sum()
         init_sum = float(w[: self.num_init].sum())
         if self.num_init and init_sum < self.init_min_weight:
-            w /= self.init_min_weight + w[self.num_init :].sum()
+            # DiMP's intent (its own formula leaves the sum slightly off 1): the initial samples
+            # share exactly init_min_weight, the others the rest in their proportions.
+            w[self.num_init :] *= (1.0 - self.init_min_weight) / w[self.num_init :].sum()
             w[: self.num_init] = self.init_min_weight / self.num_init
         self.feats[idx] = feat
         self.centers[idx] = center
+        self.last = idx
         return idx
 
 

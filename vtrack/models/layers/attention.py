@@ -122,15 +122,15 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.fda_learnable = bool(fda_cfg is not None and fda_cfg.learnable)
         self.use_fda = fda_cfg is not None
+        self._fda_fixed: dict[str, float] | None = None
         if fda_cfg is not None:
             if fda_cfg.learnable:
                 self.fda_alpha = nn.Parameter(torch.tensor(fda_cfg.alpha))
                 self.fda_beta = nn.Parameter(torch.tensor(fda_cfg.beta))
                 self.fda_log_delta = nn.Parameter(torch.tensor(math.log(fda_cfg.delta)))
             else:
-                self.register_buffer("fda_alpha", torch.tensor(fda_cfg.alpha), persistent=True)
-                self.register_buffer("fda_beta", torch.tensor(fda_cfg.beta), persistent=True)
-                self.register_buffer("fda_log_delta", torch.tensor(math.log(fda_cfg.delta)), persistent=True)
+                # plain floats: no device sync per call (the config records them)
+                self._fda_fixed = {"alpha": fda_cfg.alpha, "beta": fda_cfg.beta, "delta": fda_cfg.delta}
 
     def set_backend(self, backend: str) -> None:
         """Switch the kernel backend used by this layer."""
@@ -142,10 +142,9 @@ class Attention(nn.Module):
         """Current FDA constants: floats when fixed, 0-dim tensors when learnable; None when off."""
         if not self.use_fda:
             return None
-        delta = self.fda_log_delta.exp()
-        if self.fda_learnable:
-            return {"alpha": self.fda_alpha, "beta": self.fda_beta, "delta": delta}
-        return {"alpha": float(self.fda_alpha), "beta": float(self.fda_beta), "delta": float(delta)}
+        if self._fda_fixed is not None:
+            return dict(self._fda_fixed)
+        return {"alpha": self.fda_alpha, "beta": self.fda_beta, "delta": self.fda_log_delta.exp()}
 
     def extra_repr(self) -> str:
         mode = "fda" if self.use_fda else (f"topk={self.topk}" if self.topk else "dense")

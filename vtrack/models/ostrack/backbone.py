@@ -70,9 +70,8 @@ class OneStreamViT(ViT):
         self.pos_embed_x = nn.Parameter(torch.zeros(1, self.num_search, self.embed_dim))
         nn.init.trunc_normal_(self.pos_embed_z, std=0.02)
         nn.init.trunc_normal_(self.pos_embed_x, std=0.02)
-        self.register_buffer(
-            "template_index", torch.tensor([template_centre_index(*self.grid_z)], dtype=torch.int64), persistent=False
-        )
+        # a Python int: the kernels validate it without a device sync
+        self.template_index = template_centre_index(*self.grid_z)
 
     def current_keep_ratio(self) -> float:
         """Keep ratio used by the next forward: the scheduled one in training, the target in eval."""

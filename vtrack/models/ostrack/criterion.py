@@ -59,7 +59,7 @@ class OSTrackCriterion(nn.Module):
             l_giou = l_l1 = pred.sum() * 0.0
         w = self.weights
         loss = w.focal * l_focal + w.giou * l_giou + w.l1 * l_l1
-        stats = {"loss/focal": float(l_focal), "loss/giou": float(l_giou), "loss/l1": float(l_l1)}
+        stats = {"loss/focal": float(l_focal.detach()), "loss/giou": float(l_giou.detach()), "loss/l1": float(l_l1.detach())}
         if "pos_abs_logits" in outputs:
             for key in ("label_pos_abs", "label_pos_pn"):
                 if key not in batch:
@@ -69,7 +69,7 @@ class OSTrackCriterion(nn.Module):
                 batch["label_pos_abs"].to(score.device).long(), batch["label_pos_pn"].to(score.device).long(),
             )
             loss = loss + w.pos_abs * l_abs + w.pos_pn * l_pn
-            stats.update({"loss/pos_abs": float(l_abs), "loss/pos_pn": float(l_pn)})
+            stats.update({"loss/pos_abs": float(l_abs.detach()), "loss/pos_pn": float(l_pn.detach())})
         with torch.no_grad():
             from vtrack.train.losses import box_iou
 
@@ -78,5 +78,5 @@ class OSTrackCriterion(nn.Module):
         stats["iou"] = float(iou.mean())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is not finite: {stats}")
-        stats["loss"] = float(loss)
+        stats["loss"] = float(loss.detach())
         return loss, stats

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from vtrack.models.backbones.swin import SwinBackbone, swin_feature_size
-from vtrack.models.layers.transformer import TransformerDecoder, TransformerEncoder, sine_position_encoding
+from vtrack.models.layers.transformer import (MultiHeadAttention, TransformerDecoder, TransformerEncoder,
+                                              sine_position_encoding)
 from vtrack.models.sparsett.config import SparseTTModelConfig
 from vtrack.models.sparsett.heads import DoubleHead, fuse_scores
 
@@ -117,9 +118,11 @@ class SparseTT(nn.Module):
         return self.search_feat
 
     def set_backend(self, backend: str) -> None:
-        """Use kernel ``backend`` in every attention layer."""
+        """Use kernel ``backend`` in every attention layer (the name is checked by the kernel dispatcher)."""
+        if not isinstance(backend, str) or not backend:
+            raise TypeError(f"backend: expected a kernel backend name (str), got {backend!r}")
         for m in self.modules():
-            if hasattr(m, "backend") and m is not self:
+            if isinstance(m, MultiHeadAttention):
                 m.backend = backend
 
     def _check_images(self, x: Any, name: str, size: int) -> torch.Tensor:

@@ -1,0 +1,177 @@
+"""The "cpp" backend (vtrack._C CPU kernels) against the reference: forward, every gradient, edge cases."""
+import pytest
+import torch
+
+import vtrack.kernels as K
+from vtrack.kernels import _ext, cpp_ops, reference
+
+pytestmark = pytest.mark.skipif(not cpp_ops.register_meta(), reason=f"vtrack._C unavailable: {_ext.unavailable_reason()}")
+
+FDA = {"alpha": 0.7, "beta": 0.2, "delta": 0.15}
+
+
+def _qkv(b, h, n, m, d, dtype=torch.float32, grad=True):
+    return [torch.randn(b, h, t, d, dtype=dtype, requires_grad=grad) for t in (n, m, m)]
+
+
+def _run(backend, q, k, v, **kw):
+    res = K.attention(q, k, v, backend=backend, **kw)
+    return res if isinstance(res, tuple) else (res, None, None)
+
+
+def _compare(q, k, v, atol, **kw):
+    """cpp vs reference: outputs, CE score/keep_index, and gradients of q, k, v (and FDA tensors)."""
+    leaves = [q, k, v] + [t for t in (kw.get("fda") or {}).values() if isinstance(t, torch.Tensor)]
+    ref = _run("reference", q, k, v, **kw)
+    out = _run("cpp", q, k, v, **kw)
+    torch.testing.assert_close(out[0], ref[0], atol=atol, rtol=atol)
+    if ref[1] is not None:
+        torch.testing.assert_close(out[2], ref[2], atol=atol, rtol=atol)
+        assert torch.equal(out[1], ref[1])
+    go = torch.randn_like(ref[0])
+    g_ref = torch.autograd.grad(ref[0], leaves, go)
+    g_cpp = torch.autograd.grad(out[0], leaves, go)
+    for name, a, b in zip(["q", "k", "v", "alpha", "beta", "delta"], g_cpp, g_ref):
+        torch.testing.assert_close(a, b, atol=atol * 10, rtol=atol * 10, msg=lambda m, n=name: f"grad {n}: {m}")
+
+
+@pytest.mark.parametrize("n,m,d", [(37, 45, 16), (1, 5, 8), (70, 33, 64)])
+def test_dense_matches_reference(n, m, d):
+    _compare(*_qkv(2, 3, n, m, d), atol=2e-5, fda={"alpha": 0.0, "beta": 0.0, "delta": 0.3})
+
+
+@pytest.mark.parametrize("topk", [1, 5, 12, 40, 45, 100])
+@pytest.mark.parametrize("masked", [False, True])
+def test_topk_matches_reference(topk, masked):
+    q, k, v = _qkv(2, 3, 37, 45, 16)
+    mask = torch.rand(2, 45) < 0.3 if masked else None
+    _compare(q, k, v, atol=2e-5, topk=topk, key_padding_mask=mask)
+
+
+def test_topk_ties_go_to_lower_index():
+    q = torch.ones(1, 1, 3, 4)
+    k = torch.ones(1, 1, 10, 4)
+    v = torch.arange(40.0).reshape(1, 1, 10, 4)
+    out, lse, index = torch.ops.vtrack.topk_attention(q, k, v, 3, 0.5)
+    assert index[0, 0].tolist() == [[0, 1, 2]] * 3
+    torch.testing.assert_close(out[0, 0, 0], v[0, 0, :3].mean(0))
+    # ties mixed with larger values: keep the larger ones, then the lowest-index ties
+    k2 = torch.zeros(1, 1, 8, 4)
+    k2[0, 0, 5] = 1.0
+    _, _, idx2 = torch.ops.vtrack.topk_attention(torch.ones(1, 1, 1, 4), k2, torch.randn(1, 1, 8, 4), 3, 1.0)
+    assert idx2[0, 0, 0].tolist() == [0, 1, 5]
+
+
+def test_topk_keeps_exactly_min_topk_valid():
+    q, k, v = _qkv(2, 2, 9, 20, 8, grad=False)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[0, 3:] = True  # 3 valid keys in batch 0
+    _, _, index = torch.ops.vtrack.topk_attention(q, k, v, 6, 0.3, mask)
+    assert index.shape == (2, 2, 9, 6)
+    assert ((index[0] >= 0).sum(-1) == 3).all() and ((index[1] >= 0).sum(-1) == 6).all()
+    assert (index[0][index[0] >= 0] < 3).all()
+    # topk >= M: index width M, dense attention
+    out, _, idx = torch.ops.vtrack.topk_attention(q, k, v, 50, 0.3)
+    assert idx.shape[-1] == 20
+    torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.3),
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fda_matches_reference_with_tensor_coefficients(masked):
+    q, k, v = _qkv(2, 3, 29, 31, 32)
+    fda = {"alpha": torch.tensor([0.5, 1.0, 0.2], requires_grad=True),
+           "beta": torch.tensor(0.3, requires_grad=True),
+           "delta": torch.tensor([0.05, 0.1, 0.2], requires_grad=True)}
+    mask = torch.rand(2, 31) < 0.25 if masked else None
+    _compare(q, k, v, atol=2e-5, fda=fda, key_padding_mask=mask)
+
+
+def test_topk_with_fda():
+    q, k, v = _qkv(1, 2, 17, 40, 16)
+    fda = {"alpha": torch.tensor([0.5, 1.0], requires_grad=True), "beta": 0.1, "delta": 0.2}
+    _compare(q, k, v, atol=2e-5, topk=7, fda=fda)
+
+
+@pytest.mark.parametrize("opts", [{}, {"fda": FDA}, {"topk": 6}, {"topk": 30, "fda": FDA}])
+def test_ce_matches_reference(opts):
+    q, k, v = _qkv(2, 3, 9 + 30, 9 + 30, 16)
+    _compare(q, k, v, atol=2e-5, ce={"num_template": 9, "keep": 0.7, "template_index": [4, 0]}, **opts)
+
+
+def test_ce_default_centre_row_and_keep_order():
+    q, k, v = _qkv(2, 2, 16 + 20, 16 + 20, 8, grad=False)
+    out, keep_index, score = K.ce_attention(q, k, v, num_template=16, keep=5, backend="cpp")
+    p = torch.softmax((q @ k.transpose(-1, -2)) * 8 ** -0.5, -1)
+    centre = 2 + 4 * 2
+    expected = p[:, :, centre, 16:].mean(1)
+    torch.testing.assert_close(score, expected, atol=1e-6, rtol=1e-5)
+    assert keep_index.dtype == torch.int64 and keep_index.shape == (2, 5)
+    assert torch.equal(keep_index, torch.sort(expected, dim=-1, descending=True, stable=True).indices[:, :5])
+
+
+def test_fully_masked_rows_are_zero_with_zero_grads():
+    q, k, v = _qkv(2, 2, 5, 6, 8)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[1] = True
+    for kw in ({}, {"topk": 2}):
+        out = K.attention(q, k, v, key_padding_mask=mask, backend="cpp", **kw)
+        assert torch.equal(out[1], torch.zeros_like(out[1]))
+        gq, gk = torch.autograd.grad(out.sum(), (q, k))
+        assert torch.isfinite(gq).all() and torch.equal(gq[1], torch.zeros_like(gq[1]))
+
+
+def test_float64_gradcheck_all_ops():
+    q, k, v = _qkv(1, 2, 6, 7, 4, dtype=torch.float64)
+    qc, kc, vc = _qkv(1, 2, 7, 7, 4, dtype=torch.float64)
+    a = torch.tensor([0.4, 0.9], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    dl = torch.tensor([0.2, 0.1], dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[False, True, False, False, False, True, False]])
+
+    def fda(q, k, v, a, b, dl):
+        return K.fda_attention(q, k, v, alpha=a, beta=b, delta=dl, key_padding_mask=mask, backend="cpp")
+
+    def topk(q, k, v, a, b, dl):
+        return K.attention(q, k, v, topk=3, fda={"alpha": a, "beta": b, "delta": dl}, backend="cpp")
+
+    def ce(q, k, v, a, b, dl):
+        return K.ce_attention(q, k, v, num_template=4, keep=2, template_index=[1], backend="cpp",
+                              fda={"alpha": a, "beta": b, "delta": dl})[0]
+
+    assert torch.autograd.gradcheck(fda, (q, k, v, a, b, dl))
+    assert torch.autograd.gradcheck(topk, (q, k, v, a, b, dl))
+    assert torch.autograd.gradcheck(ce, (qc, kc, vc, a, b, dl))
+
+
+def test_portable_path_without_blas(monkeypatch):
+    monkeypatch.setenv("VTRACK_CPU_BLAS", "0")
+    q, k, v = _qkv(2, 2, 40, 33, 24)
+    _compare(q, k, v, atol=2e-5, fda=FDA)
+    _compare(q, k, v, atol=2e-5, topk=20)
+
+
+def test_non_contiguous_inputs():
+    q, k, v = (torch.randn(2, 11, 3, 16).transpose(1, 2) for _ in range(3))
+    out = K.topk_attention(q, k, v, 4, backend="cpp")
+    ref = K.topk_attention(q, k, v, 4, backend="reference")
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=2e-5)
+
+
+def test_auto_prefers_cpp_on_cpu():
+    inputs = K.build_inputs(*_qkv(1, 1, 4, 4, 8, grad=False), topk=2)
+    assert K.select_backend(inputs).name == "cpp"
+    assert "cpp" in K.available_backends(inputs)
+    half = K.build_inputs(*_qkv(1, 1, 4, 4, 8, dtype=torch.float16, grad=False), topk=2)
+    assert "cpp" not in K.available_backends(half)
+    with pytest.raises(ValueError, match="float16"):
+        K.topk_attention(half.q, half.k, half.v, 2, backend="cpp")
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        K.topk_attention(*_qkv(1, 1, 4, 4, 8, grad=False), 2, backend="cuda")
+
+
+def test_reference_module_is_ground_truth_here():
+    # the comparisons above rely on the reference being the plain formula
+    q, k, v = _qkv(1, 1, 5, 6, 4, grad=False)
+    out, _, _ = reference.attention(K.build_inputs(q, k, v))
+    torch.testing.assert_close(out, torch.softmax(q @ k.transpose(-1, -2) / 2, -1) @ v)

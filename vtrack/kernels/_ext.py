@@ -1,0 +1,236 @@
+"""Loader of the compiled extension ``vtrack._C`` (C++ CPU kernels, CUDA kernels when built with CUDA).
+
+Order of attempts, done once and lazily (on the first use of the "cpp"/"cuda" backends):
+
+1. ``import vtrack._C`` - built by ``pip install -e .`` / ``python setup.py build_ext --inplace``;
+2. a JIT build of the CPU kernels with :func:`torch.utils.cpp_extension.load` (ninja), cached in
+   torch's extension directory (``TORCH_EXTENSIONS_DIR``); disabled by ``VTRACK_NO_JIT=1``;
+3. otherwise the ops stay unavailable: one warning says why, and the dispatcher falls back to the
+   other backends (the reason also appears in the "cpp"/"cuda" backends' not-supported reasons).
+
+This module also holds the compiler-flag logic shared with ``setup.py`` (which imports it by path,
+so it must only import the standard library at module level).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+CSRC = ROOT / "csrc"
+
+
+def source_files(with_cuda: bool = False) -> list[str]:
+    """Absolute paths of the extension sources: ops.cpp, cpu/*.cpp and (``with_cuda``) cuda/*.cu."""
+    files = [CSRC / "ops.cpp", *sorted((CSRC / "cpu").glob("*.cpp"))]
+    if with_cuda:
+        files += sorted((CSRC / "cuda").glob("*.cu"))
+    return [str(f) for f in files]
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX", "c++")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_accepts(flags: tuple[str, ...], compiler: Optional[str] = None) -> bool:
+    """Whether the C++ compiler compiles (and links, for OpenMP) a tiny program with ``flags``."""
+    compiler = compiler or _compiler()
+    if shutil.which(compiler) is None:
+        return False
+    src = "#include <cmath>\nint main() { float x = 1.0f; return static_cast<int>(std::exp(x)) - 2; }\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.cpp"
+        path.write_text(src)
+        cmd = [compiler, *flags, str(path), "-o", str(Path(tmp) / "probe")]
+        try:
+            res = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return res.returncode == 0
+
+
+def march_flags() -> list[str]:
+    """The -march flag: ``VTRACK_CPU_MARCH`` (default ``native``; ``none`` to omit) when the compiler takes it."""
+    value = os.environ.get("VTRACK_CPU_MARCH", "native").strip()
+    if not value or value.lower() == "none":
+        return []
+    flag = f"-march={value}"
+    if compiler_accepts((flag,)):
+        return [flag]
+    logger.warning("compiler %s rejects %s: building without an -march flag", _compiler(), flag)
+    return []
+
+
+def openmp_flags() -> list[str]:
+    """-fopenmp when the compiler supports it, else -fopenmp-simd (vectorisation hints only), else nothing."""
+    for flags in (("-fopenmp",), ("-fopenmp-simd",)):
+        if compiler_accepts(flags):
+            return list(flags)
+    return []
+
+
+def std_flags() -> list[str]:
+    """-std=c++20 (what torch's headers are written for) when the compiler takes it, else -std=c++17."""
+    return ["-std=c++20"] if compiler_accepts(("-std=c++20",)) else ["-std=c++17"]
+
+
+def cpu_compile_flags() -> list[str]:
+    """C++ flags of the CPU kernels: -O3, the C++ standard, OpenMP and the -march flag chosen at build time."""
+    return ["-O3", *std_flags(), "-fno-math-errno", *openmp_flags(), *march_flags()]
+
+
+def cpu_link_flags() -> list[str]:
+    """Link flags (OpenMP runtime when compiled with -fopenmp)."""
+    return ["-fopenmp"] if "-fopenmp" in openmp_flags() else []
+
+
+def nvcc_flags() -> list[str]:
+    """nvcc flags of the CUDA kernels."""
+    return ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+
+
+def cuda_build_possible() -> bool:
+    """True when torch has CUDA, nvcc is found and ``VTRACK_NO_CUDA`` is not set."""
+    if os.environ.get("VTRACK_NO_CUDA", "0") == "1":
+        return False
+    import torch
+    from torch.utils import cpp_extension
+
+    if torch.version.cuda is None:
+        return False
+    home = cpp_extension.CUDA_HOME
+    return bool(home) and (Path(home) / "bin" / "nvcc").exists()
+
+
+class _State:
+    lock = threading.Lock()
+    tried = False
+    loaded_from: Optional[str] = None
+    error: Optional[str] = None
+    warned = False
+
+
+def _try_import() -> Optional[str]:
+    try:
+        importlib.import_module("vtrack._C")
+        return None
+    except ImportError as exc:  # missing, or built against another torch
+        return f"import vtrack._C failed ({exc})"
+    except OSError as exc:
+        return f"import vtrack._C failed ({exc})"
+
+
+def _try_jit() -> Optional[str]:
+    if os.environ.get("VTRACK_NO_JIT", "0") == "1":
+        return "JIT build disabled (VTRACK_NO_JIT=1)"
+    if not (CSRC / "ops.cpp").exists():
+        return f"no C++ sources at {CSRC} for a JIT build"
+    try:
+        from torch.utils import cpp_extension
+
+        if not cpp_extension.is_ninja_available():
+            return "JIT build needs ninja (pip install ninja)"
+        logger.info("building the vtrack C++ kernels with torch.utils.cpp_extension.load (first use, cached)")
+        cpp_extension.load(
+            name="vtrack_C_jit",
+            sources=source_files(with_cuda=False),
+            extra_cflags=cpu_compile_flags(),
+            extra_ldflags=cpu_link_flags(),
+            is_python_module=False,
+            verbose=False,
+        )
+        return None
+    except Exception as exc:  # compiler missing or failing: report why, never crash the import
+        return f"JIT build failed ({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})"
+
+
+def ops_registered() -> bool:
+    """Whether the vtrack operators are registered with torch (by whichever library)."""
+    import torch
+
+    try:
+        return hasattr(torch.ops.vtrack, "topk_attention")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def load() -> bool:
+    """Load the extension once (import, else JIT build); True when ``torch.ops.vtrack`` ops exist.
+
+    On failure, warns once with the reason and returns False; :func:`unavailable_reason` gives it.
+    """
+    with _State.lock:
+        if _State.tried:
+            return _State.error is None
+        _State.tried = True
+        if ops_registered():
+            _State.loaded_from = "already registered"
+            return True
+        reasons = []
+        err = _try_import()
+        if err is None and ops_registered():
+            _State.loaded_from = "vtrack._C"
+            return True
+        reasons.append(err or "vtrack._C imported but registered no ops")
+        err = _try_jit()
+        if err is None and ops_registered():
+            _State.loaded_from = "jit"
+            return True
+        reasons.append(err or "JIT-built library registered no ops")
+        _State.error = "; ".join(reasons)
+        if not _State.warned:
+            _State.warned = True
+            warnings.warn(f"vtrack C++ kernels unavailable, falling back to other backends: {_State.error}",
+                          RuntimeWarning, stacklevel=2)
+        return False
+
+
+def fast_load() -> bool:
+    """Only the cheap attempt: ``import vtrack._C`` (no JIT build, no warning). True when the ops exist.
+
+    A failure leaves :func:`load` free to try the JIT build later.
+    """
+    with _State.lock:
+        if _State.tried:
+            return _State.error is None
+        if ops_registered() or (_try_import() is None and ops_registered()):
+            _State.tried = True
+            _State.loaded_from = "vtrack._C"
+            return True
+    return False
+
+
+def unavailable_reason() -> Optional[str]:
+    """None when the extension is loaded (loading it if needed), else why it is not."""
+    return None if load() else _State.error
+
+
+def loaded_from() -> Optional[str]:
+    """"vtrack._C", "jit" or "already registered" once loaded, else None."""
+    load()
+    return _State.loaded_from
+
+
+def cuda_kernels_built() -> bool:
+    """Whether the loaded library has CUDA kernels (registered for the CUDA dispatch key)."""
+    if not load():
+        return False
+    import torch
+
+    return torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA")
+
+
+__all__ = ["load", "fast_load", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
+           "cpu_link_flags", "nvcc_flags", "cuda_build_possible", "compiler_accepts", "ops_registered"]
