@@ -11,6 +11,13 @@ from vtrack.data.sequence import Sequence
 DATASETS: dict[str, str] = {
     "got10k": "vtrack.data.got10k:load_got10k",
     "synthetic": "vtrack.data.got10k:load_synthetic",
+    "lasot": "vtrack.data.benchmarks:load_lasot",
+    "trackingnet": "vtrack.data.benchmarks:load_trackingnet",
+    "otb": "vtrack.data.benchmarks:load_otb",
+    "uav123": "vtrack.data.benchmarks:load_uav123",
+    "nfs": "vtrack.data.benchmarks:load_nfs",
+    "tnl2k": "vtrack.data.benchmarks:load_tnl2k",
+    "vot": "vtrack.data.benchmarks:load_vot",
 }
 
 
