@@ -450,6 +450,8 @@ def _run(
     amp_dtype = _amp_dtype(tc.amp, device)
     if tc.deterministic:
         torch.use_deterministic_algorithms(True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels
 
     random.seed(tc.seed)
     np.random.seed(tc.seed & 0xFFFFFFFF)
