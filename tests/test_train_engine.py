@@ -289,6 +289,11 @@ def test_train_resume_is_bit_exact(setup, tmp_path):
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]  # warm-up then cosine decay
     assert (tmp_path / "full" / "config.yaml").exists()
+    exported = T.export_weights(full, tmp_path / "ema.pth", ema=True)
+    assert all(torch.equal(v, ea[k]) for k, v in torch.load(exported, weights_only=True).items())
+    with pytest.raises(ValueError, match="holds no 'ema' weights"):
+        T.export_weights(T.train(tiny_config(root, epochs=1), out_dir=tmp_path / "noema", max_steps=1),
+                         tmp_path / "x.pth", ema=True)
     assert not list((tmp_path / "full").glob("*.tmp"))
 
 
