@@ -219,7 +219,7 @@ def test_triton_memory_linear_in_n_gpu():
 
 
 @pytest.mark.gpu
-def test_triton_compiled_speed_gpu():
+def test_triton_speed_gpu():
     """Triton top-K forward+backward is faster than the reference at the SparseTT shape."""
     from vtrack.bench.common import time_fn
 

@@ -130,6 +130,25 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     return factory, info
 
 
+def _ce_off_variant(factory: Any) -> Any | None:
+    """For a model trained with early candidate elimination (``model.backbone.ce_layers``), the
+    same checkpoint tracked with CE switched off (``tracker.ce_enabled: false``); else None."""
+    import yaml
+
+    from vtrack.config import load_yaml
+    from vtrack.tracking.loader import TrackerFactory
+
+    cfg = load_yaml(factory.config)
+    bb = cfg["model"].get("backbone")
+    if not isinstance(bb, dict) or not bb.get("ce_layers") or not bb.get("ce_enabled", True):
+        return None
+    cfg.setdefault("tracker", {})["ce_enabled"] = False
+    path = Path(factory.config).with_name("demo_config_ce_off.yaml")
+    _atomic_write(path, yaml.safe_dump(cfg, sort_keys=False))
+    return TrackerFactory(f"{factory.name}_ce_off", device=factory.device, config=str(path),
+                          checkpoint=factory.checkpoint)
+
+
 def _baselines(opts: DemoOptions) -> dict[str, Any]:
     from vtrack.tracking.baselines import opencv_tracker_available
     from vtrack.tracking.loader import TrackerFactory
@@ -195,7 +214,8 @@ def run_demo(opts: DemoOptions) -> Path:
         fac, info = _trained_tracker(name, opts, data_root)
         trained[fac.name] = fac
         train_info[fac.name] = info
-    factories = {**trained, **_baselines(opts)}
+    variants = {v.name: v for v in map(_ce_off_variant, trained.values()) if v is not None}
+    factories = {**trained, **variants, **_baselines(opts)}
 
     result_dirs = []
     with _tracking_threads(opts):
@@ -223,6 +243,8 @@ def run_demo(opts: DemoOptions) -> Path:
     parts.append("Scores on the synthetic test split (one-pass evaluation, success AUC, precision at 20 px; "
                  "AO = mean IoU over frames):\n\n")
     parts.append(_ao_table(result_dirs, test))
+    if variants:
+        parts.append("\n`*_ce_off`: the same checkpoint tracked with early candidate elimination switched off.\n")
     parts.append("\n")
     parts.append(report_md.read_text().replace("# Tracking results\n", "", 1))
     parts.append(f"\n## Video\n\n[{video.name}]({video.name}): {first} (red) and ground truth (green) on {seq.name}.\n")

@@ -75,6 +75,7 @@ class Row:
     D: int
     dtype: str
     ms: Optional[float] = None
+    min_ms: Optional[float] = None
     peak_mib: Optional[float] = None
     vs_reference: Optional[float] = None
     vs_sdpa: Optional[float] = None
@@ -159,7 +160,7 @@ def _candidates(op: str, shape: Shape, device: torch.device, dtype: torch.dtype,
 
 
 def _measure(fn: Callable[..., torch.Tensor], shape: Shape, mode: str, device: torch.device, dtype: torch.dtype,
-             warmup: int, repeat: int) -> tuple[float, float]:
+             warmup: int, repeat: int, memory: bool = True) -> tuple[float, float, Optional[float]]:
     grad = mode == "fwd+bwd"
     q, k, v = _inputs(shape, device, dtype, grad)
     if grad:
@@ -173,8 +174,8 @@ def _measure(fn: Callable[..., torch.Tensor], shape: Shape, mode: str, device: t
             with torch.no_grad():
                 fn(q, k, v)
     timing = time_fn(step, device=device, warmup=warmup, repeat=repeat)
-    peak = peak_memory_bytes(step, device=device)
-    return timing.median_ms, peak / 2**20
+    peak = peak_memory_bytes(step, device=device) / 2**20 if memory else None
+    return timing.median_ms, timing.min_ms, peak
 
 
 def run_benchmark(device: str | torch.device = "cpu", *, shapes: Optional[list[str]] = None,
@@ -214,7 +215,7 @@ def run_benchmark(device: str | torch.device = "cpu", *, shapes: Optional[list[s
             for label, fn, note in _candidates(op, shape, device, dtype, flex):
                 for mode in modes:
                     jobs.append((shape, op, label, fn, note, mode))
-    dense_cache: dict[tuple[Shape, str], tuple[float, float]] = {}  # SDPA is the same for every op
+    dense_cache: dict[tuple[Shape, str], tuple[float, float, Optional[float]]] = {}  # SDPA: same for every op
     for shape, op, label, fn, note, mode in tqdm(jobs, desc="kernels", disable=None):
         row = Row(shape.name, op, label, mode, shape.B, shape.H, shape.N, shape.D, str(dtype).replace("torch.", ""),
                   note=note)
@@ -223,11 +224,15 @@ def run_benchmark(device: str | torch.device = "cpu", *, shapes: Optional[list[s
         elif fn is not None:
             try:
                 if label == "sdpa" and (shape, mode) in dense_cache:
-                    row.ms, row.peak_mib = dense_cache[(shape, mode)]
+                    row.ms, row.min_ms, row.peak_mib = dense_cache[(shape, mode)]
                 else:
-                    row.ms, row.peak_mib = _measure(fn, shape, mode, device, dtype, warmup, repeat)
+                    # the CPU memory tracker (a dispatch mode) cannot run compiled FlexAttention
+                    memory = not (label == "flex" and device.type == "cpu")
+                    row.ms, row.min_ms, row.peak_mib = _measure(fn, shape, mode, device, dtype, warmup, repeat, memory)
+                    if not memory:
+                        row.note += "; peak memory not measured on CPU (compiled higher-order op)"
                 if label == "sdpa":
-                    dense_cache[(shape, mode)] = (row.ms, row.peak_mib)
+                    dense_cache[(shape, mode)] = (row.ms, row.min_ms, row.peak_mib)
             except (RuntimeError, NotImplementedError) as err:  # e.g. out of memory, missing kernel
                 row.note = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
                 log.warning("%s %s %s %s failed: %s", shape.name, op, label, mode, err)
@@ -260,27 +265,55 @@ def run_sweep(device: str | torch.device = "cpu", *, ops: Optional[list[str]] = 
     n = 64
     while n <= n_max:
         shape = Shape(f"sweep-N{n}", 1, 8, n, 64, num_template=16 if n <= 64 else 64)
+        dense: dict[str, tuple[float, float, Optional[float]]] = {}
         for op in ops or list(OPS):
             for label, fn, note in _candidates(op, shape, device, dtype, flex=False):
                 for mode in modes:
                     row = Row(shape.name, op, label, mode, 1, 8, n, 64, str(dtype).replace("torch.", ""), note=note)
                     if fn is not None:
-                        row.ms, row.peak_mib = _measure(fn, shape, mode, device, dtype, 1 if quick else 3,
-                                                        3 if quick else 10)
+                        if label == "sdpa" and mode in dense:
+                            row.ms, row.min_ms, row.peak_mib = dense[mode]
+                        else:
+                            row.ms, row.min_ms, row.peak_mib = _measure(fn, shape, mode, device, dtype,
+                                                                        1 if quick else 3, 3 if quick else 10)
+                        if label == "sdpa":
+                            dense[mode] = (row.ms, row.min_ms, row.peak_mib)
                     rows.append(row)
         n *= 2
     _add_ratios(rows)
     return rows
 
 
-COLUMNS = ["shape", "op", "backend", "mode", "B", "ms", "vs_reference", "vs_sdpa", "peak_mib", "note"]
-HEADERS = ["shape", "op", "backend", "mode", "B", "time (ms)", "speed-up vs reference", "time / SDPA",
+COLUMNS = ["shape", "op", "backend", "mode", "B", "ms", "min_ms", "vs_reference", "vs_sdpa", "peak_mib", "note"]
+HEADERS = ["shape", "op", "backend", "mode", "B", "median ms", "min ms", "speed-up vs reference", "time / SDPA",
            "peak MiB", "note"]
 
 
 def format_table(rows: list[Row]) -> str:
-    """Markdown table of benchmark rows."""
-    return markdown_table([asdict(r) for r in rows], COLUMNS, HEADERS)
+    """Markdown table of the measured rows, then one line per backend that was not run (and why)."""
+    timed = [r for r in rows if r.ms is not None or r.note.startswith("failed")]
+    text = markdown_table([asdict(r) for r in timed], COLUMNS, HEADERS)
+    skipped: dict[tuple[str, str], None] = {}
+    for r in rows:
+        if r.ms is None and not r.note.startswith("failed"):
+            skipped[(r.backend, r.note if r.backend != "flex" else f"{r.mode}: {r.note}")] = None
+    if skipped:
+        text += "\nNot run: " + "; ".join(f"`{b}` ({n})" for b, n in skipped) + ".\n"
+    return text
+
+
+def format_sweep(rows: list[Row]) -> str:
+    """Pivot of a sweep: one line per N, one column per op/backend/mode (median ms)."""
+    cols: list[str] = []
+    table: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if r.ms is None:
+            continue
+        key = f"{r.op} {r.backend}" + ("" if r.mode == "fwd" else f" {r.mode}")
+        if key not in cols:
+            cols.append(key)
+        table.setdefault(r.N, {"N": r.N})[key] = r.ms
+    return markdown_table([table[n] for n in sorted(table)], ["N"] + cols, ["N"] + [f"{c} (ms)" for c in cols])
 
 
 def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sweep: Optional[list[Row]] = None,
@@ -298,7 +331,7 @@ def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sw
           "`speed-up vs reference` = reference time / time; `time / SDPA` = time / dense SDPA time.\n",
           format_table(rows)]
     if sweep:
-        md += ["\n## Time vs N (B=1, H=8, D=64)\n", format_table(sweep)]
+        md += ["\n## Time vs N (B=1, H=8, D=64, forward, median ms)\n", format_sweep(sweep)]
     groups, series = [], {}
     keyed = [r for r in rows if r.ms is not None and r.backend not in ("reference",)]
     for r in rows:
