@@ -258,3 +258,24 @@ def test_search_pipeline_on_a_tiny_sequence(tmp_path):
     assert model.arch.to_list() == res.best
     assert bn.num_batches_tracked.item() == 0  # the supernet weights were restored after the search
     assert bn.momentum == 0.1  # recalibration restores the momentum
+
+
+def test_ablation_score_groups_distractor_sequences(tmp_path):
+    import cv2
+
+    from vtrack.data.sequence import Sequence
+    from vtrack.models.vlt.ablation import score
+    from vtrack.tracking.baselines import StaticTracker
+
+    frames, boxes = _sequence(n=5)
+    paths = []
+    for i, img in enumerate(frames):
+        p = tmp_path / f"{i:08d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    seqs = [Sequence(f"s{d}", paths, np.array(boxes, float), attributes={"distractors": d, "cover": np.full(5, 8)})
+            for d in (0, 2)]
+    res = score(StaticTracker, seqs)
+    assert res["all"]["sequences"] == 2 and res["distractors"]["sequences"] == 1
+    assert res["distractors"]["auc"] == pytest.approx(res["no_distractors"]["auc"])  # same video, same static boxes
+    assert 0.0 < res["all"]["auc"] < 1.0 and 0.0 < res["all"]["ao"] < 1.0
