@@ -326,6 +326,7 @@ def test_param_groups_schedule_and_lr_scaling():
         (lambda c: c.update(trian={}), r"trian: unknown config section"),
         (lambda c: c["train"].update(amp="bf16"), r"train.amp: 'bf16' needs a CUDA device"),
         (lambda c: c["train"].update(backend="reference"), r"train.backend: model TinyNet has no set_backend"),
+        (lambda c: c["train"].update(backend="tritn"), r"train.backend: expected one of \['auto', .*'reference'.*got 'tritn'"),
     ],
 )
 def test_bad_config_fails_before_training(setup, tmp_path, mutate, match):
