@@ -289,6 +289,11 @@ def test_train_resume_is_bit_exact(setup, tmp_path):
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]  # warm-up then cosine decay
     assert (tmp_path / "full" / "config.yaml").exists()
+    exported = T.export_weights(full, tmp_path / "ema.pth", ema=True)
+    assert all(torch.equal(v, ea[k]) for k, v in torch.load(exported, weights_only=True).items())
+    with pytest.raises(ValueError, match="holds no 'ema' weights"):
+        T.export_weights(T.train(tiny_config(root, epochs=1), out_dir=tmp_path / "noema", max_steps=1),
+                         tmp_path / "x.pth", ema=True)
     assert not list((tmp_path / "full").glob("*.tmp"))
 
 
@@ -443,7 +448,7 @@ def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
     root, seqs = setup
     broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]
     patch_loader(monkeypatch, {str(root): broken})
-    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*could not be decoded"):
+    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*(file is missing|could not be decoded)"):
         T.train(tiny_config(root), out_dir=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
