@@ -119,7 +119,7 @@ def _peak_fn() -> Callable[..., int] | None:
 def bench_train_step(
     cfg: dict[str, Any],
     *,
-    backend: str,
+    backend: str | None,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     steps: int = 10,
@@ -133,7 +133,8 @@ def bench_train_step(
 
     Args:
         cfg: full config (``model`` section required; ``train`` gives lr, grad_clip and amp).
-        backend: kernel backend set through ``model.set_backend``.
+        backend: kernel backend set through ``model.set_backend``; None keeps the model's own kernels
+            (reported as ``"-"``; for families without switchable attention).
         device: torch device.
         batch_size, steps, warmup: batch size, timed steps, untimed steps.
         amp: ``"off"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (default: the config's ``train.amp``).
@@ -158,9 +159,11 @@ def bench_train_step(
     torch.manual_seed(0)
     model = fam.build_model(cfg["model"])
     setter = getattr(model, "set_backend", None)
-    if not callable(setter):
-        raise ValueError(f"backend: model {type(model).__name__} has no set_backend(); cannot switch kernels")
-    setter(backend)
+    if backend is not None:  # None: keep the model's own kernels (models without switchable attention)
+        if not callable(setter):
+            raise ValueError(f"backend: model {type(model).__name__} has no set_backend(); cannot switch kernels "
+                             "(pass backend=None to time it as built)")
+        setter(backend)
     model.to(dev).train()
     criterion = fam.build_criterion(cfg)
     if isinstance(criterion, torch.nn.Module):
@@ -210,7 +213,7 @@ def bench_train_step(
             peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
     med = statistics.median(times)
     return TrainStepResult(
-        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, device=str(dev),
+        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend or "-", device=str(dev),
         amp=str(amp_name) if amp_dtype is not None else "off", batch_size=batch_size, steps=steps,
         ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
     )
@@ -251,6 +254,52 @@ def run_benchmark(
         log.info("benchmarking %s, backend %s, batch %d on %s", config, backend, batch_size, dev)
         rows.append(bench_train_step(copy.deepcopy(cfg), backend=backend, device=dev, batch_size=batch_size, steps=steps,
                                      warmup=warmup, amp=amp, batch=batch, name=Path(config).stem))
+    return rows
+
+
+
+def run_cases(
+    cases: Iterable[Any],
+    *,
+    backends: Iterable[str] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    steps: int = 10,
+    warmup: int = 3,
+    amp: str | None = None,
+    measure_memory: bool = True,
+    progress: bool = True,
+) -> list[TrainStepResult]:
+    """Training-step benchmark of every tracker case (:class:`vtrack.bench.trackers.TrackerCase`).
+
+    Each case's first variant is used (e.g. CE on); every backend in ``backends`` (default reference +
+    the fused ones on ``device``) runs on the same batch; a model without ``set_backend`` runs once
+    with its own kernels (backend ``"-"``). A step that fails (e.g. out of memory) is logged and skipped.
+    """
+    from tqdm import tqdm
+
+    from vtrack.config import load_config
+    from vtrack.models.registry import get_family
+
+    dev = torch.device(device)
+    names = list(backends) if backends is not None else _default_backends(dev)
+    if dev.type == "cpu":
+        names = [b for b in names if b != "triton"]  # the Triton interpreter is not a speed
+    rows: list[TrainStepResult] = []
+    for case in tqdm(list(cases), desc="bench train", unit="config", disable=not progress):
+        first = next(iter(case.variants.values()), ())
+        cfg = load_config(case.config, [*case.overrides, *first])
+        model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+        switchable = callable(getattr(model, "set_backend", None))
+        del model
+        batch = make_batch(cfg, batch_size)
+        for backend in (names if switchable else [None]):
+            try:
+                rows.append(bench_train_step(copy.deepcopy(cfg), backend=backend, device=dev, batch_size=batch_size,
+                                             steps=steps, warmup=warmup, amp=amp, batch=batch,
+                                             name=Path(case.config).stem, measure_memory=measure_memory))
+            except (RuntimeError, NotImplementedError) as err:
+                log.warning("train step %s %s failed: %s", case.config, backend, err)
     return rows
 
 
