@@ -301,6 +301,11 @@ def test_esat_position_labels_and_head_shapes():
         out = model(batch)
     assert out["pos_abs_logits"].shape == (2, 80, 64)
     assert out["pos_pn_logits"].shape == (2, 80, 2)
+    # tracking (eval mode, no labels) skips the position head
+    with torch.no_grad():
+        plain = model({"template": batch["template"], "search": batch["search"]})
+    assert "pos_abs_logits" not in plain
+    torch.testing.assert_close(plain["score_map"], out["score_map"])
     # ostrack configs have no position head, esat's preset adds it
     assert "pos_abs_logits" not in get_family("ostrack").build_model(_tiny()["model"]).eval()(batch)
 

@@ -122,3 +122,36 @@ def test_build_tracker_errors(tmp_path):
         build_tracker("tiny", config=tmp_path / "noname.yaml", checkpoint=ckpt)
     with pytest.raises(TypeError, match="spec"):
         build_tracker(3)
+
+
+class _FakeCV:
+    """Stands in for an OpenCV tracker: records the init box, fails init on demand."""
+
+    def __init__(self, fail=False):
+        self.fail, self.box = fail, None
+
+    def init(self, image, box):
+        import cv2
+
+        if self.fail:
+            raise cv2.error("OpenCV(5.0.0) resize.cpp: (-215:Assertion failed) !ssize.empty()")
+        self.box = box
+
+    def update(self, image):
+        return True, (1.0, 2.0, 3.0, 4.0)
+
+
+def test_opencv_tracker_clips_box_and_survives_init_failure(monkeypatch):
+    from vtrack.tracking import baselines
+
+    fakes = []
+    monkeypatch.setattr(baselines, "_opencv_constructor", lambda kind: lambda: fakes[-1])
+    fakes.append(_FakeCV())
+    t = OpenCVTracker("csrt")
+    t.initialize(_square(2), (-5.2, 30.0, 20.0, 20.0))  # leaves the 72x40 frame left and bottom
+    assert fakes[-1].box == (0, 30, 15, 10)
+    assert t.track(_square(3)).box == (1.0, 2.0, 3.0, 4.0)
+    fakes.append(_FakeCV(fail=True))
+    t.initialize(_square(2), (70.0, 10.0, 8.0, 8.0))
+    res = t.track(_square(3))
+    assert res.box == (70.0, 10.0, 8.0, 8.0) and res.score == 0.0

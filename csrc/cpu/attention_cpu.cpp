@@ -49,7 +49,8 @@ namespace vtrack {
 namespace cpu {
 namespace {
 
-constexpr int64_t kBlockQ = 32;  // query rows per task / per backward block
+constexpr int64_t kBlockQ = 32;   // query rows per forward task
+constexpr int64_t kBlockQB = 64;  // query rows per backward block (larger inner dim for dK/dV products)
 
 // ---------------------------------------------------------------------------------------------
 // Math helpers
@@ -170,15 +171,39 @@ struct Coefs {
   T a, b, dl;
 };
 
+// FDA logits of one row in place, returning their maximum (no mask). Used for dense rows, where a NaN
+// logit needs no flag: it propagates through the exponentials into the row's output and LSE. Kept out
+// of line so that the vectoriser sees plain restrict pointers.
+template <typename T>
+__attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T* __restrict__ s, int64_t M, T qn,
+                                                     T sc, T a, T b, T dl) {
+  T mx = neg_inf<T>();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < M; ++j) {
+    const T qk = s[j];
+    const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
+    const T rep = dl * d2;
+    const T x = qk * sc + (a * fast_exp(-rep) - b * rep);
+    s[j] = x;
+    mx = std::max(mx, x);
+  }
+  return mx;
+}
+
 // Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask) and returns
-// their maximum; `nan` is set when a logit is NaN.
+// their maximum; `nan` is set when a logit is NaN (always for top-K rows, which must not select
+// NaN; dense rows may leave it to the NaN propagating through the softmax).
 template <typename T>
 inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
                        const T* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
   T mx = neg_inf<T>();
   int bad = 0;
-  if (pb.fda) {
+  if (pb.fda && pb.topk == 0 && mrow == nullptr) {
+    nan = false;
+    return fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+  }
+  if (pb.fda) {  // separate pass: GCC does not vectorise it fused with the reductions below
     const T a = c.a, b = c.b, dl = c.dl, q2 = qn;
 #pragma omp simd
     for (int64_t j = 0; j < M; ++j) {
@@ -522,12 +547,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
 #pragma omp parallel num_threads(num_threads())
   {
     const bool sparse = pb.topk > 0 && 4 * K <= M;
-    std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQ), rowH(kBlockQ);
+    std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQB), rowH(kBlockQB);
     std::vector<T> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: 1 for keys not kept
     const std::vector<T> nomask(static_cast<size_t>(M), T(0));
     if (!sparse) {
-      S.resize(static_cast<size_t>(kBlockQ * M));
-      dP.resize(static_cast<size_t>(kBlockQ * M));
+      S.resize(static_cast<size_t>(kBlockQB * M));
+      dP.resize(static_cast<size_t>(kBlockQB * M));
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; ++bh) {
@@ -545,8 +570,8 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       if (pb.fda)
         for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
       double ga = 0, gb = 0, gd = 0;
-      for (int64_t i0 = 0; i0 < N; i0 += kBlockQ) {
-        const int64_t nr = std::min(kBlockQ, N - i0);
+      for (int64_t i0 = 0; i0 < N; i0 += kBlockQB) {
+        const int64_t nr = std::min(kBlockQB, N - i0);
         const T* Q = q + (bh * N + i0) * D;
         const T* dO = gout + (bh * N + i0) * D;
         const T* L = lse + bh * N + i0;

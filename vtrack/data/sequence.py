@@ -1,6 +1,7 @@
 """The one sequence type every dataset reader returns."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +42,41 @@ class Sequence:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def __repr__(self) -> str:
+        lang = f", language={self.language!r}" if self.language else ""
+        return (
+            f"Sequence(name={self.name!r}, dataset={self.dataset!r}, frames={len(self.frames)}, "
+            f"boxes={len(self.boxes)}, valid={int(self.valid.sum())}{lang})"
+        )
+
+    @property
+    def init_box(self) -> np.ndarray:
+        """The first-frame box (x, y, w, h) that initialises a tracker."""
+        if len(self.boxes) == 0:
+            raise ValueError(f"{self.name}: sequence has no boxes")
+        return self.boxes[0].copy()
+
+    @property
+    def first_frame_only(self) -> bool:
+        """True when only the first box is public (GOT-10k test, TrackingNet test)."""
+        return bool(self.attributes.get("first_frame_only", False))
+
     def frame(self, index: int) -> np.ndarray:
-        """Read frame ``index`` as an HxWx3 uint8 RGB array; raises IOError if it fails to decode."""
+        """Read frame ``index`` as an HxWx3 uint8 RGB array.
+
+        Raises:
+            IndexError: ``index`` outside the sequence.
+            IOError: the file is missing or fails to decode (the message names it).
+        """
         import cv2
 
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index: expected an int, got {type(index).__name__}")
+        if not -len(self.frames) <= index < len(self.frames):
+            raise IndexError(f"{self.name}: frame index {index} out of range for {len(self.frames)} frames")
         path = self.frames[index]
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise IOError(f"{self.name}: frame {index} could not be decoded: {path}")
+            reason = "file is missing" if not os.path.isfile(path) else "could not be decoded"
+            raise IOError(f"{self.name}: frame {index} {reason}: {path}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

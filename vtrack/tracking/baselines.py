@@ -63,8 +63,9 @@ def opencv_tracker_available(kind: str) -> bool:
 class OpenCVTracker(Tracker):
     """OpenCV's CSRT or KCF correlation-filter tracker behind the vtrack API.
 
-    Frames are converted RGB -> BGR for OpenCV; when OpenCV reports a lost target the last box
-    is kept with score 0.
+    Frames are converted RGB -> BGR for OpenCV; the initial box is rounded and clipped to the
+    image (at least 2 px per side); when OpenCV reports a lost target, or cannot initialize on
+    the box, the last box is kept with score 0.
     """
 
     def __init__(self, kind: str = "csrt") -> None:
@@ -88,14 +89,27 @@ class OpenCVTracker(Tracker):
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
         import cv2
 
-        self._impl = self._ctor()
-        x, y, w, h = (int(round(v)) for v in box)
-        self._impl.init(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), (x, y, max(w, 1), max(h, 1)))
         self._box = box
+        H, W = image.shape[:2]
+        # OpenCV's trackers need an integer box inside the image (a box leaving the frame makes
+        # CSRT fail in its resize); clip it, keeping at least 2 px per side.
+        x1 = min(max(int(round(box[0])), 0), W - 2)
+        y1 = min(max(int(round(box[1])), 0), H - 2)
+        x2 = max(min(int(round(box[0] + box[2])), W), x1 + 2)
+        y2 = max(min(int(round(box[1] + box[3])), H), y1 + 2)
+        self._impl = self._ctor()
+        try:
+            self._impl.init(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), (x1, y1, x2 - x1, y2 - y1))
+        except cv2.error as err:
+            # cannot model this target (e.g. a few pixels at the border): hold the box, score 0
+            logger.warning("%s could not initialize on box %s: %s", self.kind, box, str(err).strip().splitlines()[-1])
+            self._impl = None
 
     def _track(self, image: np.ndarray) -> TrackResult:
         import cv2
 
+        if self._impl is None:
+            return TrackResult(self._box, 0.0)
         ok, box = self._impl.update(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if ok and box[2] > 0 and box[3] > 0:
             self._box = tuple(float(v) for v in box)  # type: ignore[assignment]

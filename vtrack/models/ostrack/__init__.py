@@ -6,7 +6,6 @@ every layer and the position head); any OSTrack config can also switch them on e
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 import torch
@@ -19,8 +18,6 @@ from vtrack.models.ostrack.tracker import OSTrackTracker
 from vtrack.models.registry import register_family
 
 __all__ = ["OSTrack", "OSTrackCriterion", "OSTrackFamily", "OSTrackTracker", "ESAT_DEFAULTS"]
-
-log = logging.getLogger(__name__)
 
 # ESAT = OSTrack + FDA (alpha = beta = 0.1, the paper's best; delta = 1/head_dim, see docs/ostrack.md)
 # + self-supervised position loss (weights 0.01 abs, 0.1 pn).

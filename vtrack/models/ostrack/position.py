@@ -35,11 +35,11 @@ class PositionHead(nn.Module):
                 f"num_layers/channels/num_positions: expected positive ints, got {num_layers}, {channels}, {num_positions}"
             )
 
-        def fcn() -> nn.Sequential:
+        def _fcn() -> nn.Sequential:
             return nn.Sequential(*(conv_bn_relu(in_channels if i == 0 else channels, channels) for i in range(num_layers)))
 
-        self.template_fcn = fcn()
-        self.search_fcn = fcn()
+        self.template_fcn = _fcn()
+        self.search_fcn = _fcn()
         self.abs_classifier = nn.Linear(channels, num_positions)
         self.pn_classifier = nn.Linear(channels, 2)
 
