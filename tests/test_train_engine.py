@@ -326,6 +326,7 @@ def test_param_groups_schedule_and_lr_scaling():
         (lambda c: c.update(trian={}), r"trian: unknown config section"),
         (lambda c: c["train"].update(amp="bf16"), r"train.amp: 'bf16' needs a CUDA device"),
         (lambda c: c["train"].update(backend="reference"), r"train.backend: model TinyNet has no set_backend"),
+        (lambda c: c["train"].update(backend="tritn"), r"train.backend: expected one of \['auto', .*'reference'.*got 'tritn'"),
     ],
 )
 def test_bad_config_fails_before_training(setup, tmp_path, mutate, match):
@@ -470,3 +471,16 @@ def test_grad_accumulation_matches_big_batch(setup, tmp_path):
         assert torch.allclose(v, acc["model"][k], atol=1e-5), k
     rows = list(csv.DictReader(open(tmp_path / "acc" / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_amp_training_and_resume(setup, tmp_path, amp):
+    root, _ = setup
+    cfg = tiny_config(root, epochs=1, device="cuda", amp=amp)
+    part = T.train(cfg, out_dir=tmp_path / amp, max_steps=2)
+    ck = torch.load(part, weights_only=True)
+    assert ck["step"] == 2 and (amp == "bf16" or ck["scaler"])  # fp16 keeps a GradScaler state
+    final = torch.load(T.train(cfg, out_dir=tmp_path / amp, resume=part), weights_only=True)
+    assert final["step"] == 3
+    assert all(torch.isfinite(v).all() for v in final["model"].values() if v.is_floating_point())

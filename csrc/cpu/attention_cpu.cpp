@@ -171,14 +171,42 @@ struct Coefs {
   T a, b, dl;
 };
 
+// FDA logits of one row in place, returning their maximum (no mask). Used for dense rows, where a NaN
+// logit needs no flag: it propagates through the exponentials into the row's output and LSE. Kept out
+// of line so that the vectoriser sees plain restrict pointers.
+template <typename T>
+__attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T* __restrict__ s, int64_t M, T qn,
+                                                     T sc, T a, T b, T dl) {
+  T mx = neg_inf<T>();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < M; ++j) {
+    const T qk = s[j];
+    const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
+    const T rep = dl * d2;
+    const T x = qk * sc + (a * fast_exp(-rep) - b * rep);
+    s[j] = x;
+    mx = std::max(mx, x);
+  }
+  return mx;
+}
+
 // Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask) and returns
-// their maximum; `nan` is set when a logit is NaN.
+// their maximum; `nan` is set when a logit is NaN (always for top-K rows, which must not select
+// NaN; dense rows may leave it to the NaN propagating through the softmax).
 template <typename T>
 inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
                        const T* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
   T mx = neg_inf<T>();
   int bad = 0;
+  if (pb.fda && pb.topk == 0 && mrow == nullptr) {
+    const T mx_fda = fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    nan = false;
+    if (!(mx_fda > neg_inf<T>())) {  // no finite maximum: an all-NaN row must not look fully masked
+      for (int64_t j = 0; j < M; ++j) nan = nan || (s[j] != s[j]);
+    }
+    return mx_fda;
+  }
   if (pb.fda) {  // separate pass: GCC does not vectorise it fused with the reductions below
     const T a = c.a, b = c.b, dl = c.dl, q2 = qn;
 #pragma omp simd

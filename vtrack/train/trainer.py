@@ -477,6 +477,11 @@ def _run(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model.name: build_model returned {type(model).__name__}, not an nn.Module")
     if tc.backend is not None:
+        from vtrack.kernels import registered_backends
+
+        known = ["auto", *registered_backends()]
+        if tc.backend not in known:
+            raise ValueError(f"train.backend: expected one of {known}, got {tc.backend!r}")
         setter = getattr(model, "set_backend", None)
         if not callable(setter):
             raise ValueError(f"train.backend: model {type(model).__name__} has no set_backend(); "
