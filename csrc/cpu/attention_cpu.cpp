@@ -200,8 +200,12 @@ inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __re
   T mx = neg_inf<T>();
   int bad = 0;
   if (pb.fda && pb.topk == 0 && mrow == nullptr) {
+    const T mx_fda = fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
     nan = false;
-    return fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    if (!(mx_fda > neg_inf<T>())) {  // no finite maximum: an all-NaN row must not look fully masked
+      for (int64_t j = 0; j < M; ++j) nan = nan || (s[j] != s[j]);
+    }
+    return mx_fda;
   }
   if (pb.fda) {  // separate pass: GCC does not vectorise it fused with the reductions below
     const T a = c.a, b = c.b, dl = c.dl, q2 = qn;
