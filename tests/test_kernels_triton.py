@@ -153,7 +153,7 @@ def test_triton_non_contiguous_inputs():
 def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
     q = torch.randn(1, 1, 4, 16)
     inputs = K.build_inputs(q, q, q, topk=2)
-    assert K.select_backend(inputs).name == "reference"  # auto never picks the interpreter on CPU
+    assert K.select_backend(inputs).name != "triton"  # auto never picks the interpreter on CPU
     assert K.registered_backends("cuda")[0] == "triton"
     reasons = K.not_supported_reasons("triton", K.build_inputs(q.double(), q.double(), q.double()))
     assert any("float64" in r for r in reasons)
