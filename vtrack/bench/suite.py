@@ -68,9 +68,13 @@ def suite_environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def _ms(r: Optional[kbench.Row]) -> Optional[str]:
+    return None if r is None or r.ms is None else f"{r.ms:.3g} ({r.min_ms:.3g})"
+
+
 def kernel_summary(rows: list[kbench.Row]) -> str:
-    """Pivot of the kernel rows: per shape/op/mode, each backend's median ms, its speed-up over the
-    reference, its time relative to SDPA, and peak memory."""
+    """Pivot of the kernel rows: per shape/op/mode, each backend's "median (min)" ms, its speed-up over
+    the reference and its time relative to SDPA (both from medians), and peak memory."""
     fused = list(dict.fromkeys(r.backend for r in rows if r.ms is not None
                                and r.backend not in ("reference", "sdpa", "flex")))
     has_flex = any(r.backend == "flex" and r.ms is not None for r in rows)
@@ -80,14 +84,14 @@ def kernel_summary(rows: list[kbench.Row]) -> str:
     for shape, op, mode, b in groups:
         ref, sdpa = keyed.get((shape, op, mode, "reference")), keyed.get((shape, op, mode, "sdpa"))
         d: dict[str, Any] = {"shape": f"{shape} (B={b})", "op": op, "mode": mode,
-                             "ref": ref.ms if ref else None, "sdpa": sdpa.ms if sdpa else None,
+                             "ref": _ms(ref), "sdpa": _ms(sdpa),
                              "ref_mib": ref.peak_mib if ref else None}
         if has_flex:
             flex = keyed.get((shape, op, mode, "flex"))
-            d["flex"] = flex.ms if flex else None
+            d["flex"] = _ms(flex)
         for b_name in fused:
             r = keyed.get((shape, op, mode, b_name))
-            d[f"{b_name}"] = r.ms if r else None
+            d[f"{b_name}"] = _ms(r)
             d[f"{b_name}_x"] = r.vs_reference if r else None
             d[f"{b_name}_sdpa"] = r.vs_sdpa if r else None
             d[f"{b_name}_mib"] = r.peak_mib if r else None
@@ -155,7 +159,7 @@ def write_readme(out: Path, env: dict[str, Any], parts: dict[str, Any], args: di
         lines += ["## Kernels at the tracker shapes\n",
                   f"Batch {', '.join(map(str, batches))} (the issue's shapes use B=32/32/16"
                   + ("; smaller here to fit the CPU run" if env.get("device", "").startswith("cpu") else "")
-                  + f"), {env.get('kernel_dtype')}, {env.get('kernel_threads')} threads. Median ms; "
+                  + f"), {env.get('kernel_dtype')}, {env.get('kernel_threads')} threads. Times: median (min) ms; "
                   "speed-up = reference / backend; time / SDPA = backend / dense SDPA (lower is better). "
                   "Peak MiB: extra memory of one call (see kernels.md for the method). Details: "
                   "[kernels.md](kernels.md), [kernels.json](kernels.json).\n", kernel_summary(rows)]
@@ -181,7 +185,8 @@ def write_readme(out: Path, env: dict[str, Any], parts: dict[str, Any], args: di
 
 
 def run_suite(device: str | torch.device = "cpu", out: str | os.PathLike[str] | None = None, *, quick: bool = False,
-              parts: tuple[str, ...] = PARTS, kernel_batch: Optional[int] = None, flex: bool = True,
+              parts: tuple[str, ...] = PARTS, kernel_batch: Optional[int] = None, kernel_repeat: Optional[int] = None,
+              flex: bool = True,
               sweep_max: Optional[int] = None, cases_file: Optional[str] = None, tracker_threads: int = 1,
               frames: Optional[int] = None, throughput_batch: Optional[int] = None, amp: Optional[str] = None,
               train_batch: Optional[int] = None, train_steps: Optional[int] = None,
@@ -205,7 +210,8 @@ def run_suite(device: str | torch.device = "cpu", out: str | os.PathLike[str] | 
     env = suite_environment(dev)
     durations: dict[str, float] = {}
     results: dict[str, Any] = {}
-    args = {"device": str(dev), "quick": quick, "parts": list(parts), "kernel_batch": kernel_batch, "flex": flex,
+    args = {"device": str(dev), "quick": quick, "parts": list(parts), "kernel_batch": kernel_batch,
+            "kernel_repeat": kernel_repeat, "flex": flex,
             "sweep_max": sweep_max, "cases_file": cases_file, "tracker_threads": tracker_threads, "frames": frames,
             "throughput_batch": throughput_batch, "amp": amp, "train_batch": train_batch,
             "train_steps": train_steps, "backends": backends, "command": command}
@@ -224,6 +230,8 @@ def run_suite(device: str | torch.device = "cpu", out: str | os.PathLike[str] | 
         env["kernel_dtype"], env["kernel_threads"] = str(kdtype).replace("torch.", ""), threads
         env["load_average_kernels"] = load_average()
         kw: dict[str, Any] = dict(warmup=0, repeat=1, shapes=["ostrack256"]) if quick else {}
+        if kernel_repeat is not None:
+            kw["repeat"] = kernel_repeat
         batch = kernel_batch if kernel_batch is not None else (1 if quick else None)
         rows = kbench.run_benchmark(dev, batch=batch, dtype=kdtype, quick=quick, flex=flex and not quick, **kw)
         smax = sweep_max if sweep_max is not None else (128 if quick else (2048 if dev.type == "cpu" else 4096))
@@ -275,6 +283,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
     parser.add_argument("--kernel-batch", type=int, default=None,
                         help="batch of the kernel shapes (default: the issue's B on CUDA, 2 on CPU)")
+    parser.add_argument("--kernel-repeat", type=int, default=None, help="timed kernel calls (default 10)")
     parser.add_argument("--no-flex", action="store_true", help="skip the compiled FlexAttention baseline")
     parser.add_argument("--sweep-max", type=int, default=None,
                         help="largest N of the time-vs-N sweep (default 4096 CUDA, 2048 CPU; 0 skips)")
@@ -295,7 +304,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     import sys
 
     res = run_suite(args.device, args.out, quick=args.quick, parts=tuple(args.parts), kernel_batch=args.kernel_batch,
-                    flex=not args.no_flex, sweep_max=args.sweep_max, cases_file=args.cases,
+                    kernel_repeat=args.kernel_repeat, flex=not args.no_flex, sweep_max=args.sweep_max,
+                    cases_file=args.cases,
                     tracker_threads=args.tracker_threads, frames=args.frames, throughput_batch=args.batch,
                     amp=args.amp, train_batch=args.train_batch, train_steps=args.train_steps, backends=args.backends,
                     command=" ".join(["vtrack" if Path(sys.argv[0]).stem in ("cli", "__main__", "vtrack") else

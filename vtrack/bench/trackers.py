@@ -1,9 +1,23 @@
-"""Tracker speed benchmark: frames per second at batch 1 through the whole tracking step
-(crop, normalise, model, window, decode, map back) per config x kernel backend x CE on/off.
+"""Tracker speed benchmark.
 
-Used by ``vtrack bench trackers`` (see :func:`add_arguments` / :func:`run_from_args`) and by
-``vtrack demo``. Weights are random: speed does not depend on them (CE keeps a fixed number of
-tokens whatever their scores).
+``vtrack bench trackers`` benchmarks every registered tracker family generically, through the
+registry and the family contract (``family.build_model`` / ``family.build_tracker``): the cases
+(a config, config overrides, and variants such as CE on/off given as config overrides) come from
+``benchmarks/trackers.yaml`` (one list per device type), completed with a tiny config of every
+registered family the list misses. Per case x variant x kernel backend (``model.set_backend``;
+reference + every fused backend that runs on the device) it measures:
+
+* FPS at batch 1 through the whole tracking step (crop, normalise, model, window, decode, map back),
+  under autocast when ``--amp`` is given (default fp16 on CUDA);
+* the model forward (template + search, the family's training-batch layout) at batch 1, replayed
+  from a CUDA graph on CUDA (eager where capture fails);
+* throughput of the model forward at batch 32 (``--batch``);
+* GMACs of the batch-1 forward with ``torch.utils.flop_counter.FlopCounterMode`` on the reference
+  backend (fused custom ops have no FLOP formula and would count zero).
+
+The older per-config API (:func:`bench_tracker`, :func:`run_benchmark`, :func:`format_table`) is
+kept for ``vtrack demo``. Weights are random: speed does not depend on them (CE keeps a fixed
+number of tokens whatever their scores).
 """
 from __future__ import annotations
 
