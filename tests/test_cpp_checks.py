@@ -111,6 +111,8 @@ def test_empty_and_non_contiguous_direct_calls():
 def test_nan_propagates_to_its_row_only():
     q, k, v = _qkv(n=4)
     q[0, 0, 1, 0] = float("nan")
-    for out in (ops.fda_attention(q, k, v, 1.0)[0], ops.topk_attention(q, k, v, 2, 1.0)[0]):
+    coefs = (torch.full((2,), 0.3), torch.full((2,), 0.1), torch.full((2,), 0.2))
+    for out in (ops.fda_attention(q, k, v, 1.0)[0], ops.topk_attention(q, k, v, 2, 1.0)[0],
+                ops.fda_attention(q, k, v, 1.0, None, *coefs)[0], ops.topk_attention(q, k, v, 2, 1.0, None, *coefs)[0]):
         assert torch.isnan(out[0, 0, 1]).all()
         assert torch.isfinite(out[0, 0, [0, 2, 3]]).all() and torch.isfinite(out[0, 1]).all()

@@ -111,3 +111,18 @@ def test_eval_test_split_without_ground_truth(tmp_path, toy_dataset, capsys):
     assert cli.main(argv) == 0
     assert "submit it to the benchmark's server" in capsys.readouterr().out
     assert (out / "a" / "a_001.txt").is_file() and not (out / "summary.json").exists()
+
+
+def test_eval_trained_tracker_from_config_and_checkpoint(tmp_path, toy_dataset, capsys):
+    from test_tracking_baselines import _trained  # registers the tiny test family
+
+    cfg, ckpt = _trained(tmp_path)
+    out = tmp_path / "tiny"
+    base = ["eval", "--tracker", "tiny", "--config", str(cfg), "--dataset", "otb", "--root", str(tmp_path),
+            "--out", str(out), "--no-progress"]
+    assert cli.main(base) == 2 and "--checkpoint" in capsys.readouterr().err
+    assert cli.main(base + ["--checkpoint", str(ckpt)]) == 0
+    assert "| tiny |" in capsys.readouterr().out
+    # the tiny tracker shifts the box by 2.5 px per frame (weights loaded from the checkpoint)
+    first = (out / "a.txt").read_text().splitlines()[1].split("\t")
+    assert float(first[0]) == pytest.approx(2 + 2.5)

@@ -281,7 +281,7 @@ def test_esat_fda_in_every_layer_and_learnable_delta_gets_gradient():
     attn = model.backbone.blocks[0].attn
     for p in (attn.fda_alpha, attn.fda_beta, attn.fda_log_delta):
         assert p.requires_grad and p.grad is not None and torch.isfinite(p.grad).all()
-    assert float(attn.fda_params()["delta"]) == pytest.approx(0.015625)
+    assert float(attn.fda_params()["delta"].detach()) == pytest.approx(0.015625)
 
 
 def test_esat_position_labels_and_head_shapes():
@@ -301,6 +301,11 @@ def test_esat_position_labels_and_head_shapes():
         out = model(batch)
     assert out["pos_abs_logits"].shape == (2, 80, 64)
     assert out["pos_pn_logits"].shape == (2, 80, 2)
+    # tracking (eval mode, no labels) skips the position head
+    with torch.no_grad():
+        plain = model({"template": batch["template"], "search": batch["search"]})
+    assert "pos_abs_logits" not in plain
+    torch.testing.assert_close(plain["score_map"], out["score_map"])
     # ostrack configs have no position head, esat's preset adds it
     assert "pos_abs_logits" not in get_family("ostrack").build_model(_tiny()["model"]).eval()(batch)
 

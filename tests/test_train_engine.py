@@ -289,6 +289,11 @@ def test_train_resume_is_bit_exact(setup, tmp_path):
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]  # warm-up then cosine decay
     assert (tmp_path / "full" / "config.yaml").exists()
+    exported = T.export_weights(full, tmp_path / "ema.pth", ema=True)
+    assert all(torch.equal(v, ea[k]) for k, v in torch.load(exported, weights_only=True).items())
+    with pytest.raises(ValueError, match="holds no 'ema' weights"):
+        T.export_weights(T.train(tiny_config(root, epochs=1), out_dir=tmp_path / "noema", max_steps=1),
+                         tmp_path / "x.pth", ema=True)
     assert not list((tmp_path / "full").glob("*.tmp"))
 
 
@@ -321,6 +326,7 @@ def test_param_groups_schedule_and_lr_scaling():
         (lambda c: c.update(trian={}), r"trian: unknown config section"),
         (lambda c: c["train"].update(amp="bf16"), r"train.amp: 'bf16' needs a CUDA device"),
         (lambda c: c["train"].update(backend="reference"), r"train.backend: model TinyNet has no set_backend"),
+        (lambda c: c["train"].update(backend="tritn"), r"train.backend: expected one of \['auto', .*'reference'.*got 'tritn'"),
     ],
 )
 def test_bad_config_fails_before_training(setup, tmp_path, mutate, match):
@@ -443,7 +449,7 @@ def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
     root, seqs = setup
     broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]
     patch_loader(monkeypatch, {str(root): broken})
-    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*could not be decoded"):
+    with pytest.raises(ValueError, match=r"data: building the first training sample failed: .*(file is missing|could not be decoded)"):
         T.train(tiny_config(root), out_dir=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
@@ -465,3 +471,16 @@ def test_grad_accumulation_matches_big_batch(setup, tmp_path):
         assert torch.allclose(v, acc["model"][k], atol=1e-5), k
     rows = list(csv.DictReader(open(tmp_path / "acc" / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_amp_training_and_resume(setup, tmp_path, amp):
+    root, _ = setup
+    cfg = tiny_config(root, epochs=1, device="cuda", amp=amp)
+    part = T.train(cfg, out_dir=tmp_path / amp, max_steps=2)
+    ck = torch.load(part, weights_only=True)
+    assert ck["step"] == 2 and (amp == "bf16" or ck["scaler"])  # fp16 keeps a GradScaler state
+    final = torch.load(T.train(cfg, out_dir=tmp_path / amp, resume=part), weights_only=True)
+    assert final["step"] == 3
+    assert all(torch.isfinite(v).all() for v in final["model"].values() if v.is_floating_point())

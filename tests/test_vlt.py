@@ -231,3 +231,51 @@ def test_tt_sparse_fusion_matches_reference_backend():
         out = model(batch)
     torch.testing.assert_close(out["cls"], ref["cls"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out["box"], ref["box"], atol=1e-4, rtol=1e-4)
+
+
+def test_search_pipeline_on_a_tiny_sequence(tmp_path):
+    import cv2
+
+    from vtrack.data.sequence import Sequence
+    from vtrack.models.vlt.pipeline import search_architecture
+
+    frames, boxes = _sequence(n=4)
+    paths = []
+    for i, img in enumerate(frames):
+        p = tmp_path / f"{i:08d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    seq = Sequence("toy", paths, np.array(boxes, dtype=float), language="a red rectangle")
+    fam = get_family("vlt")
+    cfg = _cfg()
+    model = fam.build_model(cfg["model"])
+    batch = _batch(fam, cfg, ["a red disc", "a blue square"])
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    evo = EvolutionConfig(population=3, topk=2, mutations=1, crossovers=1, generations=1, seed=0)
+    res = search_architecture(model, fam, cfg, [seq], evo, bn_batches=[batch], progress=False)
+    assert len(res.best) == 2 * SPEC.num_layers + 4 * SPEC.num_stages
+    assert 0.0 <= res.best_reward <= 1.0 and res.best_reward == max(res.evaluated.values())
+    assert model.arch.to_list() == res.best
+    assert bn.num_batches_tracked.item() == 0  # the supernet weights were restored after the search
+    assert bn.momentum == 0.1  # recalibration restores the momentum
+
+
+def test_ablation_score_groups_distractor_sequences(tmp_path):
+    import cv2
+
+    from vtrack.data.sequence import Sequence
+    from vtrack.models.vlt.ablation import score
+    from vtrack.tracking.baselines import StaticTracker
+
+    frames, boxes = _sequence(n=5)
+    paths = []
+    for i, img in enumerate(frames):
+        p = tmp_path / f"{i:08d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    seqs = [Sequence(f"s{d}", paths, np.array(boxes, float), attributes={"distractors": d, "cover": np.full(5, 8)})
+            for d in (0, 2)]
+    res = score(StaticTracker, seqs)
+    assert res["all"]["sequences"] == 2 and res["distractors"]["sequences"] == 1
+    assert res["distractors"]["auc"] == pytest.approx(res["no_distractors"]["auc"])  # same video, same static boxes
+    assert 0.0 < res["all"]["auc"] < 1.0 and 0.0 < res["all"]["ao"] < 1.0

@@ -49,7 +49,8 @@ namespace vtrack {
 namespace cpu {
 namespace {
 
-constexpr int64_t kBlockQ = 32;  // query rows per task / per backward block
+constexpr int64_t kBlockQ = 32;   // query rows per forward task
+constexpr int64_t kBlockQB = 64;  // query rows per backward block (larger inner dim for dK/dV products)
 
 // ---------------------------------------------------------------------------------------------
 // Math helpers
@@ -170,15 +171,43 @@ struct Coefs {
   T a, b, dl;
 };
 
+// FDA logits of one row in place, returning their maximum (no mask). Used for dense rows, where a NaN
+// logit needs no flag: it propagates through the exponentials into the row's output and LSE. Kept out
+// of line so that the vectoriser sees plain restrict pointers.
+template <typename T>
+__attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T* __restrict__ s, int64_t M, T qn,
+                                                     T sc, T a, T b, T dl) {
+  T mx = neg_inf<T>();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < M; ++j) {
+    const T qk = s[j];
+    const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
+    const T rep = dl * d2;
+    const T x = qk * sc + (a * fast_exp(-rep) - b * rep);
+    s[j] = x;
+    mx = std::max(mx, x);
+  }
+  return mx;
+}
+
 // Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask) and returns
-// their maximum; `nan` is set when a logit is NaN.
+// their maximum; `nan` is set when a logit is NaN (always for top-K rows, which must not select
+// NaN; dense rows may leave it to the NaN propagating through the softmax).
 template <typename T>
 inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
                        const T* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
   T mx = neg_inf<T>();
   int bad = 0;
-  if (pb.fda) {
+  if (pb.fda && pb.topk == 0 && mrow == nullptr) {
+    const T mx_fda = fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    nan = false;
+    if (!(mx_fda > neg_inf<T>())) {  // no finite maximum: an all-NaN row must not look fully masked
+      for (int64_t j = 0; j < M; ++j) nan = nan || (s[j] != s[j]);
+    }
+    return mx_fda;
+  }
+  if (pb.fda) {  // separate pass: GCC does not vectorise it fused with the reductions below
     const T a = c.a, b = c.b, dl = c.dl, q2 = qn;
 #pragma omp simd
     for (int64_t j = 0; j < M; ++j) {
@@ -397,13 +426,13 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
   const bool use_blas = blas_enabled();
   const T inf = std::numeric_limits<T>::infinity();
 
-#pragma omp parallel num_threads(num_threads())
-  {
+  at::parallel_for(0, ntask, 1, [&](int64_t task_begin, int64_t task_end) {
+
     std::vector<T> S(static_cast<size_t>(kBlockQ * M)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
     std::vector<T> gmax, pe(static_cast<size_t>(M));
     std::vector<int32_t> kept(static_cast<size_t>(M + 16));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < ntask; ++task) {
+
+    for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t bh = task / nqb, qb = task % nqb, b = bh / H, h = bh % H;
       const int64_t i0 = qb * kBlockQ, nr = std::min(kBlockQ, N - i0);
       const T* Q = q + (bh * N + i0) * D;
@@ -505,7 +534,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         }
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,18 +548,18 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
   const bool use_blas = blas_enabled();
   const T sc = static_cast<T>(pb.scale);
 
-#pragma omp parallel num_threads(num_threads())
-  {
+  at::parallel_for(0, B * H, 1, [&](int64_t task_begin, int64_t task_end) {
+
     const bool sparse = pb.topk > 0 && 4 * K <= M;
-    std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQ), rowH(kBlockQ);
+    std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQB), rowH(kBlockQB);
     std::vector<T> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: 1 for keys not kept
     const std::vector<T> nomask(static_cast<size_t>(M), T(0));
     if (!sparse) {
-      S.resize(static_cast<size_t>(kBlockQ * M));
-      dP.resize(static_cast<size_t>(kBlockQ * M));
+      S.resize(static_cast<size_t>(kBlockQB * M));
+      dP.resize(static_cast<size_t>(kBlockQB * M));
     }
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H; ++bh) {
+
+    for (int64_t bh = task_begin; bh < task_end; ++bh) {
       const int64_t b = bh / H, h = bh % H;
       const T* Kp = k + bh * M * D;
       const T* V = v + bh * M * D;
@@ -545,8 +574,8 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       if (pb.fda)
         for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
       double ga = 0, gb = 0, gd = 0;
-      for (int64_t i0 = 0; i0 < N; i0 += kBlockQ) {
-        const int64_t nr = std::min(kBlockQ, N - i0);
+      for (int64_t i0 = 0; i0 < N; i0 += kBlockQB) {
+        const int64_t nr = std::min(kBlockQB, N - i0);
         const T* Q = q + (bh * N + i0) * D;
         const T* dO = gout + (bh * N + i0) * D;
         const T* L = lse + bh * N + i0;
@@ -639,7 +668,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
         dcoef[bh * 3 + 2] = gd;
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,13 +735,19 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   pb.num_template = num_template;
   pb.template_rows = template_rows;
   FwdResult r;
-  r.out = at::zeros_like(q);
-  r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(lse_dtype(q)));
-  r.index = at::full({d.B, d.H, d.N, pb.K}, -1, q.options().dtype(at::kInt));
   const int64_t nT = static_cast<int64_t>(template_rows.size());
   const int64_t Ls = num_template > 0 ? d.M - num_template : 0;
   r.ce_probs = at::zeros({d.B, d.H, nT, Ls}, q.options());
-  if (d.B == 0 || d.H == 0 || d.N == 0 || d.M == 0 || d.D == 0) return r;
+  if (d.B == 0 || d.H == 0 || d.N == 0 || d.M == 0 || d.D == 0) {  // no valid key anywhere: zero rows
+    r.out = at::zeros_like(q);
+    r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(lse_dtype(q)));
+    r.index = at::full({d.B, d.H, d.N, pb.K}, -1, q.options().dtype(at::kInt));
+    return r;
+  }
+  // The kernel writes every element of these (no zero-fill pass).
+  r.out = at::empty_like(q);
+  r.lse = at::empty({d.B, d.H, d.N}, q.options().dtype(lse_dtype(q)));
+  r.index = at::empty({d.B, d.H, d.N, pb.K}, q.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_forward", [&] {
     forward_kernel<scalar_t>(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
                              r.out.data_ptr<scalar_t>(), r.lse.data_ptr<scalar_t>(),
@@ -743,9 +778,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
-  at::Tensor dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
-  at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(at::kDouble));
   const bool work = d.B > 0 && d.H > 0 && d.N > 0 && d.M > 0 && d.D > 0 && (index == nullptr || pb.K > 0);
+  // With work to do the kernel writes every element of dq, dk and dv.
+  at::Tensor dq = work ? at::empty_like(q) : at::zeros_like(q);
+  at::Tensor dk = work ? at::empty_like(k) : at::zeros_like(k);
+  at::Tensor dv = work ? at::empty_like(v) : at::zeros_like(v);
+  at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(at::kDouble));
   if (work) {
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_backward", [&] {
       backward_kernel<scalar_t>(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),

@@ -152,6 +152,8 @@ def environment(device: Union[str, torch.device]) -> dict[str, Any]:
         "git_commit": git_commit(),
         "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "triton_interpret": os.environ.get("TRITON_INTERPRET", "0"),
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
     }
     try:
         import triton
@@ -254,7 +256,7 @@ def plot_bars(groups: Sequence[str], series: dict[str, Sequence[float]], path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(series)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16, max(6, 0.35 * len(groups) * max(1, len(series)))), 5))
     width = 0.8 / max(1, len(series))
     for i, (label, vals) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]

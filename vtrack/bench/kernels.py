@@ -303,17 +303,20 @@ def format_table(rows: list[Row]) -> str:
 
 
 def format_sweep(rows: list[Row]) -> str:
-    """Pivot of a sweep: one line per N, one column per op/backend/mode (median ms)."""
+    """Pivot of a sweep: one line per N, one column per op/backend/mode: "median (min)" ms.
+
+    The dense SDPA baseline is the same for every op and appears once.
+    """
     cols: list[str] = []
     table: dict[int, dict[str, Any]] = {}
     for r in rows:
         if r.ms is None:
             continue
-        key = f"{r.op} {r.backend}" + ("" if r.mode == "fwd" else f" {r.mode}")
+        key = ("sdpa" if r.backend == "sdpa" else f"{r.op} {r.backend}") + ("" if r.mode == "fwd" else f" {r.mode}")
         if key not in cols:
             cols.append(key)
-        table.setdefault(r.N, {"N": r.N})[key] = r.ms
-    return markdown_table([table[n] for n in sorted(table)], ["N"] + cols, ["N"] + [f"{c} (ms)" for c in cols])
+        table.setdefault(r.N, {"N": r.N})[key] = f"{r.ms:.3g} ({r.min_ms:.3g})"
+    return markdown_table([table[n] for n in sorted(table)], ["N"] + cols, ["N"] + cols)
 
 
 def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sweep: Optional[list[Row]] = None,
@@ -329,9 +332,12 @@ def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sw
           + ("CUDA max_memory_allocated." if device.type == "cuda" else
              "live tensor storages tracked by a dispatch mode (see vtrack/bench/common.py).") + "\n",
           "`speed-up vs reference` = reference time / time; `time / SDPA` = time / dense SDPA time.\n",
+          (f"Load average (1 min) when written: {env['load_avg_1m']:.1f} on {env['cpu_count']} CPUs"
+           " - a shared machine: medians are noisy, `min ms` is the least disturbed call.\n"
+           if device.type == "cpu" and env.get("load_avg_1m") is not None else ""),
           format_table(rows)]
     if sweep:
-        md += ["\n## Time vs N (B=1, H=8, D=64, forward, median ms)\n", format_sweep(sweep)]
+        md += ["\n## Time vs N (B=1, H=8, D=64, forward): median (min) ms\n", format_sweep(sweep)]
     groups, series = [], {}
     keyed = [r for r in rows if r.ms is not None and r.backend not in ("reference",)]
     for r in rows:
@@ -349,11 +355,13 @@ def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sw
         lines: dict[str, tuple[list[float], list[float]]] = {}
         for r in sweep:
             if r.ms is not None:
-                xs, ys = lines.setdefault(f"{r.op}/{r.backend}/{r.mode}", ([], []))
-                xs.append(r.N)
-                ys.append(r.ms)
-        plot_lines(lines, out / "kernels_time_vs_n.png", xlabel="N = M tokens", ylabel="time (ms)",
-                   title=f"time vs N ({env['device_name']})")
+                label = "sdpa (dense)" if r.backend == "sdpa" else f"{r.op}/{r.backend}"
+                xs, ys = lines.setdefault(f"{label}/{r.mode}", ([], []))
+                if r.N not in xs:
+                    xs.append(r.N)
+                    ys.append(r.min_ms)
+        plot_lines(lines, out / "kernels_time_vs_n.png", xlabel="N = M tokens", ylabel="time (ms), min of repeats",
+                   title=f"time vs N, B=1 H=8 D=64 ({env['device_name']})")
         md.append("\n![time vs N](kernels_time_vs_n.png)\n")
     return atomic_write_text(out / "kernels.md", "\n".join(md))
 

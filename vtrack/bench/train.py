@@ -6,7 +6,9 @@ built once by the real processing pipeline (:class:`vtrack.train.processing.Proc
 family's crops and label generators) from generated frames, so the numbers measure the model
 and the kernels, not image decoding. Weights are random: speed does not depend on them.
 
-Per backend it reports the median milliseconds per step (after warm-up steps), samples per second
+Every backend gets its own model (same seed, same weights), run one backend after the other
+(``--interleave`` alternates their steps instead). Per backend it reports the median
+milliseconds per step (after warm-up steps), samples per second
 and the peak memory of one step (CUDA: ``max_memory_allocated`` above the memory held before the
 step; CPU: live tensor bytes as counted by :mod:`vtrack.bench.common` when available).
 
@@ -116,6 +118,91 @@ def _peak_fn() -> Callable[..., int] | None:
     return peak_memory_bytes
 
 
+class _StepRunner:
+    """One backend's model, criterion, optimizer and batch, ready to run training steps."""
+
+    def __init__(self, cfg: dict[str, Any], backend: str, device: torch.device, batch_size: int,
+                 amp: str | None, batch: dict[str, Any] | None) -> None:
+        from vtrack.config import from_dict
+        from vtrack.models.registry import get_family
+        from vtrack.train.schema import TrainConfig
+        from vtrack.train.trainer import _amp_dtype, _to_device, build_param_groups
+
+        train_sec = {k: v for k, v in (cfg.get("train") or {}).items() if k not in ("epochs", "batch_size")}
+        tcfg = from_dict(TrainConfig, {"epochs": 1, "batch_size": batch_size, **train_sec}, "train")
+        self.device = device
+        self.amp_name = amp if amp is not None else tcfg.amp
+        self.amp_dtype = _amp_dtype(self.amp_name, device)
+        self.grad_clip = tcfg.grad_clip
+        fam = get_family(cfg["model"]["name"])
+        torch.manual_seed(0)
+        self.model = fam.build_model(cfg["model"])
+        setter = getattr(self.model, "set_backend", None)
+        if not callable(setter):
+            raise ValueError(f"backend: model {type(self.model).__name__} has no set_backend(); cannot switch kernels")
+        setter(backend)
+        self.model.to(device).train()
+        self.criterion = fam.build_criterion(cfg)
+        if isinstance(self.criterion, torch.nn.Module):
+            self.criterion.to(device)
+        groups = build_param_groups(self.model, tcfg.lr, tcfg.weight_decay, tcfg.backbone_prefix, tcfg.backbone_lr_mult)
+        self.opt = torch.optim.AdamW(groups, lr=tcfg.lr)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.batch = _to_device(batch if batch is not None else make_batch(cfg, batch_size), device)
+
+    def step(self) -> None:
+        """One training step: forward, loss, backward, clipping, AdamW update."""
+        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+               else contextlib.nullcontext())
+        with ctx:
+            loss, _ = self.criterion(self.model(self.batch), self.batch)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
+    def timed_step(self) -> float:
+        """Seconds of one step (synchronised on CUDA)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        self.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - t0
+
+    def peak_mb(self) -> float | None:
+        """Peak memory of one step in MiB (None on CPU without vtrack.bench.common)."""
+        fn = _peak_fn()
+        if fn is not None:
+            return fn(self.step, device=self.device) / 2**20
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            self.step()
+            torch.cuda.synchronize(self.device)
+            return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
+        return None
+
+    def result(self, cfg: dict[str, Any], backend: str, batch_size: int, times: list[float], peak: float | None,
+               name: str) -> TrainStepResult:
+        """The benchmark row of these step times."""
+        med = statistics.median(times)
+        return TrainStepResult(
+            config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, device=str(self.device),
+            amp=str(self.amp_name) if self.amp_dtype is not None else "off", batch_size=batch_size, steps=len(times),
+            ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
+        )
+
+
+def _check_counts(steps: int, warmup: int) -> None:
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps/warmup: expected steps >= 1 and warmup >= 0, got {steps}, {warmup}")
+
+
 def bench_train_step(
     cfg: dict[str, Any],
     *,
@@ -141,79 +228,13 @@ def bench_train_step(
         name: label of the config in the result.
         measure_memory: also run one step under the peak-memory counter.
     """
-    from vtrack.config import from_dict
-    from vtrack.models.registry import get_family
-    from vtrack.train.schema import TrainConfig
-    from vtrack.train.trainer import _amp_dtype, _to_device, build_param_groups
-
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps/warmup: expected steps >= 1 and warmup >= 0, got {steps}, {warmup}")
-    dev = torch.device(device)
-    tcfg = from_dict(TrainConfig, {"epochs": 1, "batch_size": batch_size, **{k: v for k, v in (cfg.get("train") or {}).items()
-                                                                          if k not in ("epochs", "batch_size")}},
-                     "train")
-    amp_name = amp if amp is not None else tcfg.amp
-    amp_dtype = _amp_dtype(amp_name, dev)
-    fam = get_family(cfg["model"]["name"])
-    torch.manual_seed(0)
-    model = fam.build_model(cfg["model"])
-    setter = getattr(model, "set_backend", None)
-    if not callable(setter):
-        raise ValueError(f"backend: model {type(model).__name__} has no set_backend(); cannot switch kernels")
-    setter(backend)
-    model.to(dev).train()
-    criterion = fam.build_criterion(cfg)
-    if isinstance(criterion, torch.nn.Module):
-        criterion.to(dev)
-    opt = torch.optim.AdamW(build_param_groups(model, tcfg.lr, tcfg.weight_decay, tcfg.backbone_prefix,
-                                               tcfg.backbone_lr_mult), lr=tcfg.lr)
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
-    if batch is None:
-        batch = make_batch(cfg, batch_size)
-    batch = _to_device(batch, dev)
-
-    def step() -> None:
-        ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-        with ctx:
-            loss, _ = criterion(model(batch), batch)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if tcfg.grad_clip is not None:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
+    _check_counts(steps, warmup)
+    runner = _StepRunner(cfg, backend, torch.device(device), batch_size, amp, batch)
     for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = None
-    if measure_memory:
-        fn = _peak_fn()
-        if fn is not None:
-            peak = fn(step, device=dev) / 2**20
-        elif dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-            base = torch.cuda.memory_allocated(dev)
-            step()
-            sync()
-            peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
-    med = statistics.median(times)
-    return TrainStepResult(
-        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, device=str(dev),
-        amp=str(amp_name) if amp_dtype is not None else "off", batch_size=batch_size, steps=steps,
-        ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
-    )
+        runner.step()
+    times = [runner.timed_step() for _ in range(steps)]
+    peak = runner.peak_mb() if measure_memory else None
+    return runner.result(cfg, backend, batch_size, times, peak, name)
 
 
 def _default_backends(device: torch.device) -> list[str]:
@@ -236,8 +257,14 @@ def run_benchmark(
     warmup: int = 3,
     amp: str | None = None,
     overrides: list[str] | None = None,
+    interleave: bool = False,
 ) -> list[TrainStepResult]:
-    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch."""
+    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch.
+
+    ``interleave=True`` alternates the backends' steps (one model each) instead of running them one
+    after the other; on an oversubscribed CPU this showed large artefacts (the extension's OpenMP
+    pool and PyTorch's competing), so it is off by default.
+    """
     from vtrack.config import load_config
 
     cfg = load_config(config, overrides)
@@ -245,13 +272,26 @@ def run_benchmark(
         raise ValueError(f"config: {config} has no model.name")
     dev = torch.device(device)
     names = list(backends) if backends is not None else _default_backends(dev)
+    _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
-    rows = []
-    for backend in names:
-        log.info("benchmarking %s, backend %s, batch %d on %s", config, backend, batch_size, dev)
-        rows.append(bench_train_step(copy.deepcopy(cfg), backend=backend, device=dev, batch_size=batch_size, steps=steps,
-                                     warmup=warmup, amp=amp, batch=batch, name=Path(config).stem))
-    return rows
+    name = Path(config).stem
+    if not interleave:
+        rows = []
+        for b in names:
+            log.info("benchmarking %s, backend %s, batch %d on %s", config, b, batch_size, dev)
+            rows.append(bench_train_step(copy.deepcopy(cfg), backend=b, device=dev, batch_size=batch_size, steps=steps,
+                                         warmup=warmup, amp=amp, batch=batch, name=name))
+        return rows
+    runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch) for b in names}
+    log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved)", config, names, batch_size, dev)
+    for _ in range(warmup):
+        for runner in runners.values():
+            runner.step()
+    times: dict[str, list[float]] = {b: [] for b in names}
+    for _ in range(steps):
+        for b, runner in runners.items():
+            times[b].append(runner.timed_step())
+    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name) for b, r in runners.items()]
 
 
 def format_table(rows: list[TrainStepResult]) -> str:
@@ -289,12 +329,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default=None,
                         help="mixed precision (default: the config's train.amp)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON (and .md next to it)")
+    parser.add_argument("--interleave", action="store_true", help="alternate the backends' steps")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints a markdown table."""
     rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
-                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides)
+                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides,
+                         interleave=args.interleave)
     table = format_table(rows)
     print(table)
     if args.out is not None:

@@ -124,6 +124,10 @@ def load_trackingnet(root: str | Path, split: str | None = None) -> list[Sequenc
     for chunk in _trackingnet_chunks(root, split):
         anno_dir = require_dir(chunk / "anno", "TrackingNet anno folder")
         test = chunk.name == "TEST"
+        frames_dir = chunk / "frames"
+        if frames_dir.is_dir():  # a frame folder without its annotation is an error, not a skip
+            for seq_dir in sorted(p for p in frames_dir.iterdir() if p.is_dir()):
+                require_file(anno_dir / f"{seq_dir.name}.txt", f"TrackingNet annotation of {seq_dir}")
         for anno in sorted(anno_dir.glob("*.txt")):
             frames = list_images(chunk / "frames" / anno.stem, numeric=True)
             if test:

@@ -125,24 +125,32 @@ def _run_eval(args: argparse.Namespace) -> int:
         config=str(Path(args.config).resolve()) if args.config else None,
         checkpoint=str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
     )
-    try:
-        factory()  # validate the spec before loading the dataset
-    except TrackerUnavailableError as err:
-        raise ValueError(str(err)) from None
+    if args.tracker.endswith((".yaml", ".yml")) or args.config is not None:
+        # a trained tracker is built (model + weights) once per worker by the runner
+        if args.checkpoint is None:
+            raise ValueError(f"--checkpoint: the trained tracker {args.tracker!r} needs a checkpoint")
+    else:
+        try:
+            factory()  # baselines are cheap to build: check the spec before loading the dataset
+        except TrackerUnavailableError as err:
+            raise ValueError(str(err)) from None
     seqs = _select(load_dataset(args.dataset, args.root, args.split), args.sequences, args.max_sequences)
     if not seqs:
         raise ValueError(f"--dataset: no sequences in {args.dataset} at {args.root} (split {args.split})")
     out = Path(args.out)
-    run = run_tracker(
-        factory,
-        seqs,
-        out,
-        protocol=protocol,
-        workers=args.workers,
-        repetitions=args.repetitions,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    try:
+        run = run_tracker(
+            factory,
+            seqs,
+            out,
+            protocol=protocol,
+            workers=args.workers,
+            repetitions=args.repetitions,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except TrackerUnavailableError as err:
+        raise ValueError(str(err)) from None
     done = sum(1 for v in run.values() if v["status"] == "done")
     logger.info("%d sequences tracked, %d resumed from %s", done, len(run) - done, out)
     hidden = [s.name for s in seqs if s.attributes.get("first_frame_only", False)]

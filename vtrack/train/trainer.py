@@ -51,6 +51,7 @@ __all__ = [
     "build_param_groups",
     "save_checkpoint",
     "load_checkpoint",
+    "export_weights",
     "CHECKPOINT_KEYS",
 ]
 
@@ -225,6 +226,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"resume: {p} is not a vtrack training checkpoint: missing {missing}")
     ckpt["_path"] = str(p)
     return ckpt
+
+
+def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, *, ema: bool = False) -> Path:
+    """Write the model weights of a training checkpoint as a plain state dict (atomically).
+
+    ``ema=True`` exports the EMA weights (an error if the run had no EMA). The result loads with
+    ``model.load_state_dict(torch.load(out, weights_only=True))`` and with ``vtrack track/eval
+    --checkpoint``.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    key = "ema" if ema else "model"
+    state = ckpt.get(key)
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"checkpoint: {ckpt['_path']} holds no {key!r} weights"
+                         + (" (train.ema.enabled was false)" if ema else ""))
+    return save_checkpoint(out, state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +467,8 @@ def _run(
     amp_dtype = _amp_dtype(tc.amp, device)
     if tc.deterministic:
         torch.use_deterministic_algorithms(True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels
 
     random.seed(tc.seed)
     np.random.seed(tc.seed & 0xFFFFFFFF)
@@ -458,6 +477,11 @@ def _run(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model.name: build_model returned {type(model).__name__}, not an nn.Module")
     if tc.backend is not None:
+        from vtrack.kernels import registered_backends
+
+        known = ["auto", *registered_backends()]
+        if tc.backend not in known:
+            raise ValueError(f"train.backend: expected one of {known}, got {tc.backend!r}")
         setter = getattr(model, "set_backend", None)
         if not callable(setter):
             raise ValueError(f"train.backend: model {type(model).__name__} has no set_backend(); "

@@ -20,8 +20,9 @@ class OSTrack(nn.Module):
     ``batch`` holds ``template`` [B,3,Hz,Wz] and ``search`` [B,3,Hx,Wx] (ImageNet-normalised).
     Outputs: ``score_map`` [B,1,F,F], ``size_map`` / ``offset_map`` [B,2,F,F], ``boxes`` [B,4]
     normalised (cx, cy, w, h) in the search crop decoded at the score argmax, ``keep_index``
-    [B,K] (search tokens surviving candidate elimination) and, with the ESAT position head,
-    ``pos_abs_logits`` [B,Nz+Nx,Nx] and ``pos_pn_logits`` [B,Nz+Nx,2].
+    [B,K] (search tokens surviving candidate elimination) and, with the ESAT position head (in
+    training mode, or when the batch carries ``label_pos_abs``), ``pos_abs_logits`` [B,Nz+Nx,Nx]
+    and ``pos_pn_logits`` [B,Nz+Nx,2].
     """
 
     def __init__(self, cfg: ModelSection) -> None:
@@ -71,6 +72,7 @@ class OSTrack(nn.Module):
         out = self.head(feats["search"])
         out["keep_index"] = feats["keep_index"]
         out["ce_scores"] = feats["ce_scores"]
-        if self.position is not None:
+        # the position head only feeds the ESAT training losses: skipped when tracking
+        if self.position is not None and (self.training or "label_pos_abs" in batch):
             out.update(self.position(feats["template"], feats["search"]))
         return out

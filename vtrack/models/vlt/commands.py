@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="VLT asymmetric architecture search on a trained supernet")
     p.add_argument("config", help="VLT config (YAML) of the supernet")
     p.add_argument("--checkpoint", required=True, help="supernet checkpoint from `vtrack train`")
-    p.add_argument("--root", required=True, help="dataset root (GOT-10k layout, e.g. the synthetic benchmark)")
+    p.add_argument("--root", required=True, help="validation dataset root (e.g. the synthetic benchmark)")
     p.add_argument("--dataset", default="synthetic", help="dataset name for vtrack.data.load_dataset")
     p.add_argument("--split", default="val", help="validation split whose success AUC is the reward")
     p.add_argument("--max-sequences", type=int, default=None, help="use only the first N validation sequences")
@@ -23,9 +23,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=int, default=10)
     p.add_argument("--generations", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bn-batches", type=int, default=4,
+                   help="training batches for SPOS batch-norm recalibration of each candidate (0 = off)")
+    p.add_argument("--bn-batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="where to write the architecture JSON")
     p.set_defaults(func=run)
+
+
+def bn_batches(cfg: dict, family, count: int, batch_size: int, seed: int = 0) -> list[dict]:
+    """``count`` training batches drawn exactly as the trainer draws them (config ``data`` section)."""
+    from torch.utils.data import DataLoader
+
+    from vtrack.config import from_dict
+    from vtrack.train.processing import Processor
+    from vtrack.train.samplers import TrackingDataset, TrackingSampler
+    from vtrack.train.schema import DataConfig, ProcessingConfig
+    from vtrack.train.trainer import load_datasets
+
+    if count <= 0:
+        return []
+    data = from_dict(DataConfig, cfg.get("data"), "data")
+    proc = from_dict(ProcessingConfig, {**family.processing_config(cfg), **data.processing}, "data.processing")
+    sampler = TrackingSampler(load_datasets(data), [d.weight for d in data.datasets], mode=proc.sample_mode,
+                              samples_per_epoch=count * batch_size, max_gap=data.sampler.max_gap, seed=seed)
+    loader = DataLoader(TrackingDataset(sampler, Processor(proc, data.augment)), batch_size=batch_size)
+    return list(loader)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     pop = max(args.population, args.topk)
     evo = EvolutionConfig(population=pop, topk=args.topk, mutations=pop // 2, crossovers=pop // 2,
                           generations=args.generations, seed=args.seed)
-    result = search_architecture(model, family, cfg, seqs, evo, device=args.device)
+    batches = bn_batches(cfg, family, args.bn_batches, args.bn_batch_size, args.seed)
+    result = search_architecture(model, family, cfg, seqs, evo, bn_batches=batches, device=args.device)
     path = save_arch(model.arch, Path(args.out), reward=result.best_reward, history=result.history)
     print(f"best architecture (success AUC {result.best_reward:.4f}) written to {path}")
     return 0

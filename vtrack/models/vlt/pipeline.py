@@ -23,16 +23,22 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def recalibrate_bn(model: VLTModel, arch: Architecture, batches: Iterable[dict[str, Any]], device: torch.device | str) -> None:
-    """Re-estimate BatchNorm statistics for path ``arch`` on a few training batches (SPOS)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the given batches
+    """Re-estimate BatchNorm statistics for path ``arch`` on a few training batches (SPOS):
+    a cumulative average over ``batches``; the layers' momentum is restored afterwards."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
     model.set_arch(arch)
     model.train()
-    for batch in batches:
-        model({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
-    model.eval()
+    try:
+        for batch in batches:
+            model({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+    finally:
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        model.eval()
 
 
 def track_sequence(tracker: Any, seq: TrackSequence, use_language: bool = True) -> np.ndarray:
