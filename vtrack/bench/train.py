@@ -6,8 +6,8 @@ built once by the real processing pipeline (:class:`vtrack.train.processing.Proc
 family's crops and label generators) from generated frames, so the numbers measure the model
 and the kernels, not image decoding. Weights are random: speed does not depend on them.
 
-Every backend gets its own model (same seed, same weights) and the steps of the backends are
-interleaved, so load changes on a shared machine hit them alike. Per backend it reports the median
+Every backend gets its own model (same seed, same weights), run one backend after the other
+(``--interleave`` alternates their steps instead). Per backend it reports the median
 milliseconds per step (after warm-up steps), samples per second
 and the peak memory of one step (CUDA: ``max_memory_allocated`` above the memory held before the
 step; CPU: live tensor bytes as counted by :mod:`vtrack.bench.common` when available).
@@ -260,8 +260,14 @@ def run_benchmark(
     warmup: int = 3,
     amp: str | None = None,
     overrides: list[str] | None = None,
+    interleave: bool = False,
 ) -> list[TrainStepResult]:
-    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch."""
+    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch.
+
+    ``interleave=True`` alternates the backends' steps (one model each) instead of running them one
+    after the other; on an oversubscribed CPU this showed large artefacts (the extension's OpenMP
+    pool and PyTorch's competing), so it is off by default.
+    """
     from vtrack.config import load_config
 
     cfg = load_config(config, overrides)
@@ -271,16 +277,24 @@ def run_benchmark(
     names = list(backends) if backends is not None else _default_backends(dev)
     _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
+    name = Path(config).stem
+    if not interleave:
+        rows = []
+        for b in names:
+            log.info("benchmarking %s, backend %s, batch %d on %s", config, b, batch_size, dev)
+            rows.append(bench_train_step(copy.deepcopy(cfg), backend=b, device=dev, batch_size=batch_size, steps=steps,
+                                         warmup=warmup, amp=amp, batch=batch, name=name))
+        return rows
     runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch) for b in names}
     log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved)", config, names, batch_size, dev)
     for _ in range(warmup):
         for runner in runners.values():
             runner.step()
     times: dict[str, list[float]] = {b: [] for b in names}
-    for _ in range(steps):  # interleaved, so a busy machine slows every backend alike
+    for _ in range(steps):
         for b, runner in runners.items():
             times[b].append(runner.timed_step())
-    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), Path(config).stem) for b, r in runners.items()]
+    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name) for b, r in runners.items()]
 
 
 
@@ -371,12 +385,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default=None,
                         help="mixed precision (default: the config's train.amp)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON (and .md next to it)")
+    parser.add_argument("--interleave", action="store_true", help="alternate the backends' steps")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints a markdown table."""
     rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
-                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides)
+                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides,
+                         interleave=args.interleave)
     table = format_table(rows)
     print(table)
     if args.out is not None:
