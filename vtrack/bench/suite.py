@@ -170,7 +170,7 @@ def write_readme(out: Path, env: dict[str, Any], parts: dict[str, Any], args: di
     if "trackers" in parts:
         lines += ["## Trackers\n",
                   f"{env.get('tracker_threads')} thread(s), autocast {env.get('tracker_amp')}. FPS through the "
-                  "whole tracking step at batch 1; model forward at batch 1 and throughput of the model forward "
+                  "whole tracking step at batch 1 (1 / median ms per frame); model forward at batch 1 and throughput of the model forward "
                   "(template+search); GMACs by FlopCounterMode on the reference path (fused custom ops report "
                   "no FLOPs). Random weights. Details: [trackers.md](trackers.md).\n",
                   tbench.format_suite_table(parts["trackers"])]

@@ -7,7 +7,8 @@ registry and the family contract (``family.build_model`` / ``family.build_tracke
 registered family the list misses. Per case x variant x kernel backend (``model.set_backend``;
 reference + every fused backend that runs on the device) it measures:
 
-* FPS at batch 1 through the whole tracking step (crop, normalise, model, window, decode, map back),
+* FPS at batch 1 through the whole tracking step (crop, normalise, model, window, decode, map back;
+  1 / median time per frame),
   under autocast when ``--amp`` is given (default fp16 on CUDA);
 * the model forward (template + search, the family's training-batch layout) at batch 1, replayed
   from a CUDA graph on CUDA (eager where capture fails);
@@ -412,21 +413,23 @@ def model_gmacs(model: torch.nn.Module, batch: dict[str, Any]) -> float | None:
 
 
 def _time_tracking(tracker: Any, frames: int, warmup: int, image_size: tuple[int, int], device: torch.device,
-                   amp_dtype: torch.dtype | None) -> float:
-    """Seconds for ``frames`` tracking steps after ``warmup`` untimed ones (CUDA synchronised)."""
+                   amp_dtype: torch.dtype | None) -> list[float]:
+    """Seconds of each of ``frames`` tracking steps after ``warmup`` untimed ones (CUDA synchronised)."""
     imgs, boxes = _synthetic_frames(frames + warmup + 1, *image_size)
+    times = []
     with _autocast(device, amp_dtype):
         tracker.initialize(imgs[0], boxes[0])
         for img in imgs[1:warmup + 1]:
             tracker.track(img)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
         for img in imgs[warmup + 1:]:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
             tracker.track(img)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def kernel_backends(device: torch.device | str) -> list[str]:
@@ -477,8 +480,9 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
             row = TrackerSuiteRow(case.label, family_name, variant, backend, str(dev), amp, frames,
                                   params_m=params, note=note, throughput_batch=throughput_batch)
             try:
-                dt = _time_tracking(tracker, frames, warmup, image_size, dev, amp_dtype)
-                row.fps, row.ms_per_frame = frames / dt, 1e3 * dt / frames
+                per_frame = _time_tracking(tracker, frames, warmup, image_size, dev, amp_dtype)
+                med = float(np.median(per_frame))  # robust to other processes' bursts on a shared machine
+                row.fps, row.ms_per_frame = 1.0 / med, 1e3 * med
                 from vtrack.train.trainer import _to_device
 
                 b1 = _to_device(batch1, dev)
@@ -550,11 +554,13 @@ def write_suite_results(rows: list[TrackerSuiteRow], out_dir: str | os.PathLike[
     series: dict[str, dict[str, float]] = {}
     for r in rows:
         if r.fps is not None:
-            series.setdefault(r.backend, {})[f"{r.config}" + ("" if r.variant == "-" else f" {r.variant}")] = r.fps
+            label = r.backend if r.backend != "-" else "model's own kernels"
+            series.setdefault(label, {})[f"{r.config}" + ("" if r.variant == "-" else f" {r.variant}")] = r.fps
     md = [f"# Tracker speed ({env.get('device_name')}, {env.get('device')})\n",
           f"torch {env.get('torch')}, commit `{str(env.get('git_commit'))[:12]}`, {env.get('time_utc')}, "
           f"{env.get('cpu_threads')} CPU threads. Random weights (speed does not depend on them). FPS: whole "
-          "tracking step at batch 1 (crop, normalise, model, post-processing) on synthetic 480x360 frames. "
+          "tracking step at batch 1 (crop, normalise, model, post-processing) on synthetic 480x360 frames, from the "
+          "median time per frame. "
           "Model forward: template+search (the family's training batch layout) under no_grad. GMACs: "
           "FlopCounterMode on the reference-backend forward (custom fused ops report no FLOPs, so they are "
           "counted on the reference path).\n", format_suite_table(rows)]
