@@ -232,7 +232,7 @@ def test_tracker_runs_with_online_updates(dual_model: DuML) -> None:
     fam = get_family("duml")
     cfg = {"tracker": {"update_interval": 5, "target_not_found_threshold": -1e9, "memory_size": 14}}
     trk = fam.build_tracker(dual_model, cfg, "cpu")
-    frames, gt = _synthetic_frames()
+    frames, gt = _synthetic_frames(16)
     trk.initialize(frames[0], gt[0])
     n_init = trk.memory.count
     assert n_init == 10  # identity, flip, 2 blurs, 2 rotations, 4 shifts

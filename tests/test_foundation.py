@@ -45,3 +45,16 @@ def test_tracker_api_validates():
         t.initialize(img.astype(np.float32), (0, 0, 3, 5))
     t.initialize(img, (1, 2, 3, 4))
     assert t.track(img).box == (1.0, 2.0, 3.0, 4.0)
+
+
+def test_cli_overrides_may_follow_options(monkeypatch):
+    parser = cli.build_parser()
+    seen = {}
+    train = parser._subparsers._group_actions[0].choices["train"]
+    train.set_defaults(func=lambda args: seen.update(vars(args)) or 0)  # record instead of training
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["train", "cfg.yaml", "a.b=1", "--max-steps", "3", "c.d=2"]) == 0
+    assert seen["overrides"] == ["a.b=1", "c.d=2"] and seen["max_steps"] == 3
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "cfg.yaml", "--bogus"])
+    assert exc.value.code == 2

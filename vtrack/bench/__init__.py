@@ -5,7 +5,9 @@ Sub-commands, each a module of this package providing ``add_arguments(parser)`` 
 
 * ``kernels`` - :mod:`vtrack.bench.kernels` (attention ops x backends at tracker shapes),
 * ``trackers`` - :mod:`vtrack.bench.trackers` (tracker FPS per config x kernel backend x CE on/off),
-* ``train`` - :mod:`vtrack.bench.train` (training-step speed), when that module exists.
+* ``train`` - :mod:`vtrack.bench.train` (training-step speed), when that module exists,
+* ``all`` (alias ``suite``) - :mod:`vtrack.bench.suite` (the three above, results under
+  ``benchmarks/results/<device>/`` with a README summary).
 
 A sub-command whose module is not present is still listed and reports a clear error.
 """
@@ -19,7 +21,11 @@ SUBCOMMANDS: dict[str, str] = {
     "kernels": "attention kernels: time and peak memory of every op x backend at tracker shapes",
     "trackers": "tracker FPS at batch 1 per config, kernel backend and CE on/off",
     "train": "training-step speed per tracker config and kernel backend",
+    "all": "the whole suite (kernels + trackers + train): JSON, tables, plots and a README per device",
+    "suite": "alias of `all`",
 }
+# sub-commands whose module is not named after them
+MODULES: dict[str, str] = {"all": "suite", "suite": "suite"}
 
 
 def _missing(name: str, err: ImportError) -> Any:
@@ -36,7 +42,7 @@ def register(subparsers: Any) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench_command", metavar="BENCH")
     for name, help_text in SUBCOMMANDS.items():
-        module_name = f"vtrack.bench.{name}"
+        module_name = f"vtrack.bench.{MODULES.get(name, name)}"
         try:
             mod = importlib.import_module(module_name)
         except ModuleNotFoundError as err:

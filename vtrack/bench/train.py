@@ -6,8 +6,8 @@ built once by the real processing pipeline (:class:`vtrack.train.processing.Proc
 family's crops and label generators) from generated frames, so the numbers measure the model
 and the kernels, not image decoding. Weights are random: speed does not depend on them.
 
-Every backend gets its own model (same seed, same weights) and the steps of the backends are
-interleaved, so load changes on a shared machine hit them alike. Per backend it reports the median
+Every backend gets its own model (same seed, same weights), run one backend after the other
+(``--interleave`` alternates their steps instead). Per backend it reports the median
 milliseconds per step (after warm-up steps), samples per second
 and the peak memory of one step (CUDA: ``max_memory_allocated`` above the memory held before the
 step; CPU: live tensor bytes as counted by :mod:`vtrack.bench.common` when available).
@@ -121,7 +121,7 @@ def _peak_fn() -> Callable[..., int] | None:
 class _StepRunner:
     """One backend's model, criterion, optimizer and batch, ready to run training steps."""
 
-    def __init__(self, cfg: dict[str, Any], backend: str, device: torch.device, batch_size: int,
+    def __init__(self, cfg: dict[str, Any], backend: str | None, device: torch.device, batch_size: int,
                  amp: str | None, batch: dict[str, Any] | None) -> None:
         from vtrack.config import from_dict
         from vtrack.models.registry import get_family
@@ -138,9 +138,11 @@ class _StepRunner:
         torch.manual_seed(0)
         self.model = fam.build_model(cfg["model"])
         setter = getattr(self.model, "set_backend", None)
-        if not callable(setter):
-            raise ValueError(f"backend: model {type(self.model).__name__} has no set_backend(); cannot switch kernels")
-        setter(backend)
+        if backend is not None:  # None: keep the model's own kernels (models without switchable attention)
+            if not callable(setter):
+                raise ValueError(f"backend: model {type(self.model).__name__} has no set_backend(); cannot switch "
+                                 "kernels (pass backend=None to time it as built)")
+            setter(backend)
         self.model.to(device).train()
         self.criterion = fam.build_criterion(cfg)
         if isinstance(self.criterion, torch.nn.Module):
@@ -187,12 +189,12 @@ class _StepRunner:
             return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
         return None
 
-    def result(self, cfg: dict[str, Any], backend: str, batch_size: int, times: list[float], peak: float | None,
+    def result(self, cfg: dict[str, Any], backend: str | None, batch_size: int, times: list[float], peak: float | None,
                name: str) -> TrainStepResult:
         """The benchmark row of these step times."""
         med = statistics.median(times)
         return TrainStepResult(
-            config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, device=str(self.device),
+            config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend or "-", device=str(self.device),
             amp=str(self.amp_name) if self.amp_dtype is not None else "off", batch_size=batch_size, steps=len(times),
             ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
         )
@@ -206,7 +208,7 @@ def _check_counts(steps: int, warmup: int) -> None:
 def bench_train_step(
     cfg: dict[str, Any],
     *,
-    backend: str,
+    backend: str | None,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     steps: int = 10,
@@ -220,7 +222,8 @@ def bench_train_step(
 
     Args:
         cfg: full config (``model`` section required; ``train`` gives lr, grad_clip and amp).
-        backend: kernel backend set through ``model.set_backend``.
+        backend: kernel backend set through ``model.set_backend``; None keeps the model's own kernels
+            (reported as ``"-"``; for families without switchable attention).
         device: torch device.
         batch_size, steps, warmup: batch size, timed steps, untimed steps.
         amp: ``"off"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (default: the config's ``train.amp``).
@@ -257,8 +260,14 @@ def run_benchmark(
     warmup: int = 3,
     amp: str | None = None,
     overrides: list[str] | None = None,
+    interleave: bool = False,
 ) -> list[TrainStepResult]:
-    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch."""
+    """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch.
+
+    ``interleave=True`` alternates the backends' steps (one model each) instead of running them one
+    after the other; on an oversubscribed CPU this showed large artefacts (the extension's OpenMP
+    pool and PyTorch's competing), so it is off by default.
+    """
     from vtrack.config import load_config
 
     cfg = load_config(config, overrides)
@@ -268,16 +277,77 @@ def run_benchmark(
     names = list(backends) if backends is not None else _default_backends(dev)
     _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
+    name = Path(config).stem
+    if not interleave:
+        rows = []
+        for b in names:
+            log.info("benchmarking %s, backend %s, batch %d on %s", config, b, batch_size, dev)
+            rows.append(bench_train_step(copy.deepcopy(cfg), backend=b, device=dev, batch_size=batch_size, steps=steps,
+                                         warmup=warmup, amp=amp, batch=batch, name=name))
+        return rows
     runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch) for b in names}
     log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved)", config, names, batch_size, dev)
     for _ in range(warmup):
         for runner in runners.values():
             runner.step()
     times: dict[str, list[float]] = {b: [] for b in names}
-    for _ in range(steps):  # interleaved, so a busy machine slows every backend alike
+    for _ in range(steps):
         for b, runner in runners.items():
             times[b].append(runner.timed_step())
-    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), Path(config).stem) for b, r in runners.items()]
+    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name) for b, r in runners.items()]
+
+
+
+def run_cases(
+    cases: Iterable[Any],
+    *,
+    backends: Iterable[str] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    steps: int = 10,
+    warmup: int = 3,
+    amp: str | None = None,
+    measure_memory: bool = True,
+    progress: bool = True,
+) -> list[TrainStepResult]:
+    """Training-step benchmark of every tracker case (:class:`vtrack.bench.trackers.TrackerCase`).
+
+    Each case's first variant is used (e.g. CE on); every backend in ``backends`` (default reference +
+    the fused ones on ``device``; never the Triton interpreter on CPU) runs on the same batch, steps
+    interleaved as in :func:`run_benchmark`; a model without ``set_backend`` runs once with its own
+    kernels (backend ``"-"``). A case that fails (e.g. out of memory) is logged and skipped.
+    """
+    from tqdm import tqdm
+
+    from vtrack.config import load_config
+    from vtrack.models.registry import get_family
+
+    _check_counts(steps, warmup)
+    dev = torch.device(device)
+    names = list(backends) if backends is not None else _default_backends(dev)
+    if dev.type == "cpu":
+        names = [b for b in names if b != "triton"]
+    rows: list[TrainStepResult] = []
+    for case in tqdm(list(cases), desc="bench train", unit="config", disable=not progress):
+        first = next(iter(case.variants.values()), ())
+        cfg = load_config(case.config, [*case.overrides, *first])
+        switchable = callable(getattr(get_family(cfg["model"]["name"]).build_model(cfg["model"]), "set_backend", None))
+        try:
+            batch = make_batch(cfg, batch_size)
+            runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch)
+                       for b in (names if switchable else [None])}
+            for _ in range(warmup):
+                for runner in runners.values():
+                    runner.step()
+            times: dict[str | None, list[float]] = {b: [] for b in runners}
+            for _ in range(steps):
+                for b, runner in runners.items():
+                    times[b].append(runner.timed_step())
+            rows += [r.result(cfg, b, batch_size, times[b], r.peak_mb() if measure_memory else None,
+                              Path(case.config).stem) for b, r in runners.items()]
+        except (RuntimeError, NotImplementedError) as err:
+            log.warning("train step %s failed: %s", case.config, err)
+    return rows
 
 
 def format_table(rows: list[TrainStepResult]) -> str:
@@ -315,12 +385,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default=None,
                         help="mixed precision (default: the config's train.amp)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON (and .md next to it)")
+    parser.add_argument("--interleave", action="store_true", help="alternate the backends' steps")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints a markdown table."""
     rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
-                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides)
+                         steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides,
+                         interleave=args.interleave)
     table = format_table(rows)
     print(table)
     if args.out is not None:

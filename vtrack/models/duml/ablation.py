@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=["static", *VARIANTS], choices=["static", *VARIANTS])
     p.add_argument("--max-sequences", type=int, default=None, help="use only the first N test sequences")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    p.add_argument("--train-only", action="store_true", help="train the variants' models, evaluate nothing")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     report_path = out / "ablation.json"
     rows: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
     ckpts: dict[str, Path] = {}
+    if args.train_only:
+        for mode in dict.fromkeys(VARIANTS[n][0] for n in args.variants if n in VARIANTS):
+            print(mode, train_mode(cfg, mode, out, args.steps), flush=True)
+        return 0
     for name in args.variants:
         if name in rows:
             continue

@@ -307,6 +307,8 @@ class DuMLTracker(Tracker):
         if onr_full is not None and cfg.online:
             tcells = (width * scale / model.stride, height * scale / model.stride)
             flag = self._flag(onr_full, tcells)
+            if flag != "normal":
+                log.debug("frame %d: online module says %s", self.frame, flag)
             if flag != "not_found":
                 px = torch.tensor(
                     [[c + (cx - prev_center[0]) * scale, c + (cy - prev_center[1]) * scale]], dtype=onr_full.dtype, device=self.device

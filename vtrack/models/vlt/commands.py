@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``search`` subcommand."""
     p = sub.add_parser("search", help="VLT asymmetric architecture search on a trained supernet")
     p.add_argument("config", help="VLT config (YAML) of the supernet")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. data.datasets.0.root=data/synthetic (BN recalibration data)")
     p.add_argument("--checkpoint", required=True, help="supernet checkpoint from `vtrack train`")
     p.add_argument("--root", required=True, help="validation dataset root (e.g. the synthetic benchmark)")
     p.add_argument("--dataset", default="synthetic", help="dataset name for vtrack.data.load_dataset")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from vtrack.models.vlt.pipeline import search_architecture
     from vtrack.models.vlt.search import EvolutionConfig
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.overrides)
     family = get_family(cfg["model"]["name"])
     model = family.build_model(cfg["model"])
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
