@@ -1,8 +1,10 @@
 // Fused CPU kernels of the vtrack attention ops (float32 and float64).
 //
 // One parameterised engine serves every op: flags select top-K selection, the FDA bias and the CE
-// centre-row output. Work is split with OpenMP over (batch, head, query block) in the forward and
-// over (batch, head) in the backward (dk/dv of a head are owned by one thread). Per thread only
+// centre-row output. Work is split with at::parallel_for (ATen's OpenMP backend in the official
+// builds; it shares torch's thread pool and torch.set_num_threads) over (batch, head, query block)
+// in the forward and over (batch, head) in the backward (dk/dv of a head are owned by one thread).
+// `#pragma omp simd` marks the vectorised loops. Per thread only
 // O(BQ * M) scratch is used (BQ = query block rows): no [N, M] buffer is ever allocated. The forward
 // saves the row log-sum-exp and, for top-K, the kept key indices of each row; the backward
 // recomputes the logits from them.
