@@ -157,3 +157,12 @@ def test_quick_suite_on_cuda(tmp_path: Path) -> None:
     assert any(r.cuda_graph for r in rows if r.family == "ostrack")  # batch-1 forward replayed from a graph
     k = res["kernels"]
     assert any(r.backend in ("cuda", "triton") and r.ms is not None for r in k)
+
+
+def test_target_check() -> None:
+    assert suite.target_check("cpu", "topk", "fwd", 4.0, 1.2, 0.1) == "yes"
+    miss = suite.target_check("cpu", "topk", "fwd", 2.0, 1.7, 0.5)
+    assert miss.startswith("no (") and "speed-up 2 < 3" in miss and "1.7x SDPA > 1.5" in miss and "memory" in miss
+    assert suite.target_check("cpu", "ce", "fwd+bwd", None, 1.2, 0.2) == "yes"  # "*" matches every mode
+    assert suite.target_check("cuda", "topk", "fwd", 1.0, 9.0, None) == "-"  # no target for that row
+    assert "not measured" in suite.target_check("cpu", "fda", "fwd", 1.0, 1.0, None)

@@ -40,6 +40,43 @@ log = logging.getLogger(__name__)
 PARTS = ("kernels", "trackers", "train")
 HIGH_LOAD = 3.0
 
+# Speed targets of the issues, per device type and (op, mode); "*" matches every mode.
+# min_speedup: reference time / fused time; max_vs_sdpa: fused time / SDPA time;
+# max_mem_ratio: fused peak memory / reference peak memory.
+TARGETS: dict[str, dict[tuple[str, str], dict[str, float]]] = {
+    "cpu": {  # C++/CUDA issue, "cpp" backend on CPU
+        ("topk", "fwd"): {"min_speedup": 3.0, "max_vs_sdpa": 1.5, "max_mem_ratio": 0.25},
+        ("topk", "fwd+bwd"): {"min_speedup": 2.0, "max_mem_ratio": 0.25},
+        ("fda", "*"): {"max_vs_sdpa": 1.5, "max_mem_ratio": 0.25},
+        ("ce", "*"): {"max_vs_sdpa": 1.3, "max_mem_ratio": 0.25},
+    },
+    "cuda": {  # kernel-library issue, fused backends on an H100
+        ("topk", "fwd+bwd"): {"min_speedup": 4.0, "max_vs_sdpa": 2.0},
+        ("fda", "*"): {"max_vs_sdpa": 1.5},
+        ("ce", "*"): {"max_vs_sdpa": 1.3},
+    },
+}
+
+
+def target_check(device_type: str, op: str, mode: str, speedup: Optional[float], vs_sdpa: Optional[float],
+                 mem_ratio: Optional[float]) -> str:
+    """"yes", "no (...)" or "-" (no target) for one fused measurement against :data:`TARGETS`."""
+    table = TARGETS.get(device_type, {})
+    target = table.get((op, mode)) or table.get((op, "*"))
+    if not target:
+        return "-"
+    misses = []
+    checks = (("min_speedup", speedup, lambda v, t: v >= t, "speed-up {v:.2g} < {t:g}"),
+              ("max_vs_sdpa", vs_sdpa, lambda v, t: v <= t, "{v:.2g}x SDPA > {t:g}"),
+              ("max_mem_ratio", mem_ratio, lambda v, t: v <= t, "memory {v:.2g}x reference > {t:g}"))
+    for key, value, ok, text in checks:
+        if key in target:
+            if value is None:
+                misses.append(f"{key} not measured")
+            elif not ok(value, target[key]):
+                misses.append(text.format(v=value, t=target[key]))
+    return "yes" if not misses else "no (" + "; ".join(misses) + ")"
+
 
 def load_average() -> Optional[list[float]]:
     """1, 5 and 15 minute load averages (None where the OS does not provide them)."""
@@ -72,7 +109,7 @@ def _ms(r: Optional[kbench.Row]) -> Optional[str]:
     return None if r is None or r.ms is None else f"{r.ms:.3g} ({r.min_ms:.3g})"
 
 
-def kernel_summary(rows: list[kbench.Row]) -> str:
+def kernel_summary(rows: list[kbench.Row], device_type: str = "cpu") -> str:
     """Pivot of the kernel rows: per shape/op/mode, each backend's "median (min)" ms, its speed-up over
     the reference and its time relative to SDPA (both from medians), and peak memory."""
     fused = list(dict.fromkeys(r.backend for r in rows if r.ms is not None
@@ -95,6 +132,9 @@ def kernel_summary(rows: list[kbench.Row]) -> str:
             d[f"{b_name}_x"] = r.vs_reference if r else None
             d[f"{b_name}_sdpa"] = r.vs_sdpa if r else None
             d[f"{b_name}_mib"] = r.peak_mib if r else None
+            if r is not None and r.ms is not None:
+                mem = r.peak_mib / ref.peak_mib if ref and ref.peak_mib and r.peak_mib is not None else None
+                d[f"{b_name}_target"] = target_check(device_type, op, mode, r.vs_reference, r.vs_sdpa, mem)
         table.append(d)
     cols = ["shape", "op", "mode", "ref"] + [f"{b}" for b in fused] + ["sdpa"] + (["flex"] if has_flex else [])
     heads = ["shape", "op", "mode", "reference ms"] + [f"{b} ms" for b in fused] + ["SDPA ms"] + (
@@ -107,6 +147,10 @@ def kernel_summary(rows: list[kbench.Row]) -> str:
     for b_name in fused:
         cols.append(f"{b_name}_mib")
         heads.append(f"{b_name} peak MiB")
+    if TARGETS.get(device_type):
+        for b_name in fused:
+            cols.append(f"{b_name}_target")
+            heads.append(f"{b_name} meets target")
     return markdown_table(table, cols, heads)
 
 
@@ -162,7 +206,13 @@ def write_readme(out: Path, env: dict[str, Any], parts: dict[str, Any], args: di
                   + f"), {env.get('kernel_dtype')}, {env.get('kernel_threads')} threads. Times: median (min) ms; "
                   "speed-up = reference / backend; time / SDPA = backend / dense SDPA (lower is better). "
                   "Peak MiB: extra memory of one call (see kernels.md for the method). Details: "
-                  "[kernels.md](kernels.md), [kernels.json](kernels.json).\n", kernel_summary(rows)]
+                  "[kernels.md](kernels.md), [kernels.json](kernels.json). Targets: "
+                  + ("the C++ issue's CPU targets (top-K fwd >= 3x reference and <= 1.5x SDPA, fwd+bwd >= 2x; "
+                     "FDA <= 1.5x SDPA; CE <= 1.3x SDPA; peak memory <= 1/4 of the reference)"
+                     if env.get("device", "").startswith("cpu") else
+                     "the kernel-library issue's H100 targets (top-K fwd+bwd >= 4x reference and <= 2x SDPA; "
+                     "FDA <= 1.5x SDPA; CE <= 1.3x SDPA)") + ".\n",
+                  kernel_summary(rows, "cpu" if env.get("device", "").startswith("cpu") else "cuda")]
         if (out / "kernels_speedup.png").exists():
             lines.append("\n![kernel speed-up](kernels_speedup.png)\n")
         if (out / "kernels_time_vs_n.png").exists():
