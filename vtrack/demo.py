@@ -13,12 +13,12 @@ import argparse
 import contextlib
 import copy
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from vtrack.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,6 @@ def _repo_path(rel: str) -> Path:
     return Path(__file__).resolve().parents[1] / rel
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def prepare_data(opts: DemoOptions) -> Path:
     """Generate (or reuse) the synthetic benchmark under ``opts.data``."""
     from vtrack.data.synthetic import ensure_synthetic
@@ -122,7 +114,7 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     cfg_file = run_dir / "demo_config.yaml"
     import yaml
 
-    _atomic_write(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
     info = {"config": str(cfg_path), "checkpoint": str(ckpt), "minutes": minutes,
             "epochs": cfg["train"]["epochs"], "samples_per_epoch": cfg["data"]["sampler"].get("samples_per_epoch")}
     factory = TrackerFactory(f"{name}_tiny" if opts.config is None else name, device=opts.device,
@@ -144,7 +136,7 @@ def _ce_off_variant(factory: Any) -> Any | None:
         return None
     cfg.setdefault("tracker", {})["ce_enabled"] = False
     path = Path(factory.config).with_name("demo_config_ce_off.yaml")
-    _atomic_write(path, yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
     return TrackerFactory(f"{factory.name}_ce_off", device=factory.device, config=str(path),
                           checkpoint=factory.checkpoint)
 
@@ -255,7 +247,7 @@ def run_demo(opts: DemoOptions) -> Path:
         parts.append("\n## Kernel benchmark (quick)\n\n")
         parts.append(_kernel_section(opts))
     readme = out / "README.md"
-    _atomic_write(readme, "".join(parts))
+    atomic_write_text(readme, "".join(parts))
     return readme
 
 

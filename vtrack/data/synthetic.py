@@ -35,6 +35,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from vtrack.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -680,12 +681,6 @@ def _paste_max(hidden: np.ndarray, x0: int, y0: int, rendered) -> None:
 # writing
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_sequence(cfg: SyntheticConfig, split: str, index: int, split_dir: Path) -> dict[str, Any]:
     """Render and write one sequence directory atomically; returns its summary."""
     name = sequence_name(split, index)
@@ -796,7 +791,7 @@ def generate_synthetic(root: str | Path, config: SyntheticConfig | None = None, 
             )
     elif existing:
         raise ValueError(f"root: expected an empty folder or a synthetic benchmark, got a non-empty {root}")
-    _atomic_write_text(marker, json.dumps({"hash": cfg.param_hash(), "params": dataclasses.asdict(cfg)}, sort_keys=True))
+    atomic_write_text(marker, json.dumps({"hash": cfg.param_hash(), "params": dataclasses.asdict(cfg)}, sort_keys=True))
 
     jobs = []
     for split, count in cfg.counts().items():
@@ -818,7 +813,7 @@ def generate_synthetic(root: str | Path, config: SyntheticConfig | None = None, 
 
     summaries = {split: [results[(split, i)] for i in range(count)] for split, count in cfg.counts().items()}
     for split, items in summaries.items():
-        _atomic_write_text(root / split / "list.txt", "".join(f"{item['name']}\n" for item in items))
+        atomic_write_text(root / split / "list.txt", "".join(f"{item['name']}\n" for item in items))
     manifest = {
         "generator": "vtrack.data.synthetic",
         "version": GENERATOR_VERSION,
@@ -827,7 +822,7 @@ def generate_synthetic(root: str | Path, config: SyntheticConfig | None = None, 
         "splits": {split: [item["name"] for item in items] for split, items in summaries.items()},
         "stats": _stats(summaries),
     }
-    _atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 from vtrack.data.sequence import Sequence
 from vtrack.eval import metrics as M
 from vtrack.tracking.base import Tracker
+from vtrack.io import atomic_write_text
 
 __all__ = [
     "PROTOCOLS",
@@ -55,19 +55,6 @@ PROTOCOLS = ("ope", "got10k", "vot", "trackingnet")
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _format_boxes(boxes: np.ndarray, delimiter: str) -> str:

@@ -43,6 +43,7 @@ from vtrack.train.distributed import (
 from vtrack.train.processing import Processor
 from vtrack.train.samplers import ShardedSampler, TrackingDataset, TrackingSampler, seed_worker
 from vtrack.train.schema import DataConfig, ProcessingConfig, SamplerConfig, ScheduleConfig, TrainConfig
+from vtrack.io import atomic_write_text
 
 __all__ = [
     "train",
@@ -334,13 +335,6 @@ def _check_family(family: Any, name: str) -> None:
             raise TypeError(f"model.name: tracker family {name!r} has no {attr}() (see docs/design.md)")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 class _CsvLog:
     """Append-only CSV log with a header fixed at the first row (rank 0 only)."""
 
@@ -532,7 +526,7 @@ def _run(
         if ckpt is None and any(out.glob("checkpoint_*.pth")):
             log.warning("%s already holds checkpoints: starting a new run there (resume with --resume %s)", out, out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         csv_log = _CsvLog(out / "log.csv")
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter

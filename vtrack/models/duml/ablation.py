@@ -16,13 +16,13 @@ import argparse
 import copy
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence as Seq
 
 import numpy as np
+
+from vtrack.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dual": ("dual", {"score_voting": False}),
     "dual+voting": ("dual", {"score_voting": True}),
 }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def eao_interval_for(lengths: Seq[int]) -> tuple[int, int]:
@@ -71,8 +64,8 @@ def train_mode(cfg: dict[str, Any], mode: str, out: Path, steps: int) -> Path:
     t0 = time.time()
     ckpt = train(c, out_dir=run_dir, max_steps=steps)
     log.info("trained %s in %.0f s -> %s", mode, time.time() - t0, ckpt)
-    _atomic_write(done, str(ckpt))
-    _atomic_write(run_dir / "train_seconds.txt", f"{time.time() - t0:.1f}\n")
+    atomic_write_text(done, str(ckpt))
+    atomic_write_text(run_dir / "train_seconds.txt", f"{time.time() - t0:.1f}\n")
     return Path(ckpt)
 
 
@@ -175,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             c["model"]["mode"] = mode
             c["tracker"] = {**(c.get("tracker") or {}), **overrides}
             rows[name] = run_variant(name, c, ckpts[mode], sequences, out, eao)
-        _atomic_write(report_path, json.dumps(rows, indent=2))
+        atomic_write_text(report_path, json.dumps(rows, indent=2))
         print(name, json.dumps(rows[name]), flush=True)
     table = to_markdown({k: rows[k] for k in args.variants if k in rows}, eao, args.steps)
-    _atomic_write(out / "ablation.md", table)
+    atomic_write_text(out / "ablation.md", table)
     print(table)
     return 0
 

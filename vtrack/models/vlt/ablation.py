@@ -22,7 +22,6 @@ import random
 from pathlib import Path
 from typing import Any, Sequence as Seq
 
-import numpy as np
 import torch
 
 from vtrack.data.sequence import Sequence

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vtrack.io import atomic_write_text
 from vtrack.models.vlt.heads import CARHead, TTFusionHead
 from vtrack.models.vlt.language import build_language_encoder
 from vtrack.models.vlt.modamixer import ModaMixer
@@ -112,12 +113,7 @@ def load_arch(value: list[int] | str | Path | None, spec: SupernetSpec) -> Archi
 
 def save_arch(arch: Architecture, path: str | Path, **extra: Any) -> Path:
     """Write ``{"arch": [...], **extra}`` as JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"arch": arch.to_list(), **extra}, indent=1))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps({"arch": arch.to_list(), **extra}, indent=1))
 
 
 class VLTModel(nn.Module):
