@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.vtrack-installed
-SOURCES := setup.py constraints.txt requirements.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
+SOURCES := setup.py pyproject.toml constraints.txt requirements.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all clean
@@ -15,6 +15,8 @@ $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -r requirements.txt
 	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps -e .
+	@$(PY) -c "import vtrack._C" 2>/dev/null && echo "vtrack._C built" || \
+		echo "warning: vtrack._C was not built; vtrack JIT-builds it on first use (see docs/cpp.md)"
 	touch $(STAMP)
 
 demo: install
