@@ -23,7 +23,7 @@ from vtrack.train.samplers import ShardedSampler, TrackingSampler
 from vtrack.train.schema import AugmentConfig, ProcessingConfig
 from vtrack.config import from_dict
 
-FAMILY = "train_test_tiny"
+FAMILY = "_train_test_tiny"  # private: not listed by list_families()
 
 
 # ---------------------------------------------------------------------------------------------
