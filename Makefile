@@ -15,7 +15,7 @@ $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -r requirements.txt
 	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps -e .
-	@$(PY) -c "import vtrack._C" 2>/dev/null && echo "vtrack._C built" || \
+	@$(PY) -c "import torch, vtrack._C" 2>/dev/null && echo "vtrack._C built" || \
 		echo "warning: vtrack._C was not built; vtrack JIT-builds it on first use (see docs/cpp.md)"
 	touch $(STAMP)
 

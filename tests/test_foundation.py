@@ -58,3 +58,11 @@ def test_cli_overrides_may_follow_options(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", "cfg.yaml", "--bogus"])
     assert exc.value.code == 2
+
+
+def test_registry_lists_public_families_only():
+    names = registry.list_families()
+    assert {"ostrack", "esat", "sparsett", "duml", "vlt"} <= set(names)
+    registry.register_family("_scratch_family")(object)
+    assert "_scratch_family" not in registry.list_families()
+    assert "_scratch_family" in registry.list_families(include_private=True)

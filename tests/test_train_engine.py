@@ -23,7 +23,7 @@ from vtrack.train.samplers import ShardedSampler, TrackingSampler
 from vtrack.train.schema import AugmentConfig, ProcessingConfig
 from vtrack.config import from_dict
 
-FAMILY = "train_test_tiny"
+FAMILY = "_train_test_tiny"  # private: not listed by list_families()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def test_bench_train_step_runs_and_reports(setup):
     finally:
         del TinyNet.set_backend
     assert row.backend == "reference" and row.ms_per_step > 0 and row.samples_per_s == pytest.approx(2000 / row.ms_per_step)
-    assert "| train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
+    assert "| _train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
 
 
 def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):

@@ -52,7 +52,8 @@ def get_family(name: str) -> Any:
     return fam() if isinstance(fam, type) else fam
 
 
-def list_families() -> list[str]:
-    """Names of all registered tracker families."""
+def list_families(include_private: bool = False) -> list[str]:
+    """Names of the registered tracker families; names starting with ``_`` (test or scratch
+    families) are listed only with ``include_private=True``."""
     _load_builtins()
-    return sorted(_FAMILIES)
+    return sorted(n for n in _FAMILIES if include_private or not n.startswith("_"))
