@@ -558,7 +558,7 @@ def write_suite_results(rows: list[TrackerSuiteRow], out_dir: str | os.PathLike[
             series.setdefault(label, {})[f"{r.config}" + ("" if r.variant == "-" else f" {r.variant}")] = r.fps
     md = [f"# Tracker speed ({env.get('device_name')}, {env.get('device')})\n",
           f"torch {env.get('torch')}, commit `{str(env.get('git_commit'))[:12]}`, {env.get('time_utc')}, "
-          f"{env.get('cpu_threads')} CPU threads. Random weights (speed does not depend on them). FPS: whole "
+          f"{env.get('tracker_threads', env.get('cpu_threads'))} CPU thread(s). Random weights (speed does not depend on them). FPS: whole "
           "tracking step at batch 1 (crop, normalise, model, post-processing) on synthetic 480x360 frames, from the "
           "median time per frame. "
           "Model forward: template+search (the family's training batch layout) under no_grad. GMACs: "
