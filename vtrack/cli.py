@@ -23,6 +23,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (errors become one clear line and exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one clear line and exit code 2."""
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vtrack.cli import positive_int
+
 __all__ = ["register", "DEFAULT_PROTOCOL"]
 
 logger = logging.getLogger(__name__)
@@ -14,16 +16,6 @@ logger = logging.getLogger(__name__)
 #: Protocol used when --protocol is not given, by dataset name (one-pass evaluation otherwise).
 DEFAULT_PROTOCOL = {"got10k": "got10k", "synthetic": "got10k", "vot": "vot", "trackingnet": "trackingnet"}
 _PROTOCOLS = ("ope", "got10k", "vot", "trackingnet")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _eao_interval(text: str) -> Any:
@@ -63,13 +55,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", help="dataset split (e.g. val, test)")
     p.add_argument("--out", required=True, help="this tracker's result folder")
     p.add_argument("--protocol", choices=_PROTOCOLS, help="evaluation protocol (default: from the dataset)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
-    p.add_argument("--repetitions", type=_positive_int, default=1, help="runs per sequence (got10k/vot layouts)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--repetitions", type=positive_int, default=1, help="runs per sequence (got10k/vot layouts)")
     p.add_argument("--mode", choices=("pytracking", "matlab"), default="pytracking", help="OPE conventions")
     p.add_argument("--exclude-invalid", action="store_true", help="OPE: divide by valid frames only (pytracking option)")
     p.add_argument("--eao-interval", type=_eao_interval, default="vot2018", help="VOT EAO range: LOW,HIGH or vot2015..vot2019")
     p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
-    p.add_argument("--max-sequences", type=_positive_int, help="run only the first N sequences")
+    p.add_argument("--max-sequences", type=positive_int, help="run only the first N sequences")
     p.add_argument("--overwrite", action="store_true", help="re-run sequences that already have results")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_eval)

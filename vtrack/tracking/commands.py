@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from vtrack.cli import positive_int
+
 __all__ = ["register", "parse_box"]
 
 logger = logging.getLogger(__name__)
@@ -27,16 +29,6 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if vals[2] <= 0 or vals[3] <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive width and height, got {text!r}")
     return vals[0], vals[1], vals[2], vals[3]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--language", help="natural-language description of the target (language trackers)")
     p.add_argument("--boxes", help="also write the boxes (x,y,w,h per frame, comma-separated) to this file")
-    p.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     p.add_argument("--fps", type=float, help="output frame rate (default: the source's, or 30)")
     p.set_defaults(func=run_track)
 
