@@ -149,7 +149,7 @@ def test_training_step_reduces_loss(head):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
