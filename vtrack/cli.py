@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, OSError) as err:  # OSError: a missing file, a frame that fails to decode
         print(f"vtrack {args.command}: error: {err}", file=sys.stderr)
         return 2
 

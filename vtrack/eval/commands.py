@@ -91,15 +91,6 @@ def _select(seqs: list, names: str | None, limit: int | None) -> list:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run and score a tracker (``vtrack eval``)."""
-    try:
-        return _run_eval(args)
-    except FileNotFoundError:
-        raise
-    except OSError as err:  # a frame that fails to decode, an unwritable folder: one clear line
-        raise ValueError(str(err)) from None
-
-
-def _run_eval(args: argparse.Namespace) -> int:
     from vtrack.data import load_dataset
     from vtrack.eval.evaluate import evaluate_results
     from vtrack.eval.reports import comparison_table

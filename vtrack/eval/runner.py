@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -65,22 +65,27 @@ def _format_times(times: np.ndarray) -> str:
     return "".join(f"{t:.6f}\n" for t in times)
 
 
-def read_box_file(path: str | os.PathLike) -> np.ndarray:
-    """Read a result file of x, y, w, h rows separated by commas, tabs or spaces -> [T, 4]."""
-    path = Path(path)
-    rows = []
+def _numeric_rows(path: str | os.PathLike, expected: str) -> Iterator[tuple[int, str, list[float]]]:
+    """(line number, line, numbers) for each non-blank line of a result file; values may be
+    separated by commas, tabs or spaces; a non-number raises naming the file and line."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             parts = line.replace(",", " ").replace("\t", " ").split()
             if not parts:
                 continue
             try:
-                vals = [float(v) for v in parts]
+                yield number, line, [float(v) for v in parts]
             except ValueError:
-                raise ValueError(f"{path}:{number}: expected 4 numbers, got {line.strip()!r}") from None
-            if len(vals) != 4:
-                raise ValueError(f"{path}:{number}: expected 4 numbers, got {len(vals)}")
-            rows.append(vals)
+                raise ValueError(f"{path}:{number}: expected {expected}, got {line.strip()!r}") from None
+
+
+def read_box_file(path: str | os.PathLike) -> np.ndarray:
+    """Read a result file of x, y, w, h rows separated by commas, tabs or spaces -> [T, 4]."""
+    rows = []
+    for number, _, vals in _numeric_rows(path, "4 numbers"):
+        if len(vals) != 4:
+            raise ValueError(f"{path}:{number}: expected 4 numbers, got {len(vals)}")
+        rows.append(vals)
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
@@ -93,27 +98,19 @@ def _read_times(path: Path) -> np.ndarray | None:
 
 def _read_vot_file(path: Path) -> M.VOTRun:
     codes, boxes = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.replace(",", " ").replace("\t", " ").split()
-            if not parts:
-                continue
-            try:
-                vals = [float(v) for v in parts]
-            except ValueError:
-                raise ValueError(f"{path}:{number}: expected a code (1, 2, 0) or x,y,w,h, got {line.strip()!r}") from None
-            if len(vals) == 1 and vals[0] in (M.VOT_CODE_INIT, M.VOT_CODE_FAILURE, M.VOT_CODE_SKIP):
-                codes.append(int(vals[0]))
-                boxes.append([np.nan] * 4)
-            elif len(vals) == 4:
-                codes.append(M.VOT_CODE_TRACKED)
-                boxes.append(vals)
-            elif len(vals) == 8:  # polygon -> its axis-aligned bounding box
-                xs, ys = vals[0::2], vals[1::2]
-                codes.append(M.VOT_CODE_TRACKED)
-                boxes.append([min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)])
-            else:
-                raise ValueError(f"{path}:{number}: expected a code (1, 2, 0), 4 or 8 numbers, got {line.strip()!r}")
+    for number, line, vals in _numeric_rows(path, "a code (1, 2, 0) or x,y,w,h"):
+        if len(vals) == 1 and vals[0] in (M.VOT_CODE_INIT, M.VOT_CODE_FAILURE, M.VOT_CODE_SKIP):
+            codes.append(int(vals[0]))
+            boxes.append([np.nan] * 4)
+        elif len(vals) == 4:
+            codes.append(M.VOT_CODE_TRACKED)
+            boxes.append(vals)
+        elif len(vals) == 8:  # polygon -> its axis-aligned bounding box
+            xs, ys = vals[0::2], vals[1::2]
+            codes.append(M.VOT_CODE_TRACKED)
+            boxes.append([min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)])
+        else:
+            raise ValueError(f"{path}:{number}: expected a code (1, 2, 0), 4 or 8 numbers, got {line.strip()!r}")
     return M.VOTRun(np.asarray(codes), np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
 
 

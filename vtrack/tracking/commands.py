@@ -57,15 +57,6 @@ def register(subparsers: Any) -> None:
 
 def run_track(args: argparse.Namespace) -> int:
     """Track an object through a video (``vtrack track``)."""
-    try:
-        return _run_track(args)
-    except FileNotFoundError:
-        raise
-    except OSError as err:  # a frame that fails to decode, an unwritable output: one clear line
-        raise ValueError(str(err)) from None
-
-
-def _run_track(args: argparse.Namespace) -> int:
     from vtrack.eval.reports import VideoWriter, draw_boxes
     from vtrack.eval.runner import atomic_write_text
     from vtrack.tracking import TrackerUnavailableError, build_tracker
