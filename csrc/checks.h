@@ -120,6 +120,14 @@ inline int64_t index_width(int64_t topk, int64_t M) { return topk < M ? topk : M
 }  // namespace vtrack
 
 namespace vtrack {
+// d alpha / d beta / d delta per head from the per-(batch, head) partial sums dcoef [B,H,3], each cast to
+// its coefficient's dtype; empty tensors when FDA is off. Shared by the CPU and CUDA backward.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fda_coef_grads(const at::Tensor& dcoef, bool fda,
+                                                              const c10::optional<at::Tensor>& alpha,
+                                                              const c10::optional<at::Tensor>& beta,
+                                                              const c10::optional<at::Tensor>& delta,
+                                                              const at::Tensor& q);
+
 // score [B,Ls] (float32; float64 for float64) and keep_index [B,keep] int64 (descending score, ties toward
 // the lower index) from the CE probabilities [B,H,T,Ls]. Defined in cpu/attention_cpu.cpp.
 std::tuple<at::Tensor, at::Tensor> ce_score_from_probs(const at::Tensor& ce_probs, int64_t keep);

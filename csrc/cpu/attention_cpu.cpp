@@ -795,17 +795,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                                 dcoef.data_ptr<double>());
     });
   }
-  at::Tensor da, db, dd;
-  if (fda) {
-    at::Tensor s = dcoef.sum(0);  // [H, 3]
-    da = s.select(1, 0).to(alpha->scalar_type()).contiguous();
-    db = s.select(1, 1).to(beta->scalar_type()).contiguous();
-    dd = s.select(1, 2).to(delta->scalar_type()).contiguous();
-  } else {
-    da = at::empty({0}, q.options());
-    db = at::empty({0}, q.options());
-    dd = at::empty({0}, q.options());
-  }
+  auto [da, db, dd] = fda_coef_grads(dcoef, fda, alpha, beta, delta, q);
   return {dq, dk, dv, da, db, dd};
 }
 
@@ -870,6 +860,20 @@ std::vector<int64_t> check_ce(const Dims& d, int64_t num_template, int64_t keep,
 }  // namespace cpu
 
 // Shared with the CUDA file (declared in checks.h).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fda_coef_grads(const at::Tensor& dcoef, bool fda,
+                                                              const c10::optional<at::Tensor>& alpha,
+                                                              const c10::optional<at::Tensor>& beta,
+                                                              const c10::optional<at::Tensor>& delta,
+                                                              const at::Tensor& q) {
+  if (!fda) {
+    return {at::empty({0}, q.options()), at::empty({0}, q.options()), at::empty({0}, q.options())};
+  }
+  at::Tensor s = dcoef.sum(0);  // [H, 3]
+  return {s.select(1, 0).to(alpha->scalar_type()).contiguous(), s.select(1, 1).to(beta->scalar_type()).contiguous(),
+          s.select(1, 2).to(delta->scalar_type()).contiguous()};
+}
+
+
 std::tuple<at::Tensor, at::Tensor> ce_score_from_probs(const at::Tensor& ce_probs, int64_t keep) {
   at::Tensor score = ce_probs.to(ce_probs.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).mean({1, 2});
   at::Tensor keep_index =

@@ -972,17 +972,7 @@ Grads backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tenso
       }
     });
   }
-  at::Tensor da, db, dd;
-  if (fda) {
-    at::Tensor s = dcoef.sum(0);
-    da = s.select(1, 0).to(alpha->scalar_type()).contiguous();
-    db = s.select(1, 1).to(beta->scalar_type()).contiguous();
-    dd = s.select(1, 2).to(delta->scalar_type()).contiguous();
-  } else {
-    da = at::empty({0}, q.options());
-    db = at::empty({0}, q.options());
-    dd = at::empty({0}, q.options());
-  }
+  auto [da, db, dd] = fda_coef_grads(dcoef, fda, alpha, beta, delta, q);
   return {dq, dk, dv, da, db, dd};
 }
 
