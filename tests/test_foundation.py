@@ -63,6 +63,62 @@ def test_cli_overrides_may_follow_options(monkeypatch):
 def test_registry_lists_public_families_only():
     names = registry.list_families()
     assert {"ostrack", "esat", "sparsett", "duml", "vlt"} <= set(names)
-    registry.register_family("_scratch_family")(object)
+    registry.register_family("_scratch_family")(_ScratchFamily)
     assert "_scratch_family" not in registry.list_families()
     assert "_scratch_family" in registry.list_families(include_private=True)
+
+
+class _ScratchFamily(registry.FamilyBase):
+    """A complete (if useless) family: every hook of the contract with its signature."""
+
+    def parse_model(self, model_cfg):
+        return dict(model_cfg)
+
+    def build_model(self, model_cfg):
+        raise NotImplementedError
+
+    def build_criterion(self, cfg):
+        raise NotImplementedError
+
+    def processing_config(self, cfg):
+        raise NotImplementedError
+
+    def build_tracker(self, model, cfg, device):
+        raise NotImplementedError
+
+
+def test_registry_checks_the_family_contract():
+    class NoTracker(registry.FamilyBase):
+        def parse_model(self, model_cfg):
+            return model_cfg
+
+        def build_model(self, model_cfg):
+            return model_cfg
+
+        def build_criterion(self, cfg):
+            return cfg
+
+        def processing_config(self, cfg):
+            return cfg
+
+    with pytest.raises(TypeError, match=r"missing the hook\(s\) \['build_tracker'\]"):
+        registry.register_family("_no_tracker")(NoTracker)
+
+    class WrongSignature(_ScratchFamily):
+        def build_tracker(self, model, cfg):  # no device
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match=r"build_tracker takes \['model', 'cfg'\]"):
+        registry.register_family("_wrong_signature")(WrongSignature)
+    with pytest.raises(TypeError, match="register the class, not an object"):
+        registry.register_family("_instance")(_ScratchFamily())
+    assert "_no_tracker" not in registry.list_families(include_private=True)
+
+
+def test_every_builtin_family_implements_the_contract():
+    for name in registry.list_families():
+        fam = registry.get_family(name)
+        assert isinstance(fam, registry.TrackerFamily) and fam.name == name
+        assert registry.get_family(name) is fam  # one shared instance
+        for variant, overrides in fam.variants().items():
+            assert isinstance(variant, str) and all("." in key for key in overrides), (name, variant)

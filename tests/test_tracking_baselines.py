@@ -5,7 +5,7 @@ import torch
 import yaml
 from torch import nn
 
-from vtrack.models.registry import register_family
+from vtrack.models.registry import FamilyBase, register_family
 from vtrack.tracking import (
     OpenCVTracker,
     StaticTracker,
@@ -66,9 +66,18 @@ class _TinyTracker(Tracker):
 
 
 @register_family("_test_tiny")
-class _TinyFamily:
-    def build_model(self, cfg):
-        return nn.Linear(2, cfg.get("out", 1))
+class _TinyFamily(FamilyBase):
+    def parse_model(self, model_cfg):
+        return dict(model_cfg)
+
+    def build_model(self, model_cfg):
+        return nn.Linear(2, model_cfg.get("out", 1))
+
+    def build_criterion(self, cfg):
+        raise NotImplementedError("the tiny tracking family is not trained")
+
+    def processing_config(self, cfg):
+        raise NotImplementedError("the tiny tracking family is not trained")
 
     def build_tracker(self, model, cfg, device):
         return _TinyTracker(model, device)

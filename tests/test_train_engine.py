@@ -67,7 +67,13 @@ class TinyCriterion(nn.Module):
         return focal + box, {"focal": float(focal.detach()), "l1": float(box.detach())}
 
 
-class TinyFamily:
+class TinyFamily(registry.FamilyBase):
+    def parse_model(self, model_cfg):
+        return dict(model_cfg)
+
+    def build_tracker(self, model, cfg, device):
+        raise NotImplementedError("the tiny training family has no tracker")
+
     def build_model(self, model_cfg):
         return TinyNet(int(model_cfg.get("width", 8)), float(model_cfg.get("dropout", 0.2)))
 
@@ -86,7 +92,7 @@ class TinyFamily:
 
 def register_tiny_family() -> None:
     if FAMILY not in registry._FAMILIES:
-        registry.register_family(FAMILY)(TinyFamily())
+        registry.register_family(FAMILY)(TinyFamily)
 
 
 def make_sequences(root: Path, n_seq: int = 3, n_frames: int = 6, h: int = 48, w: int = 64) -> list[Sequence]:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from vtrack.config import check_sections, from_dict, to_dict
 from vtrack.data.sequence import Sequence
+from vtrack.models.registry import TrackerFamily, get_family
 from vtrack.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -329,12 +330,6 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _check_family(family: Any, name: str) -> None:
-    for attr in ("build_model", "build_criterion", "processing_config"):
-        if not callable(getattr(family, attr, None)):
-            raise TypeError(f"model.name: tracker family {name!r} has no {attr}() (see docs/design.md)")
-
-
 class _CsvLog:
     """Append-only CSV log with a header fixed at the first row (rank 0 only)."""
 
@@ -395,10 +390,7 @@ def train(
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps: expected a positive int or None, got {max_steps!r}")
 
-    from vtrack.models.registry import get_family
-
     family = get_family(model_sec["name"])
-    _check_family(family, model_sec["name"])
     proc_raw = family.processing_config(cfg)
     if not isinstance(proc_raw, Mapping):
         raise TypeError(f"model.name: {model_sec['name']}.processing_config returned {type(proc_raw).__name__}, not a mapping")
@@ -447,7 +439,7 @@ def _preflight(sampler: TrackingSampler, processor: Processor) -> None:
 
 def _run(
     cfg: dict[str, Any],
-    family: Any,
+    family: TrackerFamily,
     tc: TrainConfig,
     dc: DataConfig,
     sampler: TrackingSampler,

@@ -82,11 +82,17 @@ class DuMLTrackerConfig:
 
 
 def model_config(cfg: dict[str, Any]) -> DuMLModelConfig:
-    """The validated ``model`` section of a full config (or of a bare model section)."""
+    """The validated ``model`` section of a full config (sections ``model``, ``tracker``, ...)."""
     if isinstance(cfg, DuMLModelConfig):
         return cfg
-    section = cfg.get("model", cfg) if isinstance(cfg, dict) else cfg
-    mc = from_dict(DuMLModelConfig, section, "model")
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
+    return parse_model(cfg.get("model") or {})
+
+
+def parse_model(model_cfg: dict[str, Any]) -> DuMLModelConfig:
+    """The validated ``model`` section itself."""
+    mc = from_dict(DuMLModelConfig, model_cfg, "model")
     if mc.mode not in MODES:
         raise ValueError(f"model.mode: expected one of {MODES}, got {mc.mode!r}")
     for key in ("channels", "template_size", "search_size", "template_window", "onr_feature_dim", "onr_filter_size"):

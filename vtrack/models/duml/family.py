@@ -1,4 +1,4 @@
-"""Registration of the ``duml`` tracker family (see docs/design.md, "Tracker families")."""
+"""Registration of the ``duml`` tracker family (see :class:`vtrack.models.registry.TrackerFamily`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,23 +6,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from vtrack.models.duml.config import model_config, tracker_config
+from vtrack.models.duml.config import DuMLModelConfig, model_config, parse_model, tracker_config
 from vtrack.models.duml.loss import DuMLCriterion
 from vtrack.models.duml.model import DuML
 from vtrack.models.duml.tracker import DuMLTracker
-from vtrack.models.registry import register_family
+from vtrack.models.registry import FamilyBase, register_family
 
 
 @register_family("duml")
-class DuMLFamily:
+class DuMLFamily(FamilyBase):
     """DuML: OFC-5s + ONR dual-modal localization with IoU score voting (sequence-mode training)."""
+
+    def parse_model(self, model_cfg: dict[str, Any]) -> DuMLModelConfig:
+        """The validated ``model`` section."""
+        return parse_model(model_cfg)
 
     def build_model(self, model_cfg: dict[str, Any]) -> nn.Module:
         """A :class:`DuML` network from the ``model`` section."""
-        return DuML(model_config(model_cfg))
+        return DuML(parse_model(model_cfg))
 
     def build_criterion(self, cfg: dict[str, Any]) -> nn.Module:
-        """The eq. 6 loss; weights from ``model.loss``."""
+        """The eq. 6 loss; weights from the full config's ``model.loss``."""
         return DuMLCriterion(model_config(cfg))
 
     def processing_config(self, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """OSTrack (one-stream ViT tracker with early candidate elimination) and ESAT (OSTrack plus
 force-directed attention and self-supervised position learning).
 
-Both are the same family class: ``"esat"`` is :class:`OSTrackFamily` with ESAT's defaults (FDA in
-every layer and the position head); any OSTrack config can also switch them on explicitly.
+Both are the same family class: ``"esat"`` is :class:`ESATFamily`, :class:`OSTrackFamily` with
+ESAT's defaults (FDA in every layer and the position head); any OSTrack config can also switch
+them on explicitly.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from vtrack.models.ostrack.config import ModelSection, parse_model, parse_tracke
 from vtrack.models.ostrack.criterion import OSTrackCriterion
 from vtrack.models.ostrack.model import OSTrack
 from vtrack.models.ostrack.tracker import OSTrackTracker
-from vtrack.models.registry import register_family
+from vtrack.models.registry import FamilyBase, register_family
 
-__all__ = ["OSTrack", "OSTrackCriterion", "OSTrackFamily", "OSTrackTracker", "ESAT_DEFAULTS"]
+__all__ = ["OSTrack", "OSTrackCriterion", "ESATFamily", "OSTrackFamily", "OSTrackTracker", "ESAT_DEFAULTS"]
 
 # ESAT = OSTrack + FDA (alpha = beta = 0.1, the paper's best; delta = 1/head_dim, see docs/ostrack.md)
 # + self-supervised position loss (weights 0.01 abs, 0.1 pn).
@@ -33,34 +34,30 @@ def _section(cfg: Mapping[str, Any], name: str) -> Any:
     return cfg.get(name)
 
 
-class OSTrackFamily:
-    """Family object of the registry (see docs/design.md): model, criterion, processing, tracker.
+@register_family("ostrack")
+class OSTrackFamily(FamilyBase):
+    """Family of the registry (see :class:`vtrack.models.registry.TrackerFamily`): model,
+    criterion, processing, tracker. ``defaults`` is a ``model`` section preset merged under the
+    user's config (ESAT's options in :class:`ESATFamily`)."""
 
-    Args:
-        name: registered family name.
-        defaults: ``model`` section preset merged under the user's config (ESAT's options).
-    """
+    defaults: dict[str, Any] = {}
 
-    def __init__(self, name: str = "ostrack", defaults: Mapping[str, Any] | None = None) -> None:
-        self.name = name
-        self.defaults = dict(defaults or {})
-
-    def parse(self, model_cfg: Mapping[str, Any]) -> ModelSection:
+    def parse_model(self, model_cfg: Mapping[str, Any]) -> ModelSection:
         """Validate the ``model`` section with this family's defaults."""
         return parse_model(model_cfg, self.defaults)
 
     def build_model(self, model_cfg: Mapping[str, Any]) -> OSTrack:
         """Build the model from the ``model`` section."""
-        return OSTrack(self.parse(model_cfg))
+        return OSTrack(self.parse_model(model_cfg))
 
     def build_criterion(self, cfg: Mapping[str, Any]) -> nn.Module:
         """Training loss from the full config (uses ``model.loss`` and the crop size)."""
-        m = self.parse(_section(cfg, "model") or {})
+        m = self.parse_model(_section(cfg, "model") or {})
         return OSTrackCriterion(m.loss, m.search_size)
 
     def processing_config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
         """Crop sizes/factors, jitter and label generators for vtrack.train.processing (OSTrack's recipe)."""
-        m = self.parse(_section(cfg, "model") or {})
+        m = self.parse_model(_section(cfg, "model") or {})
         t = parse_tracker(_section(cfg, "tracker"))
         labels: list[dict[str, Any]] = [{"name": "gaussian_heatmap", "stride": m.backbone.patch_size}]
         if m.position is not None:
@@ -80,5 +77,8 @@ class OSTrackFamily:
         return OSTrackTracker(model, parse_tracker(_section(cfg, "tracker")), device)
 
 
-register_family("ostrack")(OSTrackFamily("ostrack"))
-register_family("esat")(OSTrackFamily("esat", ESAT_DEFAULTS))
+@register_family("esat")
+class ESATFamily(OSTrackFamily):
+    """ESAT: the OSTrack family with :data:`ESAT_DEFAULTS` (FDA in every layer, position head)."""
+
+    defaults = ESAT_DEFAULTS

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from vtrack.config import from_dict
-from vtrack.models.registry import register_family
+from vtrack.models.registry import FamilyBase, register_family
 from vtrack.models.sparsett.config import SparseTTLossConfig, SparseTTModelConfig, SparseTTTrackerConfig
 from vtrack.models.sparsett.criterion import SparseTTCriterion, dense_labels
 from vtrack.models.sparsett.heads import DoubleHead, fuse_scores
@@ -38,26 +38,26 @@ def _section(cfg: Any, name: str) -> dict[str, Any]:
 
 
 def _model_config(cfg: Mapping[str, Any]) -> SparseTTModelConfig:
-    """The validated model section of a full config, or of a bare model section."""
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"cfg: expected a config mapping, got {type(cfg).__name__}")
-    if "model" in cfg:
-        return from_dict(SparseTTModelConfig, _section(cfg, "model"), "model")
-    return from_dict(SparseTTModelConfig, dict(cfg), "model")
+    """The validated ``model`` section of a full config."""
+    return from_dict(SparseTTModelConfig, _section(cfg, "model"), "model")
 
 
 @register_family("sparsett")
-class SparseTTFamily:
-    """Family object of SparseTT (see docs/design.md, "Tracker families")."""
+class SparseTTFamily(FamilyBase):
+    """Family of SparseTT (see :class:`vtrack.models.registry.TrackerFamily`)."""
 
-    name = "sparsett"
+    def parse_model(self, model_cfg: Mapping[str, Any]) -> SparseTTModelConfig:
+        """The validated ``model`` section (:class:`SparseTTModelConfig`)."""
+        if not isinstance(model_cfg, Mapping):
+            raise TypeError(f"model_cfg: expected the model section (a mapping), got {type(model_cfg).__name__}")
+        return from_dict(SparseTTModelConfig, dict(model_cfg), "model")
 
     def build_model(self, model_cfg: Mapping[str, Any]) -> SparseTT:
         """The network from the ``model`` section (:class:`SparseTTModelConfig`)."""
-        return SparseTT(_model_config(model_cfg))
+        return SparseTT(self.parse_model(model_cfg))
 
     def build_criterion(self, cfg: Mapping[str, Any]) -> SparseTTCriterion:
-        """Eq. 4 criterion; loss weights from ``model.loss`` (full config or model section)."""
+        """Eq. 4 criterion; loss weights from the full config's ``model.loss``."""
         mc = _model_config(cfg)
         size, stride, _ = score_map_geometry(mc)
         return SparseTTCriterion(mc.loss, points=score_map_points(size, stride, mc.search_size))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vtrack.config import from_dict
-from vtrack.models.registry import register_family
+from vtrack.models.registry import FamilyBase, register_family
 from vtrack.models.vlt.criterion import SCARCriterion, TTCriterion
 from vtrack.models.vlt.heads import score_offset
 from vtrack.models.vlt.language import (
@@ -57,12 +57,16 @@ def score_size(mcfg: VLTConfig) -> int:
 
 
 @register_family("vlt")
-class VLTFamily:
+class VLTFamily(FamilyBase):
     """Builds VLT models, losses, processing settings and trackers from a config."""
+
+    def parse_model(self, model_cfg: dict[str, Any]) -> VLTConfig:
+        """The validated ``model`` section."""
+        return from_dict(VLTConfig, model_cfg, "model")
 
     def build_model(self, model_cfg: dict[str, Any]) -> VLTModel:
         """The network from the ``model`` section."""
-        return VLTModel(from_dict(VLTConfig, model_cfg, "model"))
+        return VLTModel(self.parse_model(model_cfg))
 
     def build_criterion(self, cfg: dict[str, Any]) -> nn.Module:
         """SiamCAR or TransT loss, by ``model.head``."""
