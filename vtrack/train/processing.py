@@ -28,14 +28,14 @@ import cv2
 import numpy as np
 import torch
 
+from vtrack.tracking import preprocess
+from vtrack.tracking.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from vtrack.train.labels import LabelContext, LabelGenerator, build_label_generator
 from vtrack.train.samplers import SampleSpec, TrackingSampler
 from vtrack.train.schema import AugmentConfig, CropConfig, ProcessingConfig
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Processor", "jitter_box", "normalize_image"]
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _PAD_MODES = ("mean", "zero", "replicate")
 
 
@@ -57,11 +57,9 @@ def jitter_box(box: np.ndarray, crop: CropConfig, rng: np.random.Generator) -> n
 
 
 def normalize_image(patch: np.ndarray, normalize: bool = True) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> float32 [3, H, W] in [0, 1], ImageNet-normalised when ``normalize``."""
-    img = patch.astype(np.float32) / 255.0
-    if normalize:
-        img = (img - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    """HxWx3 uint8 RGB -> float32 [3, H, W] in [0, 1], ImageNet-normalised when ``normalize``
+    (:func:`vtrack.tracking.preprocess.normalize`, the trackers' path)."""
+    return torch.from_numpy(preprocess.normalize(patch, imagenet=normalize)[0])
 
 
 def _brightness(img: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:

@@ -16,13 +16,11 @@ from vtrack.models.duml.model import DuML, pixel_to_cell
 from vtrack.models.duml.onr import apply_filter
 from vtrack.models.layers.score_voting import score_voting
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import sample_target
+from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def crop_rotated(
@@ -47,13 +45,6 @@ def crop_rotated(
     return cv2.warpAffine(
         image, mat, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=pad_value
     )
-
-
-def to_tensor(patches: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """uint8 RGB patches -> ImageNet-normalised float tensor ``[N,3,H,W]``."""
-    x = np.stack(patches).astype(np.float32) / 255.0
-    x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device)
 
 
 @dataclass
@@ -204,7 +195,7 @@ class DuMLTracker(Tracker):
             patches, centers_px = self._init_samples(image, side)
         else:
             patches, centers_px = [self._crop(image, side, self.center)], [(n / 2.0, n / 2.0)]
-        feats = model.features(to_tensor(patches, self.device))
+        feats = model.features(to_tensor(np.stack(patches), self.device))
         cpx = torch.tensor(centers_px, dtype=feats[0].dtype, device=self.device)
         kernels = model.template_kernels([f[:1] for f in feats], cpx[:1], n)
         self.embedded = model.embed_kernels(kernels)
@@ -254,7 +245,7 @@ class DuMLTracker(Tracker):
         side = self._search_side()
         scale = n / side
         patch = self._crop(image, side, self.center)
-        feats = model.features(to_tensor([patch], self.device))
+        feats = model.features(to_tensor(patch, self.device))
         out = model.ofc(self.embedded, feats)
         a, p = model.num_anchors, self.score_size
         fused = torch.zeros(a, p, p, device=self.device, dtype=feats[0].dtype)

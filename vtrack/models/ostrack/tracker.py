@@ -10,20 +10,9 @@ from vtrack.models.layers.heads import decode_center_boxes
 from vtrack.models.ostrack.config import TrackerSection
 from vtrack.models.ostrack.model import OSTrack
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import box_from_crop, clip_box, sample_target
+from vtrack.tracking.crops import box_from_crop, clip_box
+from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import hann_window
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 RGB HxWx3 patch -> ImageNet-normalised float32 [1, 3, H, W] on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(patch)).to(device).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
-    return ((t - mean) / std).unsqueeze(0)
-
 
 class OSTrackTracker(Tracker):
     """Single-object tracker around an :class:`OSTrack` model (also ESAT).

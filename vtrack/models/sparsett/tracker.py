@@ -21,20 +21,10 @@ import torch
 from vtrack.models.sparsett.config import SparseTTTrackerConfig
 from vtrack.models.sparsett.model import SparseTT
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import sample_target
+from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
 __all__ = ["SparseTTTracker", "siamfcpp_penalty"]
-
-_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def _to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 RGB HxWx3 -> normalised float [1, 3, H, W] on ``device`` (ImageNet mean/std)."""
-    x = (patch.astype(np.float32) / 255.0 - _MEAN) / _STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
-
 
 def _context_size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
     pad = (w + h) * 0.5
@@ -105,7 +95,7 @@ class SparseTTTracker(Tracker):
         self.pad = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
         patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
         with torch.inference_mode():
-            self.memory = self.model.encode_template(_to_tensor(patch, self.device))
+            self.memory = self.model.encode_template(to_tensor(patch, self.device))
 
     def _track(self, image: np.ndarray) -> TrackResult:
         cfg = self.cfg
@@ -113,7 +103,7 @@ class SparseTTTracker(Tracker):
         patch, r, crop = sample_target(image, prev, self.search_factor, self.search_size, mode="siamfc",
                                        pad=self.pad)
         with torch.inference_mode():
-            out = self.model.decode_search(_to_tensor(patch, self.device), self.memory)
+            out = self.model.decode_search(to_tensor(patch, self.device), self.memory)
         score = out["score"][0].reshape(-1).double().cpu().numpy()
         xyxy = out["box"][0].double().cpu().numpy()
         cand = np.stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,

@@ -10,11 +10,10 @@ import numpy as np
 import torch
 
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import box_to_crop, clip_box, sample_target
+from vtrack.tracking.crops import box_to_crop, clip_box
+from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 @dataclass
@@ -28,12 +27,6 @@ class VLTTrackerConfig:
     window_influence: float = 0.4
     lr: float = 0.33
     use_language: bool = True
-
-
-def to_tensor(patch: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> [1,3,H,W] float normalised with ImageNet mean/std."""
-    t = torch.from_numpy(np.ascontiguousarray(patch)).to(device).permute(2, 0, 1)[None].float() / 255.0
-    return (t - _MEAN.to(t.device)) / _STD.to(t.device)
 
 
 class VLTTracker(Tracker):
