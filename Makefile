@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.vtrack-installed
-SOURCES := setup.py pyproject.toml constraints.txt requirements.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
+SOURCES := setup.py pyproject.toml constraints.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
 PYTEST_ARGS ?=
+# pyproject extras that `make install` adds: what the tests need (vot-toolkit, the heavy one, is left out)
+EXTRAS ?= test,deploy,vot,text
 
 .PHONY: install demo test test-all clean
 
@@ -13,8 +15,13 @@ install: $(STAMP)
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -r requirements.txt
-	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps -e .
+	@# opencv-contrib-python-headless (a dependency) provides cv2 too: never keep both
+	$(PIP) uninstall -q -y opencv-python-headless 2>/dev/null || true
+	@# vtrack._C builds against the installed torch (--no-build-isolation): install it first
+	$(PIP) install -q -c constraints.txt torch setuptools wheel ninja
+	$(PIP) install -q -c constraints.txt --no-build-isolation -e '.[$(EXTRAS)]'
+	@if $(PIP) list 2>/dev/null | grep -i '^nvidia-'; then \
+		echo "error: CUDA packages (nvidia-*) were installed: install with -c constraints.txt and a CPU torch"; exit 1; fi
 	@$(PY) -c "import torch, vtrack._C" 2>/dev/null && echo "vtrack._C built" || \
 		echo "warning: vtrack._C was not built; vtrack JIT-builds it on first use (see docs/cpp.md)"
 	touch $(STAMP)

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("vtrack.setup")
@@ -59,23 +59,6 @@ def _extensions():
 
 ext_modules, cmdclass = _extensions()
 
-setup(
-    name="vtrack",
-    version="0.1.0",
-    description="Fused attention kernels (Triton, C++/CUDA) and trackers for visual object tracking",
-    packages=find_packages(include=["vtrack", "vtrack.*"]),
-    python_requires=">=3.10",
-    install_requires=[
-        "torch>=2.4",
-        "numpy",
-        "opencv-python-headless",
-        "tqdm",
-        "matplotlib",
-        "pyyaml",
-        "timm",
-    ],
-    extras_require={"triton": ["triton"], "language": ["transformers"]},
-    entry_points={"console_scripts": ["vtrack=vtrack.cli:main"]},
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-)
+# Everything else (name, version, dependencies, extras, entry points, package data) is declared
+# once in pyproject.toml's [project] table.
+setup(ext_modules=ext_modules, cmdclass=cmdclass)

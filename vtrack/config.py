@@ -226,8 +226,11 @@ def to_dict(obj: Any) -> Any:
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; errors name the file."""
-    p = Path(path)
+    """Read a YAML mapping with ``yaml.safe_load``; errors name the file. A relative
+    ``configs/...`` path that does not exist here names the packaged config (:mod:`vtrack.configs`)."""
+    from vtrack.configs import resolve_config
+
+    p = resolve_config(path)
     if not p.is_file():
         raise FileNotFoundError(f"config: no such file: {p}")
     try:

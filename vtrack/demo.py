@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from vtrack.configs import resolve_config
 from vtrack.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,6 @@ class DemoOptions:
                 raise ValueError(f"{name}: expected a positive int, got {val}")
 
 
-def _repo_path(rel: str) -> Path:
-    """A path relative to the working directory, else to the source checkout (configs/)."""
-    p = Path(rel)
-    if p.exists():
-        return p
-    return Path(__file__).resolve().parents[1] / rel
-
-
 def prepare_data(opts: DemoOptions) -> Path:
     """Generate (or reuse) the synthetic benchmark under ``opts.data``."""
     from vtrack.data.synthetic import ensure_synthetic
@@ -105,7 +98,7 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     from vtrack.tracking.loader import TrackerFactory
     from vtrack.train import train
 
-    cfg_path = opts.config if opts.config is not None else _repo_path(TRACKERS[name])
+    cfg_path = opts.config if opts.config is not None else resolve_config(TRACKERS[name])
     cfg = train_config(Path(cfg_path), opts, data_root)
     run_dir = opts.out / "train" / name
     t0 = time.perf_counter()

@@ -36,6 +36,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from vtrack.configs import CONFIG_DIR
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIGS = ("configs/ostrack/ostrack_tiny.yaml", "configs/ostrack/ostrack_256.yaml")
@@ -314,7 +316,7 @@ def load_cases(path: str | os.PathLike[str] | None = None, device: str = "cpu") 
     return cases
 
 
-def discover_configs(root: str | os.PathLike[str] = REPO_ROOT / "configs", pattern: str = "*_tiny.yaml") -> dict[str, str]:
+def discover_configs(root: str | os.PathLike[str] = CONFIG_DIR, pattern: str = "*_tiny.yaml") -> dict[str, str]:
     """First config matching ``pattern`` under ``root`` per registered family (by its ``model.name``)."""
     from vtrack.config import load_yaml
     from vtrack.models import list_families
@@ -331,7 +333,7 @@ def discover_configs(root: str | os.PathLike[str] = REPO_ROOT / "configs", patte
     return found
 
 
-def complete_cases(cases: list[TrackerCase], config_root: str | os.PathLike[str] = REPO_ROOT / "configs") -> list[TrackerCase]:
+def complete_cases(cases: list[TrackerCase], config_root: str | os.PathLike[str] = CONFIG_DIR) -> list[TrackerCase]:
     """``cases`` plus one case for every registered family the list does not cover (its tiny config)."""
     from vtrack.config import load_yaml
 

@@ -29,22 +29,14 @@ BASELINES: dict[str, Callable[[], Tracker]] = {
 
 
 def load_tracker_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a tracker YAML config (``yaml.safe_load``) and check its ``model.name``."""
-    import yaml
+    """Read a tracker YAML config (:func:`vtrack.config.load_yaml`, which also finds the packaged
+    ``configs/...``) and check its ``model.name``."""
+    from vtrack.config import load_yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config: file not found: {p}")
-    with open(p, encoding="utf-8") as f:
-        try:
-            cfg = yaml.safe_load(f)
-        except yaml.YAMLError as err:
-            raise ValueError(f"config: {p} is not valid YAML: {err}") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"config: expected a mapping with sections model/tracker in {p}, got {type(cfg).__name__}")
+    cfg = load_yaml(path)
     model = cfg.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
-        raise ValueError(f"config: {p} needs a 'model' section with a 'name' (the tracker family)")
+        raise ValueError(f"config: {path} needs a 'model' section with a 'name' (the tracker family)")
     return cfg
 
 

