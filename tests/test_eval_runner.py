@@ -199,7 +199,7 @@ def test_vot_eao_range_longer_than_sequences(tmp_path):
     v = evaluate_results(tmp_path / "vot", seqs, protocol="vot")  # default VOT2018 range [100, 356]
     assert "eao" not in v["scores"] and "longest sequence" in v["warnings"][0]
     assert v["scores"]["failures"] == 2
-    # every tracked frame is inside the 10-frame burn-in: no accuracy, stored as null (strict JSON)
-    assert v["sequences"]["a"]["accuracy"] is None and v["scores"]["accuracy"] is None
+    # every tracked frame is inside the 10-frame burn-in: accuracy 0, as vot-toolkit 0.9.0 scores it
+    assert v["sequences"]["a"]["accuracy"] == 0.0 and v["scores"]["accuracy"] == 0.0
     assert json.loads((tmp_path / "vot" / "summary.json").read_text(), parse_constant=pytest.fail)
     assert "| vot | - |" in comparison_table([v])  # tracker named after its folder

@@ -156,7 +156,7 @@ def evaluate_results(
 
 def _plain(value: Any) -> Any:
     """JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None
-    (e.g. the accuracy of a VOT sequence whose tracked frames are all in the burn-in)."""
+    (e.g. the AO of a GOT-10k sequence without any counted frame)."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -264,9 +264,8 @@ def _score_vot(summary: dict, seqs: list[Sequence], loaded: dict, *, eao_interva
         return
     summary["scores"]["eao"] = eao["eao"]
     curve = eao["curve"]
-    ns = np.arange(1, len(curve) + 1)
-    ok = np.isfinite(curve)
-    summary["curves"] = {"eao": _curve(ns[ok], curve[ok])}
+    # x = frames after the (re)initialization averaged (the toolkit's curve index)
+    summary["curves"] = {"eao": _curve(np.arange(1, len(curve)), curve[1:])}
 
 
 def load_summary(path: str | os.PathLike) -> dict[str, Any]:

@@ -43,6 +43,7 @@ __all__ = [
     "vot_overlap",
     "VOTRun",
     "VOTResult",
+    "vot_run_accuracy",
     "vot_accuracy_robustness",
     "vot_eao",
 ]
@@ -524,37 +525,62 @@ def trackingnet_summary(curves: Seq[SequenceCurves]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # VOT reset-based
 # --------------------------------------------------------------------------------------------
-def vot_overlap(pred: Any, gt: Any, width: int, height: int) -> np.ndarray:
-    """VOT region overlap of axis-aligned boxes, per frame.
+def _vot_rect_bounds(b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Inclusive pixel bounds ``(left, top, right, bottom)`` of rectangles as vot-toolkit 0.9.0
+    computes them: x, y, w and h are each stored in float32 and rounded separately (half to
+    even; ``vot/region/shapes.py`` ``Rectangle``, ``vot/region/raster.py`` ``_infer_meta``), then
+    ``right = round(x) + round(w) - 1`` (``_bounds_rectangle``)."""
+    r = np.round(b.astype(np.float32)).astype(np.float64)
+    return r[:, 0], r[:, 1], r[:, 0] + r[:, 2] - 1, r[:, 1] + r[:, 3] - 1
 
-    As vot-toolkit: coordinates are rounded and rasterised as inclusive pixel ranges
-    ``[round(x), round(x + w - 1)]``, bounded to the image ``[0, width-1] x [0, height-1]``;
-    two empty regions overlap 1, one empty region overlaps 0.
+
+def vot_overlap(pred: Any, gt: Any, width: int, height: int) -> np.ndarray:
+    """VOT region overlap of axis-aligned boxes per frame, exactly as vot-toolkit 0.9.0's
+    ``calculate_overlap(..., bounds=(width, height))`` (``vot/region/raster.py``).
+
+    - Each box's x, y, w, h are rounded separately (float32, half to even), so a box covers the
+      inclusive pixel columns ``round(x) .. round(x) + round(w) - 1`` (not ``round(x + w - 1)``)
+      and rows likewise.
+    - If the union of the two boxes' bounds has no extent (``left >= right`` or ``top >=
+      bottom``, e.g. two empty boxes) the overlap is 1.
+    - The union's bounds are cut to the image ``[0, width-1] x [0, height-1]``; if nothing with
+      an extent is left (the boxes lie outside the image, or the cut is one pixel wide) it is 0.
+    - Otherwise both boxes are rasterised inside those bounds and the overlap is
+      ``|A and B| / |A or B|`` in pixels (0 when the union holds no pixel).
+
+    Frames where either box is NaN give NaN.
     """
     p, g = _pair(pred, gt)
     W = int(width)
     H = int(height)
     if W < 1 or H < 1:
         raise ValueError(f"width, height: expected positive image size, got {width}x{height}")
+    nan = ~(np.all(np.isfinite(p), axis=1) & np.all(np.isfinite(g), axis=1))
+    p = np.where(nan[:, None], 0.0, p)
+    g = np.where(nan[:, None], 0.0, g)
+    pl, pt, pr, pb = _vot_rect_bounds(p)
+    gl, gt_, gr, gb = _vot_rect_bounds(g)
+    ul, ut = np.minimum(pl, gl), np.minimum(pt, gt_)
+    ur, ub = np.maximum(pr, gr), np.maximum(pb, gb)
+    identical = (ul >= ur) | (ut >= ub)  # raster.py: "Two empty regions are considered to be identical"
+    rl, rt = np.maximum(0, ul), np.maximum(0, ut)
+    rr, rb = np.minimum(W - 1, ur), np.minimum(H - 1, ub)
+    outside = (rl >= rr) | (rt >= rb)  # raster.py: "outside rasterization bounds"
 
-    def raster(b: np.ndarray) -> tuple[np.ndarray, ...]:
-        x1 = np.maximum(np.round(b[:, 0]), 0)
-        y1 = np.maximum(np.round(b[:, 1]), 0)
-        x2 = np.minimum(np.round(b[:, 0] + b[:, 2] - 1), W - 1)
-        y2 = np.minimum(np.round(b[:, 1] + b[:, 3] - 1), H - 1)
-        return x1, y1, x2, y2
+    def extent(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return np.clip(hi - lo + 1, 0, None)
 
-    px1, py1, px2, py2 = raster(p)
-    gx1, gy1, gx2, gy2 = raster(g)
-    area_p = np.clip(px2 - px1 + 1, 0, None) * np.clip(py2 - py1 + 1, 0, None)
-    area_g = np.clip(gx2 - gx1 + 1, 0, None) * np.clip(gy2 - gy1 + 1, 0, None)
-    iw = np.clip(np.minimum(px2, gx2) - np.maximum(px1, gx1) + 1, 0, None)
-    ih = np.clip(np.minimum(py2, gy2) - np.maximum(py1, gy1) + 1, 0, None)
-    inter = iw * ih
+    # each box rasterised inside the raster bounds (rasterize_rectangle), then counted
+    area_p = extent(np.maximum(pl, rl), np.minimum(pr, rr)) * extent(np.maximum(pt, rt), np.minimum(pb, rb))
+    area_g = extent(np.maximum(gl, rl), np.minimum(gr, rr)) * extent(np.maximum(gt_, rt), np.minimum(gb, rb))
+    inter = extent(np.maximum.reduce([pl, gl, rl]), np.minimum.reduce([pr, gr, rr])) * extent(
+        np.maximum.reduce([pt, gt_, rt]), np.minimum.reduce([pb, gb, rb])
+    )
     union = area_p + area_g - inter
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(union > 0, inter / np.where(union > 0, union, 1), 1.0)
-    nan = ~(np.all(np.isfinite(p), axis=1) & np.all(np.isfinite(g), axis=1))
+        out = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    out = np.where(outside, 0.0, out)
+    out = np.where(identical, 1.0, out)
     out[nan] = np.nan
     return out
 
@@ -587,26 +613,34 @@ class VOTRun:
         return int(np.sum(self.codes == VOT_CODE_FAILURE))
 
     def overlaps(self, gt: Any, width: int, height: int) -> np.ndarray:
-        """Per-frame overlap: tracked frames vs gt, init frames 1, failure frames 0, skipped NaN."""
-        out = np.full(len(self.codes), np.nan)
+        """Per-frame overlap with the ground truth: :func:`vot_overlap` on tracked frames, 0 on
+        init, failure and skipped frames (the toolkit stores no region there, and an empty
+        region overlaps a non-empty ground truth 0); NaN where the ground truth is NaN."""
+        out = np.zeros(len(self.codes))
         tracked = self.codes == VOT_CODE_TRACKED
         g = _boxes(gt, "gt", allow_nan=True)
         if len(g) != len(self.codes):
             raise ValueError(f"gt: expected {len(self.codes)} boxes (one per frame), got {len(g)}")
         if tracked.any():
             out[tracked] = vot_overlap(self.boxes[tracked], g[tracked], width, height)
-        out[self.codes == VOT_CODE_INIT] = 1.0
-        out[self.codes == VOT_CODE_FAILURE] = 0.0
+        out[~np.all(np.isfinite(g), axis=1)] = np.nan
         return out
 
 
 @dataclass
 class VOTResult:
-    """VOT accuracy/robustness summary over a dataset."""
+    """VOT accuracy/robustness summary over a dataset (vot-toolkit 0.9.0's AR analysis).
+
+    ``accuracy`` and ``failures_mean`` are the toolkit's A and R; ``robustness_exp`` the
+    robustness of its AR plot, ``exp(-sensitivity * failures_mean / mean_length)``;
+    ``failures`` the total over sequences and ``robustness`` failures per 100 frames (pysot's R).
+    """
 
     accuracy: float
     failures: float
     robustness: float
+    failures_mean: float
+    robustness_exp: float
     num_frames: int
     per_sequence: dict[str, dict[str, float]]
 
@@ -616,8 +650,14 @@ class VOTResult:
             "accuracy": self.accuracy,
             "failures": self.failures,
             "robustness": self.robustness,
+            "failures_mean": self.failures_mean,
+            "robustness_exp": self.robustness_exp,
             "frames": float(self.num_frames),
         }
+
+
+def _run_list(rs: Any) -> list[VOTRun]:
+    return list(rs) if isinstance(rs, (list, tuple)) else [rs]
 
 
 def _check_runs(runs: dict[str, Any], gts: dict[str, Any], sizes: dict[str, tuple[int, int]]) -> None:
@@ -626,12 +666,31 @@ def _check_runs(runs: dict[str, Any], gts: dict[str, Any], sizes: dict[str, tupl
     for name, rs in runs.items():
         if name not in gts or name not in sizes:
             raise ValueError(f"runs: sequence {name!r} has no ground truth/size in gts/sizes")
-        items = rs if isinstance(rs, (list, tuple)) else [rs]
+        items = _run_list(rs)
         if not items:
             raise ValueError(f"runs[{name!r}]: expected at least one run, got none")
         for r in items:
             if not isinstance(r, VOTRun):
                 raise TypeError(f"runs[{name!r}]: expected VOTRun items, got {type(r).__name__}")
+            if len(r.codes) != len(items[0].codes):
+                raise ValueError(
+                    f"runs[{name!r}]: expected runs of one length ({len(items[0].codes)} frames), got {len(r.codes)}"
+                )
+
+
+def vot_run_accuracy(run: VOTRun, overlaps: np.ndarray, *, burnin: int = 10) -> float:
+    """Accuracy of one run as vot-toolkit 0.9.0's ``compute_accuracy`` (``vot/analysis/supervised.py``).
+
+    The mean overlap over tracked frames, leaving out the ``burnin`` frames that start at each
+    (re)initialization (init frame included), failure and skipped frames. A run with no such
+    frame scores **0** (the toolkit returns ``0, 0``). Frames without ground truth (NaN overlap)
+    are left out too (VOT short-term sequences have none).
+    """
+    use = run.codes == VOT_CODE_TRACKED
+    for s in np.flatnonzero(run.codes == VOT_CODE_INIT):
+        use[s : s + burnin] = False
+    use &= np.isfinite(overlaps)
+    return float(np.mean(overlaps[use])) if use.any() else 0.0
 
 
 def vot_accuracy_robustness(
@@ -640,69 +699,83 @@ def vot_accuracy_robustness(
     sizes: dict[str, tuple[int, int]],
     *,
     burnin: int = 10,
+    sensitivity: float = 30.0,
 ) -> VOTResult:
-    """VOT accuracy and robustness of reset-based runs.
+    """VOT accuracy and robustness of reset-based runs, as vot-toolkit 0.9.0's
+    ``AccuracyRobustness`` and ``AverageAccuracyRobustness`` (``vot/analysis/supervised.py``).
 
-    Accuracy: per run, the mean overlap over tracked frames excluding the ``burnin`` frames that
-    start at each (re)initialization (init frame included); averaged over runs, then over
-    sequences weighted by their length. Failures: per sequence, the mean number over runs; the
-    dataset total is their sum. ``robustness`` is failures per 100 frames (pysot's "R").
+    Per sequence: accuracy = mean over runs of :func:`vot_run_accuracy` (a run without any
+    frame outside burn-in counts 0, and the sequence keeps its weight); failures = mean number
+    of failures over runs. Dataset: ``accuracy`` and ``failures_mean`` are the means over
+    sequences **weighted by their length** L_s (the toolkit's A and R); ``robustness_exp`` =
+    ``exp(-sensitivity * failures_mean / mean(L_s))`` (the AR plot's robustness). Also:
+    ``failures`` = total over sequences, ``robustness`` = failures per 100 frames (pysot's R).
     """
     _check_runs(runs, gts, sizes)
     if isinstance(burnin, bool) or not isinstance(burnin, int) or burnin < 0:
         raise ValueError(f"burnin: expected an int >= 0, got {burnin!r}")
+    if isinstance(sensitivity, bool) or not isinstance(sensitivity, (int, float)) or not sensitivity > 0:
+        raise ValueError(f"sensitivity: expected a number > 0, got {sensitivity!r}")
     per_seq: dict[str, dict[str, float]] = {}
-    acc_num = acc_den = 0.0
+    acc_w = fail_w = 0.0
     total_failures = 0.0
     total_frames = 0
     for name, rs in runs.items():
-        items = rs if isinstance(rs, (list, tuple)) else [rs]
+        items = _run_list(rs)
         w, h = sizes[name]
-        run_acc, run_fail = [], []
-        for r in items:
-            ov = r.overlaps(gts[name], w, h)
-            use = r.codes == VOT_CODE_TRACKED
-            for s in np.flatnonzero(r.codes == VOT_CODE_INIT):
-                use[s : s + burnin] = False
-            vals = ov[use]
-            vals = vals[np.isfinite(vals)]
-            if vals.size:
-                run_acc.append(float(vals.mean()))
-            run_fail.append(r.failures)
+        accs = [vot_run_accuracy(r, r.overlaps(gts[name], w, h), burnin=burnin) for r in items]
+        acc = float(np.mean(accs))
+        fails = float(np.mean([r.failures for r in items]))
         n = len(items[0].codes)
-        acc = float(np.mean(run_acc)) if run_acc else float("nan")
-        fails = float(np.mean(run_fail))
         per_seq[name] = {"accuracy": acc, "failures": fails, "frames": float(n)}
-        if run_acc:
-            acc_num += acc * n
-            acc_den += n
+        acc_w += acc * n
+        fail_w += fails * n
         total_failures += fails
         total_frames += n
+    if total_frames == 0:
+        raise ValueError("runs: every run is empty (no frames)")
+    failures_mean = fail_w / total_frames
+    mean_length = total_frames / len(runs)
     return VOTResult(
-        accuracy=acc_num / acc_den if acc_den else float("nan"),
+        accuracy=acc_w / total_frames,
         failures=total_failures,
         robustness=100.0 * total_failures / total_frames,
+        failures_mean=failures_mean,
+        robustness_exp=float(np.exp(-float(sensitivity) * failures_mean / mean_length)),
         num_frames=total_frames,
         per_sequence=per_seq,
     )
 
 
-def _segments(run: VOTRun, overlaps: np.ndarray, max_len: int) -> list[np.ndarray]:
-    """Split a run into segments from each initialization; a segment that ends in a failure is
-    zero-padded to ``max_len``, the last one without a failure keeps its own length."""
-    segs = []
+def _segments(run: VOTRun, overlaps: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+    """A run's EAO segments as vot-toolkit 0.9.0's ``EAOCurve.subcompute``: the k-th segment runs
+    from the k-th initialization up to the frame before the k-th failure (``failed=True``); after
+    the last failure, a re-initialization starts a final segment to the end (``failed=False``),
+    as does the whole run when it never fails. Overlaps are those of :meth:`VOTRun.overlaps`
+    with NaN (no ground truth) read as 0."""
+    ov = np.nan_to_num(overlaps, nan=0.0)
+    fails = np.flatnonzero(run.codes == VOT_CODE_FAILURE)
     inits = np.flatnonzero(run.codes == VOT_CODE_INIT)
-    for k, s in enumerate(inits):
-        end = inits[k + 1] if k + 1 < len(inits) else len(run.codes)
-        fail = np.flatnonzero(run.codes[s:end] == VOT_CODE_FAILURE)
-        if fail.size:
-            seg = np.zeros(max_len)
-            part = overlaps[s : s + fail[0]]
-            seg[: len(part)] = np.nan_to_num(part, nan=0.0)
-        else:
-            seg = np.nan_to_num(overlaps[s:end], nan=0.0)
-        segs.append(seg)
+    if not fails.size:
+        return [(ov, False)]
+    segs = [(ov[inits[k] : fails[k]], True) for k in range(len(fails))]
+    if len(inits) > len(fails):
+        segs.append((ov[inits[-1] :], False))
     return segs
+
+
+def _eao_interval(interval: tuple[int, int] | str) -> tuple[int, int]:
+    if isinstance(interval, str):
+        if interval not in EAO_RANGES:
+            raise ValueError(f"interval: expected (low, high) or one of {sorted(EAO_RANGES)}, got {interval!r}")
+        return EAO_RANGES[interval]
+    try:
+        low, high = (int(v) for v in interval)
+    except (TypeError, ValueError):
+        raise TypeError(f"interval: expected (low, high), got {interval!r}") from None
+    if not 1 <= low <= high:
+        raise ValueError(f"interval: expected 1 <= low <= high, got {interval!r}")
+    return low, high
 
 
 def vot_eao(
@@ -712,62 +785,44 @@ def vot_eao(
     *,
     interval: tuple[int, int] | str = "vot2018",
 ) -> dict[str, Any]:
-    """Expected average overlap of reset-based runs (VOT2015-2019 definition).
+    """Expected average overlap of reset-based runs, as vot-toolkit 0.9.0's ``EAOCurve`` and
+    ``EAOScore`` (``compute_eao_curve`` in ``vot/analysis/supervised.py``).
 
-    Each run is split into segments at its initializations (:func:`_segments`). For a length
-    ``Ns``, ``phi(Ns)`` is the mean over segments of length >= ``Ns`` of the mean overlap of their
-    frames ``1 .. Ns-1`` (the init frame excluded); segments of a sequence with several runs weigh
-    ``1 / runs``. EAO is the mean of ``phi(Ns)`` over ``Ns`` in ``interval`` (inclusive), a
-    ``(low, high)`` pair or a VOT edition name from :data:`EAO_RANGES`.
+    Every run of every sequence is split into segments (:func:`_segments`), each of weight 1.
+    A segment that ended in a failure is zero-padded up to the length of the **longest
+    segment**; a final segment without failure keeps its own length. ``curve[j]`` (j >= 1) is
+    the mean over the segments that reach index j (padded ones always do) of their mean overlap
+    over frames ``1 .. j`` (the init frame 0 excluded); ``curve[0]`` is the mean overlap of the
+    init frames (0: no region is stored there). EAO = mean of ``curve[low .. high]`` (inclusive,
+    indexed exactly so; an interval past the curve's end is cut there), with ``interval`` a
+    ``(low, high)`` pair or a VOT edition from :data:`EAO_RANGES` (VOT2017/2018: [100, 356]).
 
-    Returns ``{"eao", "curve" (phi indexed by Ns - 1), "interval"}``.
+    Returns ``{"eao", "curve", "interval"}``. Raises ValueError when ``low`` lies beyond the
+    longest segment (the toolkit would return NaN).
     """
     _check_runs(runs, gts, sizes)
-    if isinstance(interval, str):
-        if interval not in EAO_RANGES:
-            raise ValueError(f"interval: expected (low, high) or one of {sorted(EAO_RANGES)}, got {interval!r}")
-        low, high = EAO_RANGES[interval]
-    else:
-        try:
-            low, high = (int(v) for v in interval)
-        except (TypeError, ValueError):
-            raise TypeError(f"interval: expected (low, high), got {interval!r}") from None
-        if not 1 <= low <= high:
-            raise ValueError(f"interval: expected 1 <= low <= high, got {interval!r}")
-    max_len = max(len((rs if isinstance(rs, (list, tuple)) else [rs])[0].codes) for rs in runs.values())
-    segs: list[np.ndarray] = []
-    weights: list[float] = []
+    low, high = _eao_interval(interval)
+    segs: list[tuple[np.ndarray, bool]] = []
     for name, rs in runs.items():
-        items = rs if isinstance(rs, (list, tuple)) else [rs]
         w, h = sizes[name]
-        for r in items:
-            for seg in _segments(r, r.overlaps(gts[name], w, h), max_len):
-                segs.append(seg)
-                weights.append(1.0 / len(items))
-    lengths = np.array([len(s) for s in segs])
-    wts = np.array(weights)
-    padded = np.full((len(segs), max_len), np.nan)
-    for i, s in enumerate(segs):
-        padded[i, : len(s)] = s
-    # cumulative mean of frames 1..j for each segment (init frame excluded)
-    body = np.nan_to_num(padded[:, 1:], nan=0.0)
-    cum = np.cumsum(body, axis=1)
-    curve = np.full(max_len, np.nan)
-    curve[0] = 1.0
-    for j in range(1, max_len):
-        alive = lengths > j
-        if alive.any():
-            means = cum[alive, j - 1] / j
-            curve[j] = float(np.sum(means * wts[alive]) / np.sum(wts[alive]))
-    lo, hi = low - 1, min(high - 1, max_len - 1)
-    if lo >= max_len:
+        for r in _run_list(rs):
+            segs.extend(_segments(r, r.overlaps(gts[name], w, h)))
+    max_len = max(len(s) for s, _ in segs)
+    if low >= max_len:
+        longest_seq = max(len(_run_list(rs)[0].codes) for rs in runs.values())
         raise ValueError(
-            f"interval: low={low} exceeds the longest sequence ({max_len} frames); pass a shorter interval"
+            f"interval: low={low} reaches beyond the longest segment ({max_len} frames, curve indices "
+            f"0..{max_len - 1}; the longest sequence has {longest_seq}); pass a shorter interval"
         )
-    window = curve[lo : hi + 1]
-    window = window[np.isfinite(window)]
-    if not window.size:
-        raise ValueError(f"interval: no segment reaches the lengths {low}..{high}")
-    eao = float(window.mean())
+    padded = np.zeros((len(segs), max_len))
+    alive = np.zeros((len(segs), max_len), dtype=bool)
+    for i, (s, failed) in enumerate(segs):
+        padded[i, : len(s)] = s
+        alive[i] = True if failed else np.arange(max_len) < len(s)
+    curve = np.empty(max_len)
+    curve[0] = padded[alive[:, 0], 0].mean()
+    if max_len > 1:
+        means = np.cumsum(padded[:, 1:], axis=1) / np.arange(1, max_len)  # mean of frames 1..j
+        curve[1:] = np.sum(means * alive[:, 1:], axis=0) / np.sum(alive[:, 1:], axis=0)
+    eao = float(np.mean(curve[low : high + 1]))
     return {"eao": eao, "curve": curve, "interval": (low, high)}
-

@@ -52,7 +52,8 @@ _COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "got10k": [("ao", "AO", "pct"), ("sr50", "SR0.5", "pct"), ("sr75", "SR0.75", "pct")],
     "trackingnet": [("success", "Success", "pct"), ("precision", "Precision", "pct"),
                     ("norm_precision", "Norm. precision", "pct")],
-    "vot": [("eao", "EAO", "f3"), ("accuracy", "Accuracy", "f3"), ("robustness", "R (fail/100 fr)", "f3"),
+    "vot": [("eao", "EAO", "f3"), ("accuracy", "Accuracy", "f3"), ("failures_mean", "R (vot-toolkit)", "f3"),
+            ("robustness_exp", "exp(-30R/L)", "f3"), ("robustness", "R (fail/100 fr)", "f3"),
             ("failures", "Failures", "f1")],
 }
 # per-sequence score used for the attribute breakdown
