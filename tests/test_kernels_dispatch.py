@@ -61,3 +61,30 @@ def test_register_validates():
         K.register_backend(_Fake("auto"))
     with pytest.raises(TypeError, match="backend: expected a backend name"):
         K.topk_attention(*[torch.randn(1, 1, 2, 4)] * 3, 1, backend=None)
+
+
+def test_layers_accept_a_registered_backend_through_the_one_set_backend():
+    from vtrack.models.backbones.vit import ViT
+    from vtrack.models.layers.attention import Attention
+    from vtrack.models.layers.backend import BackendSwitchable
+    from vtrack.models.layers.transformer import MultiHeadAttention
+
+    fake = _Fake("fake_plugin")
+    attn = Attention(16, 2)
+    with pytest.raises(ValueError, match=r"backend: expected one of \['auto', .*'reference'.*got 'fake_plugin'"):
+        attn.set_backend("fake_plugin")
+    K.register_backend(fake, priority=-1000)
+    try:
+        attn.set_backend("fake_plugin")
+        mha = MultiHeadAttention(16, 2, backend="fake_plugin")
+        x = torch.randn(1, 3, 16)
+        attn(x)
+        assert attn.backend == mha.backend == "fake_plugin" and fake.calls == 1
+        vit = ViT(embed_dim=16, depth=2, num_heads=2, patch_size=4)
+        assert isinstance(vit, BackendSwitchable)
+        vit.set_backend("fake_plugin")
+        assert {m.backend for m in vit.modules() if isinstance(m, Attention)} == {"fake_plugin"}
+    finally:
+        K.unregister_backend("fake_plugin")
+    with pytest.raises(TypeError, match="backend: expected a backend name"):
+        attn.set_backend(3)

@@ -449,6 +449,7 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
     """Measure one case: per variant x backend, tracking FPS at batch 1 through ``family.build_tracker``,
     the model forward at batch 1 (CUDA graph on CUDA), throughput of the model forward at
     ``throughput_batch`` (0 skips it) and GMACs (reference backend)."""
+    from vtrack.models.layers.backend import SupportsBackend
     from vtrack.bench.train import make_batch
     from vtrack.config import load_config as load_with_overrides
     from vtrack.models import get_family
@@ -469,7 +470,7 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
         torch.manual_seed(0)
         model = fam.build_model(cfg["model"])
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        switchable = callable(getattr(model, "set_backend", None))
+        switchable = isinstance(model, SupportsBackend)
         batch1 = make_batch(cfg, 1)
         gmacs = None
         for backend in (names if switchable else ["-"]):

@@ -123,6 +123,7 @@ class _StepRunner:
 
     def __init__(self, cfg: dict[str, Any], backend: str | None, device: torch.device, batch_size: int,
                  amp: str | None, batch: dict[str, Any] | None) -> None:
+        from vtrack.models.layers.backend import SupportsBackend
         from vtrack.config import from_dict
         from vtrack.models.registry import get_family
         from vtrack.train.schema import TrainConfig
@@ -137,12 +138,11 @@ class _StepRunner:
         fam = get_family(cfg["model"]["name"])
         torch.manual_seed(0)
         self.model = fam.build_model(cfg["model"])
-        setter = getattr(self.model, "set_backend", None)
         if backend is not None:  # None: keep the model's own kernels (models without switchable attention)
-            if not callable(setter):
+            if not isinstance(self.model, SupportsBackend):
                 raise ValueError(f"backend: model {type(self.model).__name__} has no set_backend(); cannot switch "
                                  "kernels (pass backend=None to time it as built)")
-            setter(backend)
+            self.model.set_backend(backend)
         self.model.to(device).train()
         self.criterion = fam.build_criterion(cfg)
         if isinstance(self.criterion, torch.nn.Module):
@@ -317,6 +317,7 @@ def run_cases(
     interleaved as in :func:`run_benchmark`; a model without ``set_backend`` runs once with its own
     kernels (backend ``"-"``). A case that fails (e.g. out of memory) is logged and skipped.
     """
+    from vtrack.models.layers.backend import SupportsBackend
     from tqdm import tqdm
 
     from vtrack.config import load_config
@@ -331,7 +332,7 @@ def run_cases(
     for case in tqdm(list(cases), desc="bench train", unit="config", disable=not progress):
         first = next(iter(case.variants.values()), ())
         cfg = load_config(case.config, [*case.overrides, *first])
-        switchable = callable(getattr(get_family(cfg["model"]["name"]).build_model(cfg["model"]), "set_backend", None))
+        switchable = isinstance(get_family(cfg["model"]["name"]).build_model(cfg["model"]), SupportsBackend)
         try:
             batch = make_batch(cfg, batch_size)
             runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch)

@@ -5,7 +5,7 @@ Public ops: :func:`topk_attention`, :func:`fda_attention`, :func:`ce_attention` 
 by :func:`registered_backends` and plugged in with :func:`register_backend` (see docs/kernels.md).
 """
 from .checks import AttentionInputs, CEParams, FDAParams, build_inputs
-from .dispatch import (Backend, available_backends, dispatch, get_backend, not_supported_reasons, register_backend,
+from .dispatch import (Backend, available_backends, check_backend, dispatch, get_backend, not_supported_reasons, register_backend,
                        registered_backends, select_backend, unregister_backend)
 from .ops import ReferenceBackend, attention, ce_attention, fda_attention, topk_attention
 
@@ -34,6 +34,6 @@ _load_optional_backends()
 
 __all__ = [
     "AttentionInputs", "Backend", "CEParams", "FDAParams", "ReferenceBackend", "attention", "available_backends",
-    "build_inputs", "ce_attention", "dispatch", "fda_attention", "get_backend", "not_supported_reasons",
+    "build_inputs", "ce_attention", "check_backend", "dispatch", "fda_attention", "get_backend", "not_supported_reasons",
     "register_backend", "registered_backends", "select_backend", "topk_attention", "unregister_backend",
 ]

@@ -107,6 +107,19 @@ def get_backend(name: str) -> Backend:
     return entry.backend
 
 
+def check_backend(name: object, arg: str = "backend") -> str:
+    """``name`` when it is ``"auto"`` or a registered backend; TypeError/ValueError otherwise.
+
+    The one check of a backend name (layers, models and the trainer use it), so a backend added
+    with :func:`register_backend` is accepted everywhere. ``arg`` names the argument in errors.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{arg}: expected a backend name (str), got {type(name).__name__}")
+    if name != "auto" and name not in _REGISTRY:
+        raise ValueError(f"{arg}: expected one of {['auto', *registered_backends()]}, got {name!r}")
+    return name
+
+
 def not_supported_reasons(name: str, inputs: AttentionInputs) -> list[str]:
     """Reasons backend ``name`` cannot run ``inputs`` (empty: it can)."""
     return list(get_backend(name).not_supported_reasons(inputs))

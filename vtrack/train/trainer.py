@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from vtrack.config import check_sections, from_dict, to_dict
 from vtrack.data.sequence import Sequence
+from vtrack.models.layers.backend import SupportsBackend, check_backend
 from vtrack.models.registry import TrackerFamily, get_family
 from vtrack.train.distributed import (
     DistInfo,
@@ -463,16 +464,11 @@ def _run(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model.name: build_model returned {type(model).__name__}, not an nn.Module")
     if tc.backend is not None:
-        from vtrack.kernels import registered_backends
-
-        known = ["auto", *registered_backends()]
-        if tc.backend not in known:
-            raise ValueError(f"train.backend: expected one of {known}, got {tc.backend!r}")
-        setter = getattr(model, "set_backend", None)
-        if not callable(setter):
+        check_backend(tc.backend, "train.backend")
+        if not isinstance(model, SupportsBackend):
             raise ValueError(f"train.backend: model {type(model).__name__} has no set_backend(); "
                              "set the kernel backend in the model section instead")
-        setter(tc.backend)
+        model.set_backend(tc.backend)
     criterion = family.build_criterion(cfg)
     if not callable(criterion):
         raise TypeError(f"model.name: build_criterion returned {type(criterion).__name__}, not a callable")

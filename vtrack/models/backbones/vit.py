@@ -19,6 +19,7 @@ from torch import nn
 
 from vtrack._compat import import_timm
 from vtrack.models.layers.attention import Attention, FDAConfig
+from vtrack.models.layers.backend import BackendSwitchable
 
 log = logging.getLogger(__name__)
 _timm = import_timm()
@@ -88,7 +89,7 @@ class Block(_TimmBlock):
         return x, keep_index, score
 
 
-class ViT(nn.Module):
+class ViT(BackendSwitchable, nn.Module):
     """Patch embedding, a stack of :class:`Block` and a final LayerNorm (timm parameter names).
 
     Args:
@@ -135,12 +136,6 @@ class ViT(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.apply(_init_vit_weights)
-
-    def set_backend(self, backend: str) -> None:
-        """Switch the kernel backend of every attention layer."""
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.set_backend(backend)
 
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch-embed [B, 3, H, W] images into [B, (H/p)(W/p), C] tokens; also returns the grid size."""

@@ -10,8 +10,9 @@ to a kernel chosen by its options:
 * candidate-elimination attention (OSTrack) through :meth:`Attention.forward_ce`, which also
   returns the indices of the search tokens to keep and their scores (FDA may be combined).
 
-The kernel backend (``"auto"``, ``"reference"``, ``"triton"``, ``"cpp"``, ``"cuda"``) comes from the
-config and can be switched later with :meth:`Attention.set_backend`.
+The kernel backend (``"auto"`` or any backend registered with the dispatcher, e.g. ``"reference"``,
+``"triton"``, ``"cpp"``, ``"cuda"``) comes from the config and can be switched later with
+:meth:`Attention.set_backend` (:class:`vtrack.models.layers.backend.BackendSwitchable`).
 """
 from __future__ import annotations
 
@@ -23,14 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKENDS = ("auto", "reference", "triton", "cpp", "cuda")
-
-
-def _kernels() -> Any:
-    import vtrack.kernels as kernels
-
-    return kernels
-
+from vtrack import kernels
+from vtrack.models.layers.backend import KernelLayer, check_backend
 
 @dataclass
 class FDAConfig:
@@ -74,7 +69,7 @@ class FDAConfig:
         return cfg
 
 
-class Attention(nn.Module):
+class Attention(KernelLayer, nn.Module):
     """Multi-head (self- or cross-) attention whose core runs on :mod:`vtrack.kernels`.
 
     Args:
@@ -82,7 +77,7 @@ class Attention(nn.Module):
         num_heads: number of heads (``dim`` must divide evenly).
         qkv_bias: bias on the qkv projection.
         proj_drop: dropout after the output projection.
-        backend: kernel backend name (see :data:`BACKENDS`).
+        backend: kernel backend name (``"auto"`` or a registered backend, see :func:`vtrack.kernels.check_backend`).
         topk: keep the ``topk`` largest logits per query row (sparse attention); None = dense.
         fda: force-directed attention constants (mapping or :class:`FDAConfig`); None = off.
 
@@ -115,8 +110,7 @@ class Attention(nn.Module):
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
         self.topk = topk
-        self.backend = "auto"
-        self.set_backend(backend)
+        self.backend = check_backend(backend)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -131,12 +125,6 @@ class Attention(nn.Module):
             else:
                 # plain floats: no device sync per call (the config records them)
                 self._fda_fixed = {"alpha": fda_cfg.alpha, "beta": fda_cfg.beta, "delta": fda_cfg.delta}
-
-    def set_backend(self, backend: str) -> None:
-        """Switch the kernel backend used by this layer."""
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-        self.backend = backend
 
     def fda_params(self) -> dict[str, Any] | None:
         """Current FDA constants: floats when fixed, 0-dim tensors when learnable; None when off."""
@@ -182,7 +170,7 @@ class Attention(nn.Module):
         ``key_padding_mask`` [B, M] bool marks keys to ignore (True = ignore).
         """
         q, k, v = self._project(x, context)
-        out = _kernels().attention(
+        out = kernels.attention(
             q, k, v, topk=None if self.topk is None else min(self.topk, k.shape[2]), fda=self.fda_params(),
             scale=self.scale, key_padding_mask=key_padding_mask, backend=self.backend,
         )
@@ -217,7 +205,7 @@ class Attention(nn.Module):
         if isinstance(keep, bool) or not isinstance(keep, int) or not 0 < keep <= num_search:
             raise ValueError(f"keep: expected an int in 1..{num_search}, got {keep!r}")
         q, k, v = self._project(x, None)
-        out, keep_index, score = _kernels().ce_attention(
+        out, keep_index, score = kernels.ce_attention(
             q, k, v, num_template=num_template, keep=keep, template_index=template_index,
             fda=self.fda_params(), scale=self.scale, key_padding_mask=key_padding_mask, backend=self.backend,
         )

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtrack import kernels
+from vtrack.models.layers.backend import KernelLayer, check_backend
 
 __all__ = [
     "FeedForward",
@@ -96,7 +97,7 @@ def sine_position_encoding(height: int, width: int, dim: int, *, temperature: fl
     return pos.reshape(height * width, dim)
 
 
-class MultiHeadAttention(nn.Module):
+class MultiHeadAttention(KernelLayer, nn.Module):
     """Multi-head attention whose core runs on :mod:`vtrack.kernels`.
 
     Args:
@@ -105,8 +106,8 @@ class MultiHeadAttention(nn.Module):
         topk: keep only the ``topk`` largest scores of each query row before the softmax
             (sparse attention, SparseTT's SMSA). ``None`` or a value >= the number of keys gives
             plain dense attention.
-        backend: kernel backend for the sparse path (``"auto"``, ``"reference"``, ``"triton"``,
-            ``"cpp"``, ``"cuda"``), see :func:`vtrack.kernels.topk_attention`.
+        backend: kernel backend for the sparse path (``"auto"`` or a registered backend, see
+            :func:`vtrack.kernels.check_backend`); :meth:`set_backend` switches it.
         qkv_bias: add biases to the q/k/v projections.
     """
 
@@ -117,13 +118,11 @@ class MultiHeadAttention(nn.Module):
         _check_positive_int(num_heads, "num_heads")
         if dim % num_heads:
             raise ValueError(f"num_heads: expected a divisor of dim={dim}, got {num_heads}")
-        if not isinstance(backend, str):
-            raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.topk = _check_topk(topk)
-        self.backend = backend
+        self.backend = check_backend(backend)
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.v_proj = nn.Linear(dim, dim, bias=qkv_bias)

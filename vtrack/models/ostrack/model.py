@@ -12,9 +12,10 @@ from vtrack.models.ostrack.backbone import OneStreamViT, build_backbone
 from vtrack.models.ostrack.ce import keep_ratio_schedule
 from vtrack.models.ostrack.config import ModelSection
 from vtrack.models.ostrack.position import PositionHead
+from vtrack.models.layers.backend import BackendSwitchable
 
 
-class OSTrack(nn.Module):
+class OSTrack(BackendSwitchable, nn.Module):
     """One-stream tracker: ``model(batch) -> outputs``.
 
     ``batch`` holds ``template`` [B,3,Hz,Wz] and ``search`` [B,3,Hx,Wx] (ImageNet-normalised).
@@ -52,10 +53,6 @@ class OSTrack(nn.Module):
         self.backbone.train_keep_ratio = keep_ratio_schedule(
             epoch, target=bb.ce_keep_ratio, start_epoch=bb.ce_start_epoch, warmup_epochs=bb.ce_warmup_epochs
         )
-
-    def set_backend(self, backend: str) -> None:
-        """Switch the attention kernel backend of every layer."""
-        self.backbone.set_backend(backend)
 
     def set_ce(self, enabled: bool) -> None:
         """Switch early candidate elimination on or off."""

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from vtrack.models.backbones.swin import SwinBackbone, swin_feature_size
-from vtrack.models.layers.transformer import (MultiHeadAttention, TransformerDecoder, TransformerEncoder,
+from vtrack.models.layers.transformer import (TransformerDecoder, TransformerEncoder,
                                               sine_position_encoding)
 from vtrack.models.sparsett.config import SparseTTModelConfig
 from vtrack.models.sparsett.heads import DoubleHead, fuse_scores
+from vtrack.models.layers.backend import BackendSwitchable
 
 __all__ = ["SparseTT", "score_map_geometry", "score_map_points"]
 
@@ -68,7 +69,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=1e-3))
 
 
-class SparseTT(nn.Module):
+class SparseTT(BackendSwitchable, nn.Module):
     """The SparseTT tracker network (see the module docstring).
 
     Args:
@@ -116,14 +117,6 @@ class SparseTT(nn.Module):
     def score_size(self) -> int:
         """Side S of the score map."""
         return self.search_feat
-
-    def set_backend(self, backend: str) -> None:
-        """Use kernel ``backend`` in every attention layer (the name is checked by the kernel dispatcher)."""
-        if not isinstance(backend, str) or not backend:
-            raise TypeError(f"backend: expected a kernel backend name (str), got {backend!r}")
-        for m in self.modules():
-            if isinstance(m, MultiHeadAttention):
-                m.backend = backend
 
     def _check_images(self, x: Any, name: str, size: int) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):

@@ -21,6 +21,7 @@ from vtrack.models.vlt.heads import CARHead, TTFusionHead
 from vtrack.models.vlt.language import build_language_encoder
 from vtrack.models.vlt.modamixer import ModaMixer
 from vtrack.models.vlt.supernet import Architecture, SupernetBackbone, SupernetSpec
+from vtrack.models.layers.backend import BackendSwitchable
 
 
 @dataclass
@@ -116,7 +117,7 @@ def save_arch(arch: Architecture, path: str | Path, **extra: Any) -> Path:
     return atomic_write_text(path, json.dumps({"arch": arch.to_list(), **extra}, indent=1))
 
 
-class VLTModel(nn.Module):
+class VLTModel(BackendSwitchable, nn.Module):
     """Vision-language Siamese tracker network (VLT_SCAR / VLT_TT).
 
     ``forward(batch)`` takes ``template`` [B,3,Hz,Wz], ``search`` [B,3,Hx,Wx], ``language``
@@ -144,16 +145,9 @@ class VLTModel(nn.Module):
         self.arch = load_arch(cfg.arch, spec)
         self.register_buffer("sample_counter", torch.zeros((), dtype=torch.long))
 
-    def set_backend(self, backend: str) -> None:
-        """Kernel backend of every attention layer (the TT fusion; the SCAR head has none)."""
-        from vtrack.models.layers.transformer import MultiHeadAttention
-
-        if not isinstance(backend, str):
-            raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
+    def _backend_changed(self, backend: str) -> None:
+        """``set_backend`` (the TT fusion's attention; the SCAR head has none) also updates the config."""
         self.cfg.backend = backend
-        for m in self.modules():
-            if isinstance(m, MultiHeadAttention):
-                m.backend = backend
 
     # ----------------------------------------------------------------- architecture
     def set_arch(self, arch: Architecture | list[int] | None) -> None:
