@@ -2,13 +2,12 @@
 
 The extension always holds the CPU kernels (csrc/ops.cpp, csrc/cpu/*.cpp); the CUDA kernels
 (csrc/cuda/*.cu) are added when torch was built with CUDA and nvcc is found. Compiler flags
-(-O3, OpenMP, -march) are chosen by probing the compiler at build time; see
+(-O3, OpenMP; never -march: the kernel engine is compiled once per x86 ISA and chosen at run time,
+see csrc/cpu/attention_cpu.cpp) are chosen by probing the compiler at build time; see
 ``vtrack/kernels/_ext.py`` (shared with the JIT fallback). Environment switches:
 
 * ``VTRACK_NO_EXT=1``: do not build the extension (the loader then JIT-builds it on first use);
 * ``VTRACK_REQUIRE_EXT=1``: a failing extension build fails the install (default: a warning);
-* ``VTRACK_CPU_MARCH``: the -march value (default ``native``; ``none`` to omit, e.g. ``x86-64-v3``
-  when building a wheel for other machines);
 * ``VTRACK_NO_CUDA=1``: build the CPU kernels only even when CUDA is available.
 """
 import importlib.util

@@ -39,7 +39,7 @@ def test_missing_extension_falls_back_with_one_warning():
 def test_build_flags_are_probed():
     flags = _ext.cpu_compile_flags()
     assert "-O3" in flags and any(f.startswith("-std=c++") for f in flags)
-    assert all(not f.startswith("-march") or _ext.compiler_accepts((f,)) for f in flags)
+    assert not any(f.startswith(("-march", "-mtune", "-mavx")) for f in flags)  # portable: ISA chosen at run time
     assert _ext.source_files()[0].endswith("ops.cpp")
     assert all(p.endswith(".cu") for p in _ext.source_files(with_cuda=True)[len(_ext.source_files()):])
     if torch.version.cuda is None:  # CPU torch: the CUDA kernels are only compile-checked, never built

@@ -175,3 +175,25 @@ def test_reference_module_is_ground_truth_here():
     q, k, v = _qkv(1, 1, 5, 6, 4, grad=False)
     out, _, _ = reference.attention(K.build_inputs(q, k, v))
     torch.testing.assert_close(out, torch.softmax(q @ k.transpose(-1, -2) / 2, -1) @ v)
+
+
+def test_every_isa_path_matches_reference():
+    """One build, the engine per ISA chosen at run time: every path this CPU has gives the reference's results."""
+    supported = cpp_ops.supported_isas()
+    assert supported[-1] == "baseline" and cpp_ops.isa() == supported[0]
+    before = cpp_ops.isa()
+    try:
+        for name in supported:
+            assert cpp_ops.isa(name) == name
+            q, k, v = _qkv(2, 3, 37, 45, 16)
+            _compare(q, k, v, atol=2e-5, topk=12, key_padding_mask=torch.rand(2, 45) < 0.3)
+            _compare(*_qkv(1, 2, 33, 33, 8), atol=2e-5, fda=FDA, ce={"num_template": 9, "keep": 10})
+            _compare(*_qkv(1, 2, 20, 29, 32, dtype=torch.float64), atol=1e-10, fda=FDA)
+    finally:
+        cpp_ops.isa(before)
+    with pytest.raises(ValueError, match="request"):
+        cpp_ops.isa("sse9")
+    unsupported = [n for n in cpp_ops.CPU_ISAS if n not in supported]
+    for name in unsupported:
+        with pytest.raises(ValueError, match="not supported"):
+            cpp_ops.isa(name)

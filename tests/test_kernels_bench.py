@@ -49,7 +49,10 @@ def test_tiny_kernel_benchmark_writes_results(tmp_path):
     md = kb.write_results(rows, tmp_path, torch.device("cpu"))
     data = json.loads((tmp_path / "kernels.json").read_text())
     assert data["environment"]["torch"] == torch.__version__ and len(data["rows"]) == len(rows)
-    assert "| sparsett | topk | reference |" in md.read_text()
+    assert data["environment"]["device_name"] and data["environment"]["aten_cpu_capability"]
+    isa = data["environment"]["cpp_isa"]
+    assert isa in ("avx512", "avx2", "baseline")  # the C++ kernels' vector path is recorded
+    assert "| sparsett | topk | reference |" in md.read_text() and f"ISA path `{isa}`" in md.read_text()
     assert (tmp_path / "kernels_speedup.png").exists()
     with pytest.raises(ValueError, match="shapes"):
         kb.run_benchmark("cpu", shapes=["nope"])

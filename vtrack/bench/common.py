@@ -163,6 +163,20 @@ def environment(device: Union[str, torch.device]) -> dict[str, Any]:
         info["triton"] = None
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
+    else:
+        info.update(cpu_kernel_paths())
+    return info
+
+
+def cpu_kernel_paths() -> dict[str, Any]:
+    """The vector paths CPU kernels take here: vtrack's C++ engine (``cpp_isa``) and ATen's (``aten_cpu_capability``)."""
+    info: dict[str, Any] = {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    try:
+        from vtrack.kernels import cpp_ops
+
+        info["cpp_isa"] = cpp_ops.isa()
+    except ImportError:
+        info["cpp_isa"] = None
     return info
 
 

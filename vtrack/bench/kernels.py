@@ -328,7 +328,9 @@ def write_results(rows: list[Row], out_dir: str | Path, device: torch.device, sw
                                       "sweep": [asdict(r) for r in sweep or []]})
     md = [f"# Kernel benchmark ({env['device_name']}, {env['device']})\n",
           f"torch {env['torch']}, triton {env['triton']}, commit `{env['git_commit'][:12]}`, {env['time_utc']}, "
-          f"{env['cpu_threads']} CPU threads. Median of repeated calls; peak memory: "
+          f"{env['cpu_threads']} CPU threads"
+          + (f", C++ kernel ISA path `{env.get('cpp_isa')}` (ATen: `{env.get('aten_cpu_capability')}`)"
+             if device.type == "cpu" else "") + ". Median of repeated calls; peak memory: "
           + ("CUDA max_memory_allocated." if device.type == "cuda" else
              "live tensor storages tracked by a dispatch mode (see vtrack/bench/common.py).") + "\n",
           "`speed-up vs reference` = reference time / time; `time / SDPA` = time / dense SDPA time.\n",

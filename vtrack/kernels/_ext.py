@@ -61,18 +61,6 @@ def compiler_accepts(flags: tuple[str, ...], compiler: Optional[str] = None) -> 
     return res.returncode == 0
 
 
-def march_flags() -> list[str]:
-    """The -march flag: ``VTRACK_CPU_MARCH`` (default ``native``; ``none`` to omit) when the compiler takes it."""
-    value = os.environ.get("VTRACK_CPU_MARCH", "native").strip()
-    if not value or value.lower() == "none":
-        return []
-    flag = f"-march={value}"
-    if compiler_accepts((flag,)):
-        return [flag]
-    logger.warning("compiler %s rejects %s: building without an -march flag", _compiler(), flag)
-    return []
-
-
 def openmp_flags() -> list[str]:
     """-fopenmp when the compiler supports it, else -fopenmp-simd (vectorisation hints only), else nothing."""
     for flags in (("-fopenmp",), ("-fopenmp-simd",)):
@@ -87,8 +75,12 @@ def std_flags() -> list[str]:
 
 
 def cpu_compile_flags() -> list[str]:
-    """C++ flags of the CPU kernels: -O3, the C++ standard, OpenMP and the -march flag chosen at build time."""
-    return ["-O3", *std_flags(), "-fno-math-errno", *openmp_flags(), *march_flags()]
+    """C++ flags of the CPU kernels: -O3, the C++ standard and OpenMP, probed at build time.
+
+    There is deliberately no -march flag: the build runs on any CPU of its architecture. The kernel engine
+    is compiled once per x86 ISA (csrc/cpu/isa_*.cpp, with target pragmas) and chosen at run time.
+    """
+    return ["-O3", *std_flags(), "-fno-math-errno", *openmp_flags()]
 
 
 def cpu_link_flags() -> list[str]:

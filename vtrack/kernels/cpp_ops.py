@@ -182,6 +182,32 @@ def register_meta() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
+# Instruction-set path of the CPU kernels
+# ------------------------------------------------------------------------------------------------
+
+CPU_ISAS = ("avx512", "avx2", "baseline")
+
+
+def isa(request: Optional[str] = None) -> Optional[str]:
+    """The instruction-set path the CPU kernels take ("avx512", "avx2" or "baseline"; None without the library).
+
+    One build holds the kernel engine compiled for each ISA and picks the widest one the CPU supports
+    (CPUID) on first use; the environment variable ``VTRACK_CPU_ISA`` or ``request`` ("auto" or an ISA
+    name) selects another one, which must be supported (ValueError otherwise).
+    """
+    if request is not None and request != "auto" and request not in CPU_ISAS:
+        raise ValueError(f"request: expected 'auto' or one of {CPU_ISAS}, got {request!r}")
+    if not _ext.load():
+        return None
+    return torch.ops.vtrack.cpu_isa(request or "")
+
+
+def supported_isas() -> list[str]:
+    """The ISA paths this CPU and build can run, widest first (empty without the library)."""
+    return list(torch.ops.vtrack.cpu_isa_supported()) if _ext.load() else []
+
+
+# ------------------------------------------------------------------------------------------------
 # Backends
 # ------------------------------------------------------------------------------------------------
 
@@ -279,4 +305,4 @@ if _ext.fast_load():
 register_backend(CppBackend(), priority={"cpu": 50, "default": -1})
 register_backend(CudaBackend(), priority={"cuda": 90, "default": -1})
 
-__all__ = ["CppBackend", "CudaBackend", "register_meta", "run_ops"]
+__all__ = ["CppBackend", "CudaBackend", "register_meta", "run_ops", "isa", "supported_isas", "CPU_ISAS"]

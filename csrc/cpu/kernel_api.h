@@ -1,0 +1,83 @@
+// The interface between the op entry points (attention_cpu.cpp, compiled for the baseline ISA) and
+// the kernel engine, which is compiled once per instruction set (isa_*.cpp) and chosen at run time
+// (see select_kernels in attention_cpu.cpp). This header holds only declarations and plain data: the
+// ISA translation units include it (and every other header) *before* switching the target ISA, so
+// no inline function of a shared header is ever compiled for a wider ISA than the baseline.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "../checks.h"
+
+#if defined(__GNUC__) && !defined(_WIN32)
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc) __attribute__((weak));
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc) __attribute__((weak));
+}
+#define VTRACK_HAVE_WEAK_BLAS 1
+#endif
+
+namespace vtrack {
+namespace cpu {
+
+// ---------------------------------------------------------------------------------------------
+// Problem description shared by forward and backward
+// ---------------------------------------------------------------------------------------------
+
+struct Problem {
+  Dims d;
+  double scale = 1.0;
+  const bool* mask = nullptr;  // [B, M] or null
+  const void* mask_t = nullptr;  // the mask as 0/1 in the kernel's dtype (vectorisable selects)
+  int64_t topk = 0;            // 0: dense
+  int64_t K = 0;               // index width min(topk, M)
+  bool fda = false;
+  std::vector<double> alpha, beta, delta;  // [H]
+  // CE: template rows whose probabilities toward search keys are written to ce_probs [B,H,T,Ls].
+  int64_t num_template = 0;
+  std::vector<int64_t> template_rows;
+  std::vector<int64_t> nvalid;  // valid keys per batch
+};
+
+// The kernels of one ISA. Forward: q, k, v, out, lse, index (null without top-K), ce_probs (null
+// without CE rows). Backward: q, k, v, out, lse, index, grad_out, dq, dk, dv, dcoef [B*H*3].
+template <typename T>
+using ForwardFn = void (*)(const Problem&, const T*, const T*, const T*, T*, T*, int32_t*, T*);
+template <typename T>
+using BackwardFn = void (*)(const Problem&, const T*, const T*, const T*, const T*, const T*, const int32_t*,
+                            const T*, T*, T*, T*, double*);
+
+struct KernelTable {
+  const char* name;
+  ForwardFn<float> forward_f32;
+  ForwardFn<double> forward_f64;
+  BackwardFn<float> backward_f32;
+  BackwardFn<double> backward_f64;
+};
+
+// One per ISA translation unit; null when that ISA cannot be compiled for this target (e.g. not x86).
+namespace avx512 { const KernelTable* kernel_table(); }
+namespace avx2 { const KernelTable* kernel_table(); }
+namespace baseline { const KernelTable* kernel_table(); }
+
+}  // namespace cpu
+}  // namespace vtrack
