@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=d.max_frames)
     p.add_argument("--size", default=f"{d.width}x{d.height}", help="frame size WxH")
     p.add_argument("--quality", type=int, default=d.quality, help="JPEG quality")
+    p.add_argument("--target-style", default=d.target_style, choices=("shape", "natural", "mixed"),
+                   help="target look: geometric shapes (the benchmark), natural-photo regions, or half each")
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
     p.set_defaults(func=run)
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     width, height = _size(args.size)
     cfg = SyntheticConfig(seed=args.seed, train=args.train, val=args.val, test=args.test, frames=args.frames,
                           min_frames=args.min_frames, max_frames=args.max_frames, width=width, height=height,
-                          quality=args.quality)
+                          quality=args.quality, target_style=args.target_style)
     manifest = generate_synthetic(args.out, cfg, workers=args.workers)
     print(json.dumps({"out": str(args.out), "params": dataclasses.asdict(cfg), "stats": manifest["stats"]}, indent=1))
     return 0

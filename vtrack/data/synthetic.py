@@ -65,6 +65,9 @@ PHOTOS = (
     "hubble_deep_field", "immunohistochemistry", "coins", "moon",
 )
 PROCEDURAL = ("clouds", "grating", "tiles", "blobs")
+TARGET_STYLES = ("shape", "natural", "mixed")
+# silhouettes of natural targets: irregular blobs and ellipses besides the geometric shapes
+NATURAL_MASKS = ("blob", "blob", "ellipse", "disc", "square", "rectangle", "hexagon", "diamond")
 
 _SPRITE = 64  # sprite side; the shape spans [_PAD, _SPRITE - _PAD]
 _PAD = 2
@@ -82,6 +85,9 @@ class SyntheticConfig:
         min_frames, max_frames: range used when ``frames`` is None.
         width, height: frame size in pixels.
         quality: JPEG quality of the frames.
+        target_style: ``"shape"`` (geometric shapes in one colour with a synthetic pattern, the
+            benchmark's look), ``"natural"`` (targets and look-alike distractors cut from natural
+            photos with soft, irregular edges) or ``"mixed"`` (half of the sequences each).
     """
 
     seed: int = 0
@@ -94,6 +100,7 @@ class SyntheticConfig:
     width: int = 256
     height: int = 256
     quality: int = 90
+    target_style: str = "shape"
 
     def __post_init__(self) -> None:
         for name in ("seed", "train", "val", "test", "min_frames", "max_frames", "width", "height", "quality"):
@@ -120,6 +127,8 @@ class SyntheticConfig:
             raise ValueError(f"width, height: expected sizes in [96, 2048], got {self.width}x{self.height}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality: expected a JPEG quality in [1, 100], got {self.quality}")
+        if self.target_style not in TARGET_STYLES:
+            raise ValueError(f"target_style: expected one of {', '.join(TARGET_STYLES)}, got {self.target_style!r}")
 
     def counts(self) -> dict[str, int]:
         """Sequences per split."""
@@ -127,7 +136,10 @@ class SyntheticConfig:
 
     def param_hash(self) -> str:
         """A hash of every field and the generator version (the manifest records it)."""
-        blob = json.dumps({"version": GENERATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if fields["target_style"] == "shape":  # the original look: same hash as before the field existed
+            del fields["target_style"]
+        blob = json.dumps({"version": GENERATOR_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -211,6 +223,58 @@ def _make_sprite(shape: str, colour: str, pattern: str, rng: np.random.Generator
     level0[..., :3] *= 255.0
     level1 = cv2.resize(level0, (_SPRITE // 2, _SPRITE // 2), interpolation=cv2.INTER_AREA)
     return [level0, level1]
+
+
+def _natural_mask(kind: str, res: int, rng: np.random.Generator) -> np.ndarray:
+    """Soft-edged float silhouette in [0, 1] for a natural target (``kind`` from NATURAL_MASKS)."""
+    coords = (np.arange(res, dtype=np.float32) + 0.5) / res * 2 - 1
+    u, v = np.meshgrid(coords, coords)
+    if kind == "blob":  # a wobbly ellipse: radius modulated by low-frequency noise
+        noise = _smooth_noise(rng, res, res, 3) * 2 - 1
+        hard = (u * u + v * v) <= (0.82 + 0.22 * noise) ** 2
+    elif kind == "ellipse":
+        a = rng.uniform(0.75, 1.0)
+        hard = (u / a) ** 2 + (v / (1.75 - a)) ** 2 <= 1.0
+    else:
+        hard = _shape_mask(kind, res)
+    sigma = res * rng.uniform(0.01, 0.035)
+    return np.clip(cv2.GaussianBlur(hard.astype(np.float32), (0, 0), sigma), 0.0, 1.0)
+
+
+def _make_natural_sprite(photo: str, mask_kind: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """Premultiplied RGBA sprites (mip levels 64 and 32 px) of a region cut from a natural photo.
+
+    The region is a random crop of ``photo`` (natural texture, inner detail), re-coloured slightly
+    and given a soft silhouette of ``mask_kind``.
+    """
+    img = _photo(photo)
+    ph, pw = img.shape[:2]
+    side = int(rng.uniform(0.1, 0.35) * min(ph, pw))
+    y0, x0 = int(rng.integers(0, ph - side + 1)), int(rng.integers(0, pw - side + 1))
+    hi = 4 * (_SPRITE - 2 * _PAD)
+    rgb = cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (hi, hi), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        rgb = rgb[:, ::-1]
+    if np.ptp(img[..., 0] - img[..., 1]) < 1:  # greyscale photo: tint it
+        rgb = rgb * rng.uniform(0.6, 1.3, size=3).astype(np.float32)
+    rgb = np.clip(rgb * rng.uniform(0.85, 1.15, size=3).astype(np.float32), 0, 255)
+    mask = _natural_mask(mask_kind, hi, rng)
+    rgba = np.concatenate([rgb * mask[..., None], mask[..., None] * 255.0], axis=2)
+    inner = cv2.resize(rgba, (_SPRITE - 2 * _PAD,) * 2, interpolation=cv2.INTER_AREA) / 255.0
+    level0 = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
+    level0[_PAD:-_PAD, _PAD:-_PAD] = inner
+    level0[..., :3] *= 255.0
+    level1 = cv2.resize(level0, (_SPRITE // 2, _SPRITE // 2), interpolation=cv2.INTER_AREA)
+    return [level0, level1]
+
+
+def _colour_name(sprite: np.ndarray) -> str:
+    """The name in COLOURS nearest to a premultiplied sprite's mean colour."""
+    alpha = sprite[..., 3].sum()
+    mean = sprite[..., :3].reshape(-1, 3).sum(0) / max(float(alpha), 1e-6)
+    names = list(COLOURS)
+    dist = [float(np.sum((mean - np.asarray(COLOURS[n], dtype=np.float32)) ** 2)) for n in names]
+    return names[int(np.argmin(dist))]
 
 
 @lru_cache(maxsize=None)
@@ -444,7 +508,9 @@ def _plan_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, An
     shape = str(rng.choice(SHAPES))
     colour = str(rng.choice(list(COLOURS)))
     pattern = str(rng.choice(PATTERNS))
-    return {"rng": rng, "n": n, "unit": unit, "attrs": attrs, "shape": shape, "colour": colour, "pattern": pattern}
+    natural = cfg.target_style == "natural" or (cfg.target_style == "mixed" and bool(rng.random() < 0.5))
+    return {"rng": rng, "n": n, "unit": unit, "attrs": attrs, "shape": shape, "colour": colour, "pattern": pattern,
+            "natural": natural}
 
 
 def _object_track(rng: np.random.Generator, n: int, W: int, H: int, unit: float, *, shape: str, fast: bool,
@@ -521,8 +587,14 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
     else:
         attrs["out_of_view"] = False
 
-    target = _Object(_make_sprite(shape, colour, pattern, rng), 0.0, blur=rng.uniform(0.6, 1.0) if attrs["motion_blur"] else 0.0,
-                     **target_track)
+    photo = mask_kind = ""
+    if plan["natural"]:
+        photo, mask_kind = str(rng.choice(PHOTOS)), str(rng.choice(NATURAL_MASKS))
+        sprites = _make_natural_sprite(photo, mask_kind, rng)
+        colour, pattern = _colour_name(sprites[0]), "textured"
+    else:
+        sprites = _make_sprite(shape, colour, pattern, rng)
+    target = _Object(sprites, 0.0, blur=rng.uniform(0.6, 1.0) if attrs["motion_blur"] else 0.0, **target_track)
     target.area0 = float(target.sprites[0][..., 3].sum())
 
     # look-alike distractors: same shape, different colour or pattern
@@ -537,7 +609,13 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
                               scale_change=bool(rng.random() < 0.3), aspect_change=False,
                               rotation=attrs["rotation"] and bool(rng.random() < 0.5),
                               base=side_mean * rng.uniform(0.8, 1.2))
-        obj = _Object(_make_sprite(shape, d_colour, d_pattern, rng), 0.0, blur=target.blur, **track)
+        if plan["natural"]:  # a look-alike: another region of the same photo (or another photo), same silhouette
+            source = photo if rng.random() < 0.6 else str(rng.choice(PHOTOS))
+            d_sprites = _make_natural_sprite(source, mask_kind, rng)
+            d_colour, d_pattern = _colour_name(d_sprites[0]), "textured"
+        else:
+            d_sprites = _make_sprite(shape, d_colour, d_pattern, rng)
+        obj = _Object(d_sprites, 0.0, blur=target.blur, **track)
         distractors.append(obj)
         looks.append({"colour": d_colour, "pattern": d_pattern, "shape": shape,
                       "description": describe("", d_colour, d_pattern, shape)})
@@ -642,7 +720,8 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
     valid_sides = np.sqrt(boxes[cover > 0, 2] * boxes[cover > 0, 3])
     size_word = _size_word(float(valid_sides.mean()), float(min(W, H)))
     attrs.update({
-        "target": {"shape": shape, "colour": colour, "pattern": pattern},
+        "target": {"shape": shape, "colour": colour, "pattern": pattern,
+                   **({"natural": True, "photo": photo, "silhouette": mask_kind} if plan["natural"] else {})},
         "distractor_appearance": looks,
         "windows": {k: list(v) for k, v in windows.items()},
         "absent_frames": int(absence.sum()),
@@ -653,7 +732,7 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
         "absence": absence,
         "cover": cover,
         "cut_by_image": cut,
-        "language": describe(size_word, colour, pattern, shape),
+        "language": describe(size_word, colour, pattern, "object" if plan["natural"] else shape),
         "attributes": attrs,
     }
 
