@@ -62,7 +62,8 @@ def test_ope_zero_size_prediction_takes_previous_box():
     gt = np.tile([1.0, 1.0, 10.0, 10.0], (3, 1))
     pred = np.array([[1, 1, 10, 10], [1, 1, 10, 10], [40, 40, 0, 0]], float)
     assert M.ope_sequence(pred, gt).success[-2] == 1.0  # frame 2 becomes frame 1's box
-    assert M.ope_sequence(pred, gt, mode="matlab").success[-2] == pytest.approx(2 / 3)
+    assert M.ope_sequence(pred, gt, mode="matlab").success[-2] == 1.0  # calcSeqErrRobust too
+    assert M.ope_sequence(pred, gt, mode="got10k").success[-2] == pytest.approx(2 / 3)  # kept
     with pytest.raises(ValueError, match="pred"):
         M.ope_sequence(np.full((3, 4), np.nan), gt)
     with pytest.raises(ValueError, match="mode"):

@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--protocol", choices=_PROTOCOLS, help="evaluation protocol (default: from the dataset)")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--repetitions", type=positive_int, default=1, help="runs per sequence (got10k/vot layouts)")
-    p.add_argument("--mode", choices=("pytracking", "matlab"), default="pytracking", help="OPE conventions")
+    p.add_argument("--mode", choices=("pytracking", "matlab", "got10k"), default="pytracking",
+                   help="OPE conventions (docs/evaluation.md)")
     p.add_argument("--exclude-invalid", action="store_true", help="OPE: divide by valid frames only (pytracking option)")
     p.add_argument("--eao-interval", type=_eao_interval, default="vot2018", help="VOT EAO range: LOW,HIGH or vot2015..vot2019")
     p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")

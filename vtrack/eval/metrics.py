@@ -32,6 +32,7 @@ __all__ = [
     "iou",
     "center_error",
     "normalized_center_error",
+    "OPE_MODES",
     "SequenceCurves",
     "OPESummary",
     "ope_sequence",
@@ -73,7 +74,8 @@ EAO_RANGES: dict[str, tuple[int, int]] = {
     "vot2019": (46, 291),
 }
 
-OPE_MODES = ("pytracking", "matlab")
+#: One-pass evaluation conventions (see :func:`ope_sequence`).
+OPE_MODES = ("pytracking", "matlab", "got10k")
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +227,32 @@ def _fill_zero_size(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return pred
 
 
+def _fill_matlab(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """The OTB/LaSOT MATLAB kits' ``calcSeqErrRobust``: from the second frame on, a prediction
+    that is NaN or has w or h <= 0 takes the previous (already fixed) box, where the gt has no
+    NaN: ``if (isnan(r) | r(3)<=0 | r(4)<=0) & (~isnan(r_anno))``, which MATLAB reads as "all
+    four elements true", so a partly-NaN box with positive size is kept."""
+    pred = pred.copy()
+    for i in range(1, len(pred)):
+        r = pred[i]
+        bad = bool(np.all(np.isnan(r))) or bool(r[2] <= 0) or bool(r[3] <= 0)
+        if bad and not np.any(np.isnan(gt[i])):
+            pred[i] = pred[i - 1]
+    return pred
+
+
+def _got10k_rect_iou(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """got10k toolkit ``rect_iou`` without bounds: inter / (union + eps), clipped to [0, 1]."""
+    x1 = np.maximum(p[:, 0], g[:, 0])
+    y1 = np.maximum(p[:, 1], g[:, 1])
+    x2 = np.minimum(p[:, 0] + p[:, 2], g[:, 0] + g[:, 2])
+    y2 = np.minimum(p[:, 1] + p[:, 3], g[:, 1] + g[:, 3])
+    inter = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    union = p[:, 2] * p[:, 3] + g[:, 2] * g[:, 3] - inter
+    with np.errstate(invalid="ignore"):
+        return np.clip(inter / (union + np.finfo(float).eps), 0.0, 1.0)
+
+
 def ope_sequence(
     pred: Any,
     gt: Any,
@@ -238,15 +266,21 @@ def ope_sequence(
     """OPE curves of one sequence.
 
     Args:
-        pred: predicted boxes [T, 4]; must be finite with w, h >= 0.
+        pred: predicted boxes [T, 4]; must be finite with w, h >= 0 (``"matlab"`` mode: NaN and
+            non-positive sizes are allowed and replaced as the MATLAB kits do).
         gt: ground-truth boxes [T, 4]; rows may be NaN where the target is absent.
         valid: [T] bool, False where the dataset marks the target absent (LaSOT full occlusion or
             out of view, GOT-10k absence, NaN rows...); default all True.
         mode: ``"pytracking"`` (default): a frame counts only if ``valid`` and the gt has w, h > 0
             and is finite; other frames fail all three metrics; predictions with w or h == 0 take
-            the previous box. ``"matlab"`` (OTB/LaSOT/TNL2K MATLAB kits): frames with ``valid``
-            False fail; among the others a gt with any coordinate <= 0 fails the success plot but
-            counts as a success for both precision plots (centre error -1).
+            the previous box. ``"matlab"`` (OTB/LaSOT/TNL2K MATLAB kits): NaN or zero/negative-size
+            predictions take the previous box (``calcSeqErrRobust``); frames with ``valid`` False
+            fail; among the others a gt with any coordinate <= 0 fails the success plot but counts
+            as a success for both precision plots (centre error -1). ``"got10k"`` (the got10k
+            toolkit's ``ExperimentOTB``, also used for NfS, TColor128, DTB70 and UAV123): IoU =
+            inter / (union + eps) clipped to [0, 1]; ``valid`` is ignored (the toolkit reads only
+            the ground truth), frames with a NaN gt fail (or leave the denominator with
+            ``exclude_invalid``, as its UAV123 experiment), every other frame counts.
         exclude_invalid: pytracking's ``exclude_invalid_frames``: divide by the number of counted
             frames instead of all frames.
         name: sequence name (kept in the result).
@@ -260,35 +294,42 @@ def ope_sequence(
     n = len(g)
     if n == 0:
         raise ValueError(f"gt: sequence {name!r} has no frames")
-    if not np.all(np.isfinite(p)):
-        bad = int(np.flatnonzero(~np.all(np.isfinite(p), axis=1))[0])
-        raise ValueError(f"pred: sequence {name!r} frame {bad} is not finite: {p[bad].tolist()}")
-    if np.any(p[:, 2:] < 0):
-        bad = int(np.flatnonzero(np.any(p[:, 2:] < 0, axis=1))[0])
-        raise ValueError(f"pred: sequence {name!r} frame {bad} has a negative size: {p[bad].tolist()}")
+    if mode == "matlab":
+        p = _fill_matlab(p, g)
+    else:
+        if not np.all(np.isfinite(p)):
+            bad = int(np.flatnonzero(~np.all(np.isfinite(p), axis=1))[0])
+            raise ValueError(f"pred: sequence {name!r} frame {bad} is not finite: {p[bad].tolist()}")
+        if np.any(p[:, 2:] < 0):
+            bad = int(np.flatnonzero(np.any(p[:, 2:] < 0, axis=1))[0])
+            raise ValueError(f"pred: sequence {name!r} frame {bad} has a negative size: {p[bad].tolist()}")
     flags = np.ones(n, bool) if valid is None else _flags(valid, n, "valid")
     if mode == "pytracking":
         p = _fill_zero_size(p, g)
     if np.all(np.isfinite(g[0])):
         p[0] = g[0]
     finite = np.all(np.isfinite(g), axis=1)
-    ious = iou(p, g)
+    ious = _got10k_rect_iou(p, g) if mode == "got10k" else iou(p, g)
     cerr = center_error(p, g)
     nerr = normalized_center_error(p, g)
     if mode == "pytracking":
         counted = flags & finite & (g[:, 2] > 0) & (g[:, 3] > 0)
-        ious[~counted] = -1.0
-        cerr[~counted] = np.inf
-        nerr[~counted] = np.inf
+    elif mode == "got10k":
+        counted = finite
     else:
         counted = flags & finite
-        ious[~counted] = -1.0
-        cerr[~counted] = np.inf
-        nerr[~counted] = np.inf
+    ious[~counted] = -1.0
+    cerr[~counted] = np.inf
+    nerr[~counted] = np.inf
+    if mode == "matlab":
         nonpos = counted & np.any(g <= 0, axis=1)
         ious[nonpos] = -1.0
         cerr[nonpos] = -1.0
         nerr[nonpos] = -1.0
+    # a prediction left NaN (matlab mode: no previous box to take) fails every threshold
+    ious[np.isnan(ious)] = -1.0
+    cerr[np.isnan(cerr)] = np.inf
+    nerr[np.isnan(nerr)] = np.inf
     denom = float(counted.sum()) if exclude_invalid else float(n)
     if denom == 0:
         success = np.zeros(len(SUCCESS_THRESHOLDS))
