@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "vtrack.train.commands",
     "demo": "vtrack.demo",
     "search": "vtrack.models.vlt.commands",
+    "zoo": "vtrack.zoo.commands",
 }
 
 

@@ -16,7 +16,8 @@ from typing import Any, Callable
 from vtrack.tracking.base import Tracker
 from vtrack.tracking.baselines import OpenCVTracker, StaticTracker
 
-__all__ = ["BASELINES", "build_tracker", "load_tracker_config", "load_model_weights", "TrackerFactory"]
+__all__ = ["BASELINES", "build_tracker", "build_trained_tracker", "load_tracker_config", "load_model_weights",
+           "load_state_into", "read_state_dict", "TrackerFactory"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,26 +41,66 @@ def load_tracker_config(path: str | os.PathLike) -> dict[str, Any]:
     return cfg
 
 
-def load_model_weights(model: Any, checkpoint: str | os.PathLike) -> None:
-    """Load a checkpoint into ``model`` (strict): the trainer's ``{"model": state_dict, ...}``
-    format or a raw state dict; ``torch.load(weights_only=True)`` on the CPU."""
+def load_state_into(model: Any, state: Any, *, source: str) -> None:
+    """Load a state dict into ``model`` (strict; tensors are cast to the model's dtypes);
+    ``source`` names where it came from in the error."""
+    import torch
+
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint: {source} holds neither a state dict nor a trainer checkpoint with a 'model' key")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint: {source} does not match the configured model: {err}") from None
+
+
+def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The weights of a checkpoint file: the trainer's ``{"model": state_dict, ...}`` format or a
+    raw state dict (``torch.load(weights_only=True)`` on the CPU), or a ``.safetensors`` file."""
     import torch
 
     p = Path(checkpoint)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint: file not found: {p}")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
         raise ValueError(f"checkpoint: cannot read {p}: {err}") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"checkpoint: {p} holds neither a state dict nor a trainer checkpoint with a 'model' key")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint: {p} does not match the configured model: {err}") from None
+    return state
+
+
+def load_model_weights(model: Any, checkpoint: str | os.PathLike) -> None:
+    """Load a checkpoint file (:func:`read_state_dict`) into ``model`` (strict)."""
+    load_state_into(model, read_state_dict(checkpoint), source=str(checkpoint))
+
+
+def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any], *, device: Any = "cpu",
+                          source: str = "state dict") -> Tracker:
+    """Build the tracker of config ``cfg`` (sections ``model``/``tracker``) with the weights
+    ``state`` on ``device``; its ``name`` is ``name``."""
+    import torch
+
+    from vtrack.models import get_family
+
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict) or "name" not in cfg["model"]:
+        raise ValueError(f"config: expected a mapping with a 'model' section naming the family, got {type(cfg).__name__}")
+    family = get_family(cfg["model"]["name"])
+    model = family.build_model(cfg["model"])
+    load_state_into(model, state, source=source)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    tracker = family.build_tracker(model, cfg, dev)
+    if not isinstance(tracker, Tracker):
+        raise TypeError(f"model.name: family {cfg['model']['name']!r} built {type(tracker).__name__}, not a Tracker")
+    tracker.name = name
+    return tracker
 
 
 def build_tracker(
@@ -72,14 +113,17 @@ def build_tracker(
     """Build a tracker.
 
     Args:
-        spec: ``"static"``, ``"csrt"``, ``"kcf"``, or (with ``config``) a name for a trained
-            tracker; a path to a ``.yaml``/``.yml`` file is taken as the config itself.
+        spec: ``"static"``, ``"csrt"``, ``"kcf"``, the name of a model-zoo tracker
+            (:mod:`vtrack.zoo`, with neither ``config`` nor ``checkpoint``), or (with ``config``)
+            a name for a trained tracker; a path to a ``.yaml``/``.yml`` file is taken as the
+            config itself.
         device: torch device for trained trackers (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         config: YAML path (or an already loaded dict) with sections ``model`` and ``tracker``.
         checkpoint: weights for the model (required for trained trackers).
 
     Raises:
         ValueError: unknown spec, missing checkpoint, bad config or checkpoint.
+        vtrack.zoo.ZooWeightsError: a zoo tracker's weights file is missing, truncated or altered.
         TrackerUnavailableError: CSRT/KCF without opencv-contrib.
     """
     if not isinstance(spec, str) or not spec:
@@ -90,29 +134,24 @@ def build_tracker(
         return BASELINES[spec]()
     if config is None and spec.endswith((".yaml", ".yml")):
         config = spec
-    if config is None:
+    if config is None and checkpoint is None:
+        from vtrack import zoo
+
+        if zoo.is_zoo_name(spec):
+            return zoo.build_zoo_tracker(spec, device=device)
+        names = [e.name for e in zoo.list_entries()]
         raise ValueError(
-            f"tracker: unknown tracker {spec!r}; expected one of {sorted(BASELINES)} "
+            f"tracker: unknown tracker {spec!r}; expected one of {sorted(BASELINES)}, a zoo tracker "
+            f"({', '.join(names) if names else 'the zoo is empty'}; see `vtrack zoo list`) "
             "or a trained tracker given by a config (--config) and a checkpoint"
         )
+    if config is None:
+        raise ValueError(f"config: the trained tracker {spec!r} needs a config (--config) with its checkpoint")
     if checkpoint is None:
         raise ValueError(f"checkpoint: the trained tracker {spec!r} needs a checkpoint (--checkpoint)")
-    import torch
-
-    from vtrack.models import get_family
-
     cfg = config if isinstance(config, dict) else load_tracker_config(config)
-    family = get_family(cfg["model"]["name"])
-    model = family.build_model(cfg["model"])
-    load_model_weights(model, checkpoint)
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    tracker = family.build_tracker(model, cfg, dev)
-    if not isinstance(tracker, Tracker):
-        raise TypeError(f"model.name: family {cfg['model']['name']!r} built {type(tracker).__name__}, not a Tracker")
-    if not spec.endswith((".yaml", ".yml")):
-        tracker.name = spec
-    return tracker
+    name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
+    return build_trained_tracker(name, cfg, read_state_dict(checkpoint), device=device, source=str(checkpoint))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,201 @@
+"""The model zoo: adding a trained tracker, loading it by name everywhere, checksum errors.
+
+The entries here are written by the tests into a temporary zoo ($VTRACK_ZOO_DIR) from a small,
+randomly initialised OSTrack-tiny checkpoint in the trainer's format: no fake weights are ever
+committed to the real manifest.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vtrack import zoo
+from vtrack.cli import main
+from vtrack.config import load_yaml
+from vtrack.models import get_family
+from vtrack.tracking import build_tracker
+from vtrack.tracking.loader import TrackerFactory
+
+CONFIG = "configs/ostrack/ostrack_tiny.yaml"
+METRICS = {"val": {"ao": 0.5, "sr50": 0.6, "sr75": 0.2, "auc": 0.5, "precision": 0.6, "fps": 80.0},
+           "test": {"ao": 0.4, "sr50": 0.5, "sr75": 0.1, "auc": 0.4, "precision": 0.5, "fps": 81.0}}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from vtrack.data.synthetic import ensure_synthetic
+
+    root = tmp_path_factory.mktemp("synth")
+    return ensure_synthetic(root, workers=1, progress=False, train=0, val=1, test=2, frames=8, width=96, height=96)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A trainer-format checkpoint of a random OSTrack-tiny (weights, config, step)."""
+    cfg = load_yaml(CONFIG)
+    cfg.setdefault("train", {})["seed"] = 3
+    torch.manual_seed(3)
+    model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+    path = tmp_path_factory.mktemp("run") / "checkpoint_0001.pth"
+    torch.save({"model": model.state_dict(), "config": cfg, "step": 7, "ema": None}, path)
+    return path
+
+
+@pytest.fixture
+def zoo_root(tmp_path, monkeypatch, checkpoint):
+    """A temporary zoo holding one entry, ``tiny_zoo``."""
+    root = tmp_path / "zoo"
+    monkeypatch.setenv(zoo.ZOO_ENV, str(root))
+    zoo.add_entry("tiny_zoo", checkpoint, train_command=f"vtrack train {CONFIG} train.seed=3", seed=3,
+                  wall_minutes=1.5, metrics=METRICS)
+    return root
+
+
+def test_add_writes_fp16_safetensors_config_and_manifest(zoo_root, checkpoint):
+    from safetensors.torch import load_file
+
+    manifest = json.loads((zoo_root / zoo.MANIFEST).read_text())
+    (raw,) = manifest["entries"]
+    assert raw["name"] == "tiny_zoo" and raw["family"] == "ostrack" and raw["config"] == "tiny_zoo.yaml"
+    weights = zoo_root / raw["weights"]["file"]
+    assert raw["weights"]["sha256"] == zoo.sha256_file(weights)
+    assert raw["weights"]["bytes"] == weights.stat().st_size <= zoo.MAX_WEIGHTS_BYTES
+    training = raw["training"]
+    assert training["command"] == f"vtrack train {CONFIG} train.seed=3" and training["seed"] == 3
+    assert training["wall_minutes"] == 1.5 and training["step"] == 7 and training["cpu"] and training["commit"]
+    assert raw["metrics"] == METRICS
+    state = load_file(str(weights))
+    source = torch.load(checkpoint, weights_only=True)["model"]
+    assert set(state) == set(source)
+    for key, value in state.items():
+        assert value.dtype == (torch.float16 if source[key].dtype.is_floating_point else source[key].dtype), key
+    # the shipped config is the checkpoint's (with the run's seed)
+    assert load_yaml(zoo_root / "tiny_zoo.yaml")["train"]["seed"] == 3
+
+
+def test_build_tracker_by_zoo_name_loads_the_shipped_weights(zoo_root, checkpoint):
+    tracker = build_tracker("tiny_zoo")
+    assert tracker.name == "tiny_zoo"
+    # same boxes as the tracker built from the shipped config + fp16 weights by hand
+    ref = build_tracker("ref", config=str(zoo_root / "tiny_zoo.yaml"), checkpoint=str(zoo_root / "tiny_zoo.safetensors"))
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    box = np.array([40.0, 30.0, 20.0, 16.0])
+    tracker.initialize(frames[0], box)
+    ref.initialize(frames[0], box)
+    for f in frames[1:]:
+        np.testing.assert_allclose(tracker.track(f).box, ref.track(f).box, atol=1e-5)
+    # and the fp16 weights are those of the checkpoint, rounded
+    model = tracker.model if hasattr(tracker, "model") else None
+    if model is not None:
+        source = torch.load(checkpoint, weights_only=True)["model"]
+        key = next(k for k, v in source.items() if v.dtype.is_floating_point and v.numel() > 10)
+        torch.testing.assert_close(model.state_dict()[key].float(), source[key].half().float())
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "altered"])
+def test_damaged_weights_give_one_clear_error_naming_file_and_checksum(zoo_root, damage):
+    entry = zoo.get_entry("tiny_zoo")
+    path = zoo_root / entry.weights
+    blob = path.read_bytes()
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(blob[: len(blob) // 2])
+    else:
+        flipped = bytearray(blob)
+        flipped[-100] ^= 0xFF
+        path.write_bytes(bytes(flipped))
+    match = rf"{path}.*{damage}.*sha256 {entry.sha256}" if damage == "missing" else rf"{path}.*sha256 {entry.sha256}"
+    with pytest.raises(zoo.ZooWeightsError, match=match):
+        build_tracker("tiny_zoo")
+    # the CLI prints that one line and exits 2
+    with pytest.raises(zoo.ZooWeightsError):
+        TrackerFactory("tiny_zoo")()
+
+
+def test_cli_damaged_weights_message(zoo_root, tmp_path, data_root, capsys):
+    (zoo_root / "tiny_zoo.safetensors").write_bytes(b"not the weights")
+    rc = main(["eval", "--tracker", "tiny_zoo", "--dataset", "synthetic", "--root", str(data_root), "--split", "test",
+               "--out", str(tmp_path / "res"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "tiny_zoo.safetensors" in err and zoo.get_entry("tiny_zoo").sha256 in err
+
+
+def test_eval_by_zoo_name(zoo_root, data_root, tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["eval", "--tracker", "tiny_zoo", "--dataset", "synthetic", "--root", str(data_root), "--split", "test",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tracker"] == "tiny_zoo"
+    assert 0.0 <= summary["scores"]["ao"] <= 1.0
+
+
+def test_track_video_by_zoo_name(zoo_root, data_root, tmp_path):
+    seq = data_root / "test" / sorted(p.name for p in (data_root / "test").iterdir() if p.is_dir())[0]
+    out = tmp_path / "out.mp4"
+    rc = main(["track", str(seq), "--tracker", "tiny_zoo", "--init", "30,30,20,20", "--out", str(out),
+               "--boxes", str(tmp_path / "boxes.txt")])
+    assert rc == 0 and out.stat().st_size > 0
+    assert len((tmp_path / "boxes.txt").read_text().splitlines()) == 8
+
+
+def test_zoo_list_text_and_json(zoo_root, capsys):
+    assert main(["zoo", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "tiny_zoo" in text and "ostrack" in text and "40.0" in text  # test AO in percent
+    assert main(["zoo", "list", "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert {"name", "family", "config", "weights", "metrics"} <= set(item)
+    assert item["weights"]["sha256"] == zoo.get_entry("tiny_zoo").sha256
+    assert Path(item["config_path"]).is_file() and Path(item["weights"]["path"]).is_file()
+
+
+def test_empty_zoo_lists_nothing_and_unknown_name_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "empty"))
+    assert main(["zoo", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    with pytest.raises(ValueError, match="unknown tracker 'nope'.*the zoo is empty"):
+        build_tracker("nope")
+
+
+def test_cli_add_measures_metrics_and_refuses_duplicates(tmp_path, monkeypatch, checkpoint, data_root, capsys):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    argv = ["zoo", "add", "cli_zoo", "--checkpoint", str(checkpoint), "--train-command", "vtrack train x", "--seed", "3",
+            "--wall-minutes", "2", "--data-root", str(data_root), "--set", "tracker.window=false"]
+    assert main(argv) == 0, capsys.readouterr().err
+    entry = zoo.get_entry("cli_zoo")
+    assert set(entry.metrics) == {"val", "test"}
+    for row in entry.metrics.values():
+        assert set(row) == set(zoo.METRIC_KEYS) and 0.0 <= row["ao"] <= 1.0 and row["fps"] > 0
+    assert load_yaml(zoo.zoo_dir() / entry.config)["tracker"]["window"] is False
+    sha = entry.sha256
+    assert main(argv) == 2
+    assert "already holds 'cli_zoo'" in capsys.readouterr().err
+    assert zoo.get_entry("cli_zoo").sha256 == sha
+
+
+def test_add_checks_its_inputs(tmp_path, checkpoint):
+    root = tmp_path / "zoo"
+    kw = dict(train_command="vtrack train x", seed=3, wall_minutes=1.0, metrics=METRICS, root=root)
+    with pytest.raises(ValueError, match="name"):
+        zoo.add_entry("Bad Name", checkpoint, **kw)
+    with pytest.raises(ValueError, match="baseline"):
+        zoo.add_entry("csrt", checkpoint, **kw)
+    with pytest.raises(ValueError, match="seed: 4 differs"):
+        zoo.add_entry("ok", checkpoint, **{**kw, "seed": 4})
+    with pytest.raises(ValueError, match="metrics"):
+        zoo.add_entry("ok", checkpoint, **{**kw, "metrics": {"test": {"ao": 0.1}}})
+    with pytest.raises(ValueError, match="metrics.val.ao"):
+        zoo.add_entry("ok", checkpoint, **{**kw, "metrics": {"val": {"ao": float("nan")}, "test": {"ao": 0.1}}})
+    with pytest.raises(ValueError, match="does not match the configured model"):
+        zoo.add_entry("ok", checkpoint, **{**kw, "overrides": ["model.head.channels=64"]})
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        zoo.add_entry("ok", tmp_path / "nope.pth", **kw)
+    assert zoo.list_entries(root) == []  # nothing half-written
