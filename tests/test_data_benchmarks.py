@@ -94,6 +94,24 @@ def test_nfs_corner_columns_and_240_rows_in_30_fps(tmp_path):
         load_dataset("nfs", tmp_path, "60")
 
 
+def test_nfs_off_by_one_lengths_are_trimmed_with_a_warning(tmp_path, caplog):
+    """As the got10k toolkit: one box more or fewer than frames trims both (naming the
+    sequence); after 240 fps rows are subsampled too; larger differences are an error."""
+    for name, n_frames, n_rows in (("Bee", 4, 5), ("Cat", 5, 4), ("Dog", 3, 25)):
+        seq = tmp_path / name
+        write_frames(seq / "30" / name, [f"{i:05d}.jpg" for i in range(1, n_frames + 1)])
+        write_text(seq / "30" / f"{name}.txt", "".join(f"1 {i} 0 {i + 5} 5 0 0 0\n" for i in range(n_rows)))
+    with caplog.at_level("WARNING", logger="vtrack.data.benchmarks"):
+        bee, cat, dog = load_dataset("nfs", tmp_path, "30")
+    assert (len(bee), len(bee.frames), len(cat), len(cat.frames), len(dog)) == (4, 4, 4, 4, 3)
+    assert cat.frames[-1].endswith("00004.jpg") and dog.boxes[:, 0].tolist() == [0, 8, 16]
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "NfS sequence Bee (30 fps): 5 boxes for 4 frames" in warned and "Cat" in warned and "Dog" in warned
+    write_text(tmp_path / "Bee" / "30" / "Bee.txt", "1 0 0 5 5 0 0 0\n" * 6)
+    with pytest.raises(AnnotationError, match="Bee.txt.*6 boxes but the sequence has 4 frames"):
+        load_dataset("nfs", tmp_path, "30")
+
+
 def test_tnl2k_png_frames_and_language(tmp_path):
     d = tmp_path / "test" / "advSamp_Baseball"
     write_frames(d / "imgs", ["00001.png", "00002.png"])

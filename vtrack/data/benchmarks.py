@@ -241,8 +241,12 @@ def load_uav123(root: str | Path, split: str | None = None) -> list[Sequence]:
 # ---------------------------------------------------------------------------------------- NfS
 def load_nfs(root: str | Path, split: str | None = None) -> list[Sequence]:
     """Need for Speed: ``<seq>/<fps>/<seq>/*.jpg`` and ``<seq>/<fps>/<seq>.txt`` whose columns 2-5
-    are xmin ymin xmax ymax. ``split`` is the frame rate, ``"30"`` (default) or ``"240"``. A 30 fps
-    annotation that holds 240 fps rows (about 8x the frames) is subsampled to every 8th row."""
+    are xmin ymin xmax ymax. ``split`` is the frame rate, ``"30"`` (default) or ``"240"``.
+
+    Length mismatches are handled as the got10k toolkit's NfS reader: an annotation with about 8x
+    the frames (240 fps rows, ``|rows / frames - 8| < 1``) is subsampled to every 8th row; then a
+    difference of one between boxes and frames trims both to the shorter, with a warning that
+    names the sequence. Larger differences are an error."""
     root = require_dir(root, "NfS root")
     fps = split or "30"
     if fps not in ("30", "240"):
@@ -263,8 +267,13 @@ def load_nfs(root: str | Path, split: str | None = None) -> list[Sequence]:
                 raise AnnotationError(gt_path, number, f"expected at least 5 columns, got {len(tokens)}")
         xyxy = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
         frames = list_images(seq / fps / seq.name, numeric=True)
-        if fps == "30" and len(xyxy) > len(frames) and abs(len(xyxy) / 8 - len(frames)) <= 1:
-            xyxy = xyxy[::8][: len(frames)]
+        if frames and len(xyxy) != len(frames) and abs(len(xyxy) / len(frames) - 8) < 1:
+            xyxy = xyxy[::8]
+        if abs(len(xyxy) - len(frames)) == 1:
+            n = min(len(xyxy), len(frames))
+            logger.warning("NfS sequence %s (%s fps): %d boxes for %d frames; both trimmed to %d", seq.name,
+                           fps, len(xyxy), len(frames), n)
+            xyxy, frames = xyxy[:n], frames[:n]
         boxes = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1)
         check_length(gt_path, boxes, len(frames), f"frames in {seq / fps / seq.name}")
         out.append(Sequence(seq.name, frames, boxes, valid_from_boxes(boxes), attributes={"fps": int(fps)},
