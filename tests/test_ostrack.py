@@ -404,3 +404,22 @@ def test_tracker_runs_on_a_sequence(family):
     assert not model.training
     with pytest.raises(RuntimeError):
         fam.build_tracker(fam.build_model(cfg["model"]), cfg).track(frames[0])
+
+
+def test_variants_are_config_overrides_the_family_declares():
+    from vtrack.bench.trackers import bench_tracker, format_table
+
+    fam = get_family("esat")
+    assert fam.variants() == {"CE on": {"model.backbone.ce_enabled": True},
+                              "CE off": {"model.backbone.ce_enabled": False}}
+    cfg = _tiny()
+    cfg["model"]["name"] = "esat"
+    model = fam.build_model(cfg["model"])
+    rows = [bench_tracker(cfg, backend="reference", variant=v, frames=1, warmup=0, image_size=(96, 96), model=model)
+            for v in fam.variants()]
+    assert [r.variant for r in rows] == ["CE on", "CE off"] and all(r.fps > 0 for r in rows)
+    table = format_table(rows)
+    assert "| config | device | backend | FPS CE on | FPS CE off | CE speed-up |" in table
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        bench_tracker(cfg, backend="reference", variant="fast", frames=1, warmup=0)
+    assert get_family("sparsett").variants() == {}

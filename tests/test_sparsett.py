@@ -382,7 +382,7 @@ def test_loader_and_speed_benchmark_drive_sparsett(tmp_path, tiny_model):
     frames, boxes = _moving_square(3)
     tracker.initialize(frames[0], boxes[0])
     assert len(tracker.track(frames[1]).box) == 4 and tracker.name == "sparsett_tiny"
-    row = bench_tracker(cfg, backend="reference", ce=True, frames=2, warmup=0, image_size=(96, 96), model=tiny_model)
+    row = bench_tracker(cfg, backend="reference", frames=2, warmup=0, image_size=(96, 96), model=tiny_model)
     assert row.family == "sparsett" and row.fps > 0
 
 

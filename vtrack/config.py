@@ -16,13 +16,14 @@ with ``yaml.safe_load`` (``train.lr=4e-4``, ``data.datasets=[{name: got10k, root
 from __future__ import annotations
 
 import copy
+import json
 import dataclasses
 import math
 import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, Mapping, TypeVar, Union
 
 import yaml
 
@@ -292,6 +293,28 @@ def set_by_path(cfg: dict[str, Any], key: str, value: Any) -> None:
         node[last] = value
     else:
         raise ValueError(f"override {key}: parent is not a mapping")
+
+
+def get_by_path(cfg: Any, key: str, default: Any = None) -> Any:
+    """``cfg[a][b][c]`` for ``key = "a.b.c"`` (a numeric component indexes a list); ``default``
+    when a component is missing."""
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
+
+
+def override_strings(overrides: Mapping[str, Any]) -> list[str]:
+    """``{"a.b": False}`` -> ``["a.b=false"]``: a family's variant as command-line overrides
+    (values written as JSON, which :func:`parse_override` reads back unchanged)."""
+    if not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides: expected a mapping 'key.path' -> value, got {type(overrides).__name__}")
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: list[str] | tuple[str, ...] | None) -> dict[str, Any]:

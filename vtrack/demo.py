@@ -115,23 +115,31 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     return factory, info
 
 
-def _ce_off_variant(factory: Any) -> Any | None:
-    """For a model trained with early candidate elimination (``model.backbone.ce_layers``), the
-    same checkpoint tracked with CE switched off (``tracker.ce_enabled: false``); else None."""
+def _variant_factories(factory: Any) -> dict[str, tuple[Any, str]]:
+    """The same checkpoint tracked as each variant its family declares (``family.variants()``)
+    that changes the trained config, e.g. OSTrack with candidate elimination off:
+    ``{name: (TrackerFactory, "key=value, ...")}``."""
+    import re
+
     import yaml
 
-    from vtrack.config import load_yaml
+    from vtrack.config import apply_overrides, get_by_path, load_yaml, override_strings
+    from vtrack.models import get_family
     from vtrack.tracking.loader import TrackerFactory
 
     cfg = load_yaml(factory.config)
-    bb = cfg["model"].get("backbone")
-    if not isinstance(bb, dict) or not bb.get("ce_layers") or not bb.get("ce_enabled", True):
-        return None
-    cfg.setdefault("tracker", {})["ce_enabled"] = False
-    path = Path(factory.config).with_name("demo_config_ce_off.yaml")
-    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
-    return TrackerFactory(f"{factory.name}_ce_off", device=factory.device, config=str(path),
-                          checkpoint=factory.checkpoint)
+    out: dict[str, tuple[Any, str]] = {}
+    for variant, overrides in get_family(cfg["model"]["name"]).variants().items():
+        if all(get_by_path(cfg, k, object()) == v for k, v in overrides.items()):
+            continue  # the trained config already is this variant
+        slug = re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_")
+        path = Path(factory.config).with_name(f"demo_config_{slug}.yaml")
+        strings = override_strings(overrides)
+        atomic_write_text(path, yaml.safe_dump(apply_overrides(cfg, strings), sort_keys=False))
+        name = f"{factory.name}_{slug}"
+        out[name] = (TrackerFactory(name, device=factory.device, config=str(path), checkpoint=factory.checkpoint),
+                     ", ".join(strings))
+    return out
 
 
 def _baselines(opts: DemoOptions) -> dict[str, Any]:
@@ -148,7 +156,8 @@ def _baselines(opts: DemoOptions) -> dict[str, Any]:
 
 
 def _speed_section(factories: dict[str, Any], opts: DemoOptions) -> str:
-    """CE on/off FPS of each trained tracker's model at batch 1 (vtrack.bench.trackers)."""
+    """FPS of each trained tracker's model at batch 1 for every variant of its family, e.g. CE
+    on/off (vtrack.bench.trackers)."""
     from vtrack.bench.trackers import bench_tracker, format_table
     from vtrack.config import load_yaml
     from vtrack.models import get_family
@@ -160,12 +169,12 @@ def _speed_section(factories: dict[str, Any], opts: DemoOptions) -> str:
         if fac.config is None:
             continue
         cfg = load_yaml(fac.config)
-        model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+        family = get_family(cfg["model"]["name"])
+        model = family.build_model(cfg["model"])
         load_model_weights(model, fac.checkpoint)
-        bb = cfg["model"].get("backbone")
-        backend = (bb.get("backend") if isinstance(bb, dict) else None) or cfg["model"].get("backend", "auto")
-        for ce in (True, False):
-            rows.append(bench_tracker(cfg, backend=backend, ce=ce, device=opts.device, frames=frames, model=model, name=name))
+        for variant in list(family.variants()) or [None]:  # kernels as configured (backend=None)
+            rows.append(bench_tracker(cfg, backend=None, variant=variant, device=opts.device, frames=frames,
+                                      model=model, name=name))
     return format_table(rows) if rows else ""
 
 
@@ -199,8 +208,8 @@ def run_demo(opts: DemoOptions) -> Path:
         fac, info = _trained_tracker(name, opts, data_root)
         trained[fac.name] = fac
         train_info[fac.name] = info
-    variants = {v.name: v for v in map(_ce_off_variant, trained.values()) if v is not None}
-    factories = {**trained, **variants, **_baselines(opts)}
+    variants = {k: v for fac in trained.values() for k, v in _variant_factories(fac).items()}
+    factories = {**trained, **{k: fac for k, (fac, _) in variants.items()}, **_baselines(opts)}
 
     result_dirs = []
     with _tracking_threads(opts):
@@ -228,13 +237,13 @@ def run_demo(opts: DemoOptions) -> Path:
     parts.append("Scores on the synthetic test split (one-pass evaluation, success AUC, precision at 20 px; "
                  "AO = mean IoU over frames):\n\n")
     parts.append(_ao_table(result_dirs, test))
-    if variants:
-        parts.append("\n`*_ce_off`: the same checkpoint tracked with early candidate elimination switched off.\n")
+    for name, (_, overrides) in variants.items():
+        parts.append(f"\n`{name}`: the same checkpoint tracked with `{overrides}` (a variant of its family).\n")
     parts.append("\n")
     parts.append(report_md.read_text().replace("# Tracking results\n", "", 1))
     parts.append(f"\n## Video\n\n[{video.name}]({video.name}): {first} (red) and ground truth (green) on {seq.name}.\n")
     if opts.bench:
-        parts.append("\n## Tracker speed (batch 1, candidate elimination on/off)\n\n")
+        parts.append("\n## Tracker speed (batch 1, every variant of the tracker's family, e.g. candidate elimination on/off)\n\n")
         with _tracking_threads(opts):
             parts.append(_speed_section(trained, opts))
         parts.append("\n## Kernel benchmark (quick)\n\n")

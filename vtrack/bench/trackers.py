@@ -16,8 +16,7 @@ reference + every fused backend that runs on the device) it measures:
 * GMACs of the batch-1 forward with ``torch.utils.flop_counter.FlopCounterMode`` on the reference
   backend (fused custom ops have no FLOP formula and would count zero).
 
-The older per-config API (:func:`bench_tracker`, :func:`run_benchmark`, :func:`format_table`) is
-kept for ``vtrack demo``. Weights are random: speed does not depend on them (CE keeps a fixed
+The per-config API (:func:`bench_tracker`, :func:`format_table`) serves ``vtrack demo``. Weights are random: speed does not depend on them (CE keeps a fixed
 number of tokens whatever their scores).
 """
 from __future__ import annotations
@@ -40,23 +39,19 @@ from vtrack.configs import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIGS = ("configs/ostrack/ostrack_tiny.yaml", "configs/ostrack/ostrack_256.yaml")
-
 
 @dataclass
 class TrackerSpeed:
-    """One benchmark row."""
+    """One benchmark row (``variant``: a name from ``family.variants()``, ``"-"`` = as configured)."""
 
     config: str
     family: str
     backend: str
-    ce: bool
+    variant: str
     device: str
     frames: int
     fps: float
     ms_per_frame: float
-    keep_tokens: int
-    search_tokens: int
 
 
 def _synthetic_frames(n: int, height: int, width: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -83,21 +78,11 @@ def fused_backends(device: torch.device | str = "cpu") -> list[str]:
     return [b for b in kernels.available_backends(inputs) if b != "reference"]
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config with ``model`` (and optional ``tracker``) sections."""
-    from vtrack.config import load_yaml
-
-    cfg = load_yaml(path)
-    if "model" not in cfg or "name" not in cfg["model"]:
-        raise ValueError(f"config: {path} has no model.name")
-    return cfg
-
-
 def bench_tracker(
     cfg: dict[str, Any],
     *,
-    backend: str,
-    ce: bool,
+    backend: str | None,
+    variant: str | None = None,
     device: torch.device | str = "cpu",
     frames: int = 30,
     warmup: int = 3,
@@ -109,25 +94,33 @@ def bench_tracker(
 
     Args:
         cfg: config mapping with ``model`` (and optionally ``tracker``) sections.
-        backend: kernel backend for every attention layer.
-        ce: candidate elimination on/off.
+        backend: kernel backend for every attention layer (``model.set_backend``; a model without
+            switchable kernels keeps its own); None: the kernels the config sets (row backend ``"-"``).
+        variant: a name of ``family.variants()`` whose config overrides are applied; None: as configured.
         device: torch device.
         frames, warmup: timed and untimed frames.
         image_size: (height, width) of the synthetic frames.
-        model: an already built model of this config (rebuilt from ``cfg`` when None).
+        model: weights to use (a model of this config); random weights when None.
         name: label of the config in the result.
     """
+    from vtrack.config import apply_overrides, override_strings
     from vtrack.models import get_family
+    from vtrack.models.layers.backend import SupportsBackend
 
     if frames < 1 or warmup < 0:
         raise ValueError(f"frames/warmup: expected frames >= 1 and warmup >= 0, got {frames}, {warmup}")
     dev = torch.device(device)
     fam = get_family(cfg["model"]["name"])
-    if model is None:
-        model = fam.build_model(cfg["model"])
-    tcfg = dict(cfg)
-    tcfg["tracker"] = {**(cfg.get("tracker") or {}), "backend": backend, "ce_enabled": bool(ce)}
-    tracker = fam.build_tracker(model, tcfg, dev)
+    variants = fam.variants()
+    if variant is not None and variant not in variants:
+        raise ValueError(f"variant: expected one of {sorted(variants)} (family {fam.name!r}), got {variant!r}")
+    vcfg = apply_overrides(dict(cfg), override_strings(variants[variant]) if variant else [])
+    built = fam.build_model(vcfg["model"])  # the variant's model; a variant changes no parameter
+    if model is not None:
+        built.load_state_dict(model.state_dict())
+    if backend is not None and isinstance(built, SupportsBackend):
+        built.set_backend(backend)
+    tracker = fam.build_tracker(built, vcfg, dev)
     imgs, boxes = _synthetic_frames(frames + warmup + 1, *image_size)
     tracker.initialize(imgs[0], boxes[0])
     for img in imgs[1:warmup + 1]:
@@ -140,86 +133,43 @@ def bench_tracker(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     dt = time.perf_counter() - t0
-    bb = getattr(model, "backbone", None)
-    keep = int(getattr(bb, "num_search", 0))
-    if ce and bb is not None and getattr(bb, "ce_layers", ()):
-        for _ in bb.ce_layers:
-            keep = max(1, int(np.ceil(bb.ce_keep_ratio * keep)))
     return TrackerSpeed(
-        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend, ce=bool(ce),
+        config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend or "-", variant=variant or "-",
         device=str(dev), frames=frames, fps=frames / dt, ms_per_frame=1000.0 * dt / frames,
-        keep_tokens=keep, search_tokens=int(getattr(bb, "num_search", 0)),
     )
 
 
-def run_benchmark(
-    configs: Iterable[str | os.PathLike[str]] = DEFAULT_CONFIGS,
-    *,
-    backends: Iterable[str] | None = None,
-    ce: Iterable[bool] = (True, False),
-    device: torch.device | str = "cpu",
-    frames: int = 30,
-    warmup: int = 3,
-    progress: bool = True,
-) -> list[TrackerSpeed]:
-    """Benchmark every config x backend x CE setting.
-
-    ``backends`` defaults to ``"reference"`` plus every fused backend available on ``device``.
-    """
-    from tqdm import tqdm
-
-    from vtrack.models import get_family
-
-    dev = torch.device(device)
-    names = ["reference", *fused_backends(dev)] if backends is None else list(backends)
-    if not names:
-        raise ValueError("backends: expected at least one backend name")
-    rows: list[TrackerSpeed] = []
-    jobs = [(c, b, e) for c in configs for b in names for e in ce]
-    models: dict[str, torch.nn.Module] = {}
-    for path, backend, ce_on in tqdm(jobs, desc="bench trackers", unit="run", disable=not progress):
-        cfg = load_config(path)
-        key = str(path)
-        if key not in models:
-            torch.manual_seed(0)
-            models[key] = get_family(cfg["model"]["name"]).build_model(cfg["model"])
-        rows.append(bench_tracker(cfg, backend=backend, ce=ce_on, device=dev, frames=frames, warmup=warmup,
-                                  model=models[key], name=Path(path).stem))
-        log.info("%s %s ce=%s: %.1f fps", Path(path).stem, backend, ce_on, rows[-1].fps)
-    return rows
+def _common_prefix(names: list[str]) -> str:
+    """Words the variant names share at the front ("CE on", "CE off" -> "CE")."""
+    words = [n.split() for n in names]
+    common = []
+    for group in zip(*words):
+        if len(set(group)) != 1:
+            break
+        common.append(group[0])
+    return " ".join(common)
 
 
 def format_table(rows: list[TrackerSpeed]) -> str:
-    """Markdown table: one line per config x backend, FPS with CE on and off and the CE speed-up."""
-    lines = [
-        "| config | device | backend | search tokens (kept) | FPS CE on | FPS CE off | CE speed-up |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: |",
-    ]
-    groups: dict[tuple[str, str, str], dict[bool, TrackerSpeed]] = {}
+    """Markdown table: one line per config x backend, the FPS of every variant and, with two or more
+    variants, the speed-up of the first over the second (e.g. "CE speed-up" for CE on / CE off)."""
+    variants = list(dict.fromkeys(r.variant for r in rows))
+    named = [v for v in variants if v != "-"]
+    heads = ["config", "device", "backend", *(f"FPS {v}" if v != "-" else "FPS" for v in variants)]
+    ratio = named[:2] if len(named) >= 2 else []
+    if ratio:
+        heads.append(f"{_common_prefix(ratio)} speed-up".strip())
+    lines = ["| " + " | ".join(heads) + " |", "| --- | --- | --- |" + " ---: |" * (len(heads) - 3)]
+    groups: dict[tuple[str, str, str], dict[str, TrackerSpeed]] = {}
     for r in rows:
-        groups.setdefault((r.config, r.device, r.backend), {})[r.ce] = r
-    for (config, device, backend), by_ce in groups.items():
-        on, off = by_ce.get(True), by_ce.get(False)
-        tokens = f"{(on or off).search_tokens} ({on.keep_tokens})" if on else f"{(off or on).search_tokens}"
-        f_on = f"{on.fps:.1f}" if on else "-"
-        f_off = f"{off.fps:.1f}" if off else "-"
-        speed = f"{on.fps / off.fps:.2f}x" if on and off else "-"
-        lines.append(f"| {config} | {device} | {backend} | {tokens} | {f_on} | {f_off} | {speed} |")
+        groups.setdefault((r.config, r.device, r.backend), {})[r.variant] = r
+    for (config, device, backend), by_variant in groups.items():
+        cells = [f"{by_variant[v].fps:.1f}" if v in by_variant else "-" for v in variants]
+        if ratio:
+            a, b = (by_variant.get(v) for v in ratio)
+            cells.append(f"{a.fps / b.fps:.2f}x" if a and b else "-")
+        lines.append(f"| {config} | {device} | {backend} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_results(rows: list[TrackerSpeed], out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``trackers.md`` and ``trackers.json`` (atomically) under ``out_dir``; returns the .md path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("trackers.md", format_table(rows)),
-                       ("trackers.json", json.dumps([asdict(r) for r in rows], indent=2))):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out / name)
-    return out / "trackers.md"
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +223,19 @@ class TrackerSuiteRow:
     gmacs_b1: float | None = None
     params_m: float | None = None
     note: str = ""
+
+
+def case_variants(case: TrackerCase) -> dict[str, tuple[str, ...]]:
+    """The case's variants: those of the spec, else the family's declared ones
+    (``family.variants()`` as ``key=value`` overrides), else one ``"-"`` (as configured)."""
+    if case.variants:
+        return dict(case.variants)
+    from vtrack.config import load_config, override_strings
+    from vtrack.models import get_family
+
+    cfg = load_config(case.config, list(case.overrides))
+    declared = get_family(cfg["model"]["name"]).variants()
+    return {name: tuple(override_strings(o)) for name, o in declared.items()} or {"-": ()}
 
 
 def _seq(value: Any, name: str) -> tuple[str, ...]:
@@ -449,10 +412,10 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
     """Measure one case: per variant x backend, tracking FPS at batch 1 through ``family.build_tracker``,
     the model forward at batch 1 (CUDA graph on CUDA), throughput of the model forward at
     ``throughput_batch`` (0 skips it) and GMACs (reference backend)."""
-    from vtrack.models.layers.backend import SupportsBackend
     from vtrack.bench.train import make_batch
     from vtrack.config import load_config as load_with_overrides
     from vtrack.models import get_family
+    from vtrack.models.layers.backend import SupportsBackend
 
     if frames < 1 or warmup < 0 or repeat < 1 or throughput_batch < 0:
         raise ValueError(f"frames/warmup/repeat/throughput_batch: expected >= 1/0/1/0, got "
@@ -463,7 +426,7 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
     amp_dtype = AMP_DTYPES[amp]
     names = list(backends) if backends is not None else kernel_backends(dev)
     rows: list[TrackerSuiteRow] = []
-    for variant, extra in (case.variants or {"-": ()}).items():
+    for variant, extra in case_variants(case).items():
         cfg = load_with_overrides(case.config, [*case.overrides, *extra])
         family_name = cfg["model"]["name"]
         fam = get_family(family_name)

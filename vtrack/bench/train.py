@@ -123,7 +123,6 @@ class _StepRunner:
 
     def __init__(self, cfg: dict[str, Any], backend: str | None, device: torch.device, batch_size: int,
                  amp: str | None, batch: dict[str, Any] | None) -> None:
-        from vtrack.models.layers.backend import SupportsBackend
         from vtrack.config import from_dict
         from vtrack.models.registry import get_family
         from vtrack.train.schema import TrainConfig
@@ -139,6 +138,8 @@ class _StepRunner:
         torch.manual_seed(0)
         self.model = fam.build_model(cfg["model"])
         if backend is not None:  # None: keep the model's own kernels (models without switchable attention)
+            from vtrack.models.layers.backend import SupportsBackend
+
             if not isinstance(self.model, SupportsBackend):
                 raise ValueError(f"backend: model {type(self.model).__name__} has no set_backend(); cannot switch "
                                  "kernels (pass backend=None to time it as built)")
@@ -317,10 +318,11 @@ def run_cases(
     interleaved as in :func:`run_benchmark`; a model without ``set_backend`` runs once with its own
     kernels (backend ``"-"``). A case that fails (e.g. out of memory) is logged and skipped.
     """
-    from vtrack.models.layers.backend import SupportsBackend
     from tqdm import tqdm
 
+    from vtrack.bench.trackers import case_variants
     from vtrack.config import load_config
+    from vtrack.models.layers.backend import SupportsBackend
     from vtrack.models.registry import get_family
 
     _check_counts(steps, warmup)
@@ -330,7 +332,7 @@ def run_cases(
         names = [b for b in names if b != "triton"]
     rows: list[TrainStepResult] = []
     for case in tqdm(list(cases), desc="bench train", unit="config", disable=not progress):
-        first = next(iter(case.variants.values()), ())
+        first = next(iter(case_variants(case).values()))
         cfg = load_config(case.config, [*case.overrides, *first])
         switchable = isinstance(get_family(cfg["model"]["name"]).build_model(cfg["model"]), SupportsBackend)
         try:

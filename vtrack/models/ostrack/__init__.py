@@ -70,6 +70,10 @@ class OSTrackFamily(FamilyBase):
             "labels": labels,
         }
 
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """Early candidate elimination on and off (the same weights serve both)."""
+        return {"CE on": {"model.backbone.ce_enabled": True}, "CE off": {"model.backbone.ce_enabled": False}}
+
     def build_tracker(self, model: nn.Module, cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> OSTrackTracker:
         """Inference tracker around a built (trained) model; options from ``cfg["tracker"]``."""
         if not isinstance(model, OSTrack):

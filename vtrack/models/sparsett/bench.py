@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             sec = bench_train_step(cfg, name, batch_size=args.batch_size, device=dev, repeats=args.repeats)
             rows.append({"what": "train step", "backend": name, "ms": 1000 * sec, "shape": f"batch {args.batch_size}"})
         if "tracker" not in args.skip:
-            r = bench_tracker(cfg, backend=name, ce=False, device=dev, frames=args.frames, warmup=3)
+            r = bench_tracker(cfg, backend=name, device=dev, frames=args.frames, warmup=3)
             rows.append({"what": "tracker", "backend": name, "ms": r.ms_per_frame, "shape": f"{r.fps:.1f} FPS"})
     print(json.dumps(rows, indent=1))
     print("| measure | backend | ms | note |\n| --- | --- | ---: | --- |")

@@ -105,8 +105,6 @@ class SparseTTTrackerConfig:
         test_lr: size smoothing rate (multiplied by the penalised score of the peak).
         min_size: smallest box side in pixels.
         backend: kernel backend at inference (null keeps the model's).
-        ce_enabled: accepted so the shared CE on/off speed benchmark (``vtrack.bench.trackers``)
-            can drive every family; SparseTT has no candidate elimination, so it changes nothing.
     """
 
     penalty_k: float = 0.04
@@ -114,7 +112,6 @@ class SparseTTTrackerConfig:
     test_lr: float = 0.95
     min_size: float = 10.0
     backend: str | None = None
-    ce_enabled: bool = False
 
     def __post_init__(self) -> None:
         if self.penalty_k < 0:
