@@ -22,11 +22,9 @@ number of tokens whatever their scores).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
