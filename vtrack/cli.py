@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "synth": "vtrack.data.commands",
     "eval": "vtrack.eval.commands",
     "report": "vtrack.eval.commands",
+    "pack": "vtrack.eval.pack",
     "track": "vtrack.tracking.commands",
     "bench": "vtrack.bench",
     "train": "vtrack.train.commands",

@@ -141,7 +141,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if hidden:
         sys.stdout.write(
             f"results written to {out} ({protocol} layout); {len(hidden)} of {len(seqs)} sequences have only "
-            "their first box public (a test split): zip the folder and submit it to the benchmark's server\n"
+            "their first box public (a test split): to submit it to the benchmark's server, zip it with "
+            f"`vtrack pack --format {'trackingnet' if protocol == 'trackingnet' else 'got10k-test'} {out} "
+            f"--root {args.root} --out {out}.zip`\n"
         )
         if len(hidden) == len(seqs):
             return 0
