@@ -199,3 +199,20 @@ def test_add_checks_its_inputs(tmp_path, checkpoint):
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         zoo.add_entry("ok", tmp_path / "nope.pth", **kw)
     assert zoo.list_entries(root) == []  # nothing half-written
+
+
+def test_bench_trackers_benches_zoo_trackers_with_their_weights(zoo_root, capsys, monkeypatch):
+    from vtrack.bench import trackers as tbench
+
+    quick = ["--quick", "--batch", "0", "--no-macs", "--frames", "2", "--warmup", "0", "--device", "cpu"]
+    assert main(["bench", "trackers", "--zoo", *quick]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| tiny_zoo ")]
+    backends = {line.split("|")[4].strip() for line in rows}
+    assert "reference" in backends and len(backends) == len(tbench.kernel_backends("cpu"))
+    (case,) = tbench.suite_cases("cpu", configs=["tiny_zoo"])
+    assert case.label == "tiny_zoo" and case.weights == str(zoo_root / "tiny_zoo.safetensors")
+    # the weights are verified: an altered file fails the benchmark instead of timing another tracker
+    (zoo_root / "tiny_zoo.safetensors").write_bytes(b"x" * zoo.get_entry("tiny_zoo").bytes)
+    assert main(["bench", "trackers", "--zoo", "tiny_zoo", *quick]) == 2
+    assert "sha256" in capsys.readouterr().err

@@ -188,17 +188,21 @@ class TrackerCase:
         overrides: ``key=value`` config overrides applied to every variant.
         variants: variant name -> extra overrides (each measured as its own row); empty: one row.
         note: free text copied into the table.
+        weights: weights file loaded into the model (a zoo tracker's, verified); None: random weights.
+        name: label of the case (default: the config file stem).
     """
 
     config: str
     overrides: tuple[str, ...] = ()
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     note: str = ""
+    weights: str | None = None
+    name: str = ""
 
     @property
     def label(self) -> str:
-        """Config file stem."""
-        return Path(self.config).stem
+        """The case's name, else the config file stem."""
+        return self.name or Path(self.config).stem
 
 
 @dataclass
@@ -430,6 +434,10 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
         fam = get_family(family_name)
         torch.manual_seed(0)
         model = fam.build_model(cfg["model"])
+        if case.weights is not None:
+            from vtrack.tracking.loader import load_model_weights
+
+            load_model_weights(model, case.weights)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         switchable = isinstance(model, SupportsBackend)
         batch1 = make_batch(cfg, 1)
@@ -541,6 +549,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", nargs="+", default=None,
                         help="tracker YAML configs (default: the cases of --cases for the device, plus a tiny "
                              "config of every registered family they miss)")
+    parser.add_argument("--zoo", nargs="*", default=None, metavar="NAME",
+                        help="benchmark model-zoo trackers with their weights (no NAME: every zoo tracker); "
+                             "zoo names are also accepted by --configs")
     parser.add_argument("--cases", default=None, help=f"YAML case list (default {CASES_FILE})")
     parser.add_argument("--override", nargs="*", default=[], metavar="key=value",
                         help="config overrides applied to every case")
@@ -562,17 +573,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="folder for trackers.md / trackers.json / trackers_fps.png")
 
 
+def zoo_case(name: str) -> TrackerCase:
+    """The case of the model-zoo tracker ``name``: its shipped config and verified weights."""
+    from vtrack import zoo
+
+    entry = zoo.get_entry(name)
+    return TrackerCase(str(zoo.zoo_dir() / entry.config), note=f"zoo ({entry.family})",
+                       weights=str(zoo.verified_weights(entry)), name=entry.name)
+
+
 def suite_cases(device: torch.device | str, configs: list[str] | None = None, cases_file: str | None = None,
-                overrides: Iterable[str] = ()) -> list[TrackerCase]:
-    """The cases to run: explicit ``configs`` or the spec's cases for the device type (completed with
-    every registered family), each with ``overrides`` appended."""
+                overrides: Iterable[str] = (), zoo: list[str] | None = None) -> list[TrackerCase]:
+    """The cases to run, each with ``overrides`` appended: ``zoo`` (names of model-zoo trackers;
+    an empty list: every zoo tracker), else explicit ``configs`` (config paths or zoo names), else
+    the spec's cases for the device type (completed with every registered family)."""
+    from dataclasses import replace
+
+    from vtrack import zoo as zoo_mod
+
     dev = torch.device(device)
-    if configs:
-        cases = [TrackerCase(c) for c in configs]
+    if zoo is not None:
+        names = list(zoo) or [e.name for e in zoo_mod.list_entries()]
+        if not names:
+            raise ValueError(f"--zoo: the zoo ({zoo_mod.zoo_dir()}) holds no trackers")
+        cases = [zoo_case(n) for n in names]
+    elif configs:
+        cases = [zoo_case(c) if zoo_mod.is_zoo_name(c) else TrackerCase(c) for c in configs]
     else:
         cases = complete_cases(load_cases(cases_file, dev.type))
     extra = tuple(overrides)
-    return [TrackerCase(c.config, c.overrides + extra, c.variants, c.note) for c in cases]
+    return [replace(c, overrides=c.overrides + extra) for c in cases]
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -583,7 +613,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch.cuda.is_available() is False")
-    cases = suite_cases(dev, args.configs, args.cases, args.override)
+    cases = suite_cases(dev, args.configs, args.cases, args.override, args.zoo)
     frames, repeat, batch = (min(args.frames, 5), 2, min(args.batch, 4)) if args.quick else (
         args.frames, args.repeat, args.batch)
     amp = args.amp or ("fp16" if dev.type == "cuda" else "off")
