@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from vtrack.tracking.postprocess import StateUpdateConfig
+
 
 @dataclass
 class FDASection:
@@ -96,13 +98,20 @@ class ModelSection:
 
 @dataclass
 class TrackerSection:
-    """``tracker`` section: crop context factors, Hann window, backend override."""
+    """``tracker`` section: crop context factors, Hann window and its weight, state update
+    (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`), backend and CE overrides."""
 
     template_factor: float = 2.0
     search_factor: float = 4.0
     window: bool = True
+    window_influence: float = 1.0
+    update: StateUpdateConfig = field(default_factory=StateUpdateConfig)
     backend: str | None = None
     ce_enabled: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ValueError(f"tracker.window_influence: expected a value in [0, 1], got {self.window_influence}")
 
 
 def parse_model(cfg: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> ModelSection:

@@ -10,7 +10,8 @@ from vtrack.models.layers.heads import decode_center_boxes
 from vtrack.models.ostrack.config import TrackerSection
 from vtrack.models.ostrack.model import OSTrack
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import box_from_crop, clip_box
+from vtrack.tracking.crops import box_from_crop
+from vtrack.tracking.postprocess import TrackState, blend_window, update_state
 from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import hann_window
 
@@ -40,25 +41,25 @@ class OSTrackTracker(Tracker):
         fs = model.feat_size
         self.window = hann_window(fs, fs, device=self.device, dtype=torch.float32)[None, None] if cfg.window else None
         self._template: torch.Tensor | None = None
-        self._state = np.zeros(4)
+        self._state = TrackState.start([0.0, 0.0, 1.0, 1.0])
 
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
         patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size)
         self._template = to_tensor(patch, self.device)
-        self._state = np.asarray(box, dtype=np.float64)
+        self._state = TrackState.start(box)
 
     @torch.no_grad()
     def _track(self, image: np.ndarray) -> TrackResult:
         H, W = image.shape[:2]
-        patch, _, crop_box = sample_target(image, self._state, self.cfg.search_factor, self.search_size)
+        factor = self.cfg.search_factor * self._state.search_growth(self.cfg.update)
+        patch, _, crop_box = sample_target(image, self._state.box, factor, self.search_size)
         out = self.model({"template": self._template, "search": to_tensor(patch, self.device)})
         score = out["score_map"]
-        ranked = score * self.window if self.window is not None else score
+        ranked = blend_window(score, self.window, self.cfg.window_influence) if self.window is not None else score
         boxes, _ = decode_center_boxes(ranked, out["size_map"], out["offset_map"])
         cx, cy, w, h = (boxes[0].double() * self.search_size).tolist()
         flat = int(ranked.flatten(1).argmax(dim=1))
         conf = float(score.flatten(1)[0, flat])
         in_image = box_from_crop([cx - w / 2, cy - h / 2, w, h], crop_box, self.search_size)
-        margin = min(10.0, float(W), float(H))
-        self._state = clip_box(in_image, W, H, min_size=margin)
-        return TrackResult(box=tuple(float(v) for v in self._state), score=conf)
+        self._state = update_state(self._state, in_image, conf, self.cfg.update, (W, H))
+        return TrackResult(box=tuple(float(v) for v in self._state.box), score=conf)
