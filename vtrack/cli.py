@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "demo": "vtrack.demo",
     "search": "vtrack.models.vlt.commands",
     "zoo": "vtrack.zoo.commands",
+    "export": "vtrack.deploy.commands",
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from vtrack.tracking.base import Tracker
 from vtrack.tracking.baselines import OpenCVTracker, StaticTracker
 
-__all__ = ["BASELINES", "build_tracker", "build_trained_tracker", "load_tracker_config", "load_model_weights",
+__all__ = ["BASELINES", "RUNTIMES", "build_tracker", "build_trained_tracker", "load_tracker_config", "load_model_weights",
            "load_state_into", "read_state_dict", "TrackerFactory"]
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,9 @@ BASELINES: dict[str, Callable[[], Tracker]] = {
     "csrt": lambda: OpenCVTracker("csrt"),
     "kcf": lambda: OpenCVTracker("kcf"),
 }
+
+#: Runtimes a trained tracker's network can run on (see vtrack.deploy).
+RUNTIMES = ("pytorch", "onnxruntime")
 
 
 def load_tracker_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -82,9 +85,12 @@ def load_model_weights(model: Any, checkpoint: str | os.PathLike) -> None:
 
 
 def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any], *, device: Any = "cpu",
-                          source: str = "state dict") -> Tracker:
+                          source: str = "state dict", runtime: str = "pytorch",
+                          onnx_dir: str | os.PathLike | None = None) -> Tracker:
     """Build the tracker of config ``cfg`` (sections ``model``/``tracker``) with the weights
-    ``state`` on ``device``; its ``name`` is ``name``."""
+    ``state`` on ``device``; its ``name`` is ``name``. With ``runtime="onnxruntime"`` its network
+    runs on onnxruntime (:func:`vtrack.deploy.use_onnxruntime`: the ONNX files of ``onnx_dir``,
+    or exported on first use into the cache)."""
     import torch
 
     from vtrack.models import get_family
@@ -100,7 +106,19 @@ def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any],
     if not isinstance(tracker, Tracker):
         raise TypeError(f"model.name: family {cfg['model']['name']!r} built {type(tracker).__name__}, not a Tracker")
     tracker.name = name
+    if _check_runtime(runtime, onnx_dir) == "onnxruntime":
+        from vtrack.deploy import use_onnxruntime
+
+        use_onnxruntime(tracker, cfg, onnx_dir=onnx_dir)
     return tracker
+
+
+def _check_runtime(runtime: str, onnx_dir: Any) -> str:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime: expected one of {RUNTIMES}, got {runtime!r}")
+    if onnx_dir is not None and runtime != "onnxruntime":
+        raise ValueError("onnx_dir: ONNX files are only used with runtime='onnxruntime'")
+    return runtime
 
 
 def build_tracker(
@@ -109,6 +127,8 @@ def build_tracker(
     device: Any = "cpu",
     config: str | os.PathLike | dict[str, Any] | None = None,
     checkpoint: str | os.PathLike | None = None,
+    runtime: str = "pytorch",
+    onnx_dir: str | os.PathLike | None = None,
 ) -> Tracker:
     """Build a tracker.
 
@@ -120,6 +140,10 @@ def build_tracker(
         device: torch device for trained trackers (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         config: YAML path (or an already loaded dict) with sections ``model`` and ``tracker``.
         checkpoint: weights for the model (required for trained trackers).
+        runtime: ``"pytorch"`` or ``"onnxruntime"`` (the network's branches exported to ONNX,
+            see :func:`vtrack.deploy.use_onnxruntime`; pre- and post-processing unchanged).
+        onnx_dir: with onnxruntime, a folder written by ``vtrack export`` (default: export on
+            first use into the cache).
 
     Raises:
         ValueError: unknown spec, missing checkpoint, bad config or checkpoint.
@@ -128,7 +152,10 @@ def build_tracker(
     """
     if not isinstance(spec, str) or not spec:
         raise TypeError(f"spec: expected a tracker name (str), got {spec!r}")
+    _check_runtime(runtime, onnx_dir)
     if spec in BASELINES:
+        if runtime != "pytorch":
+            raise ValueError(f"runtime: the baseline tracker {spec!r} has no network to run on {runtime}")
         if config is not None or checkpoint is not None:
             raise ValueError(f"config/checkpoint: the baseline tracker {spec!r} takes neither")
         return BASELINES[spec]()
@@ -138,7 +165,7 @@ def build_tracker(
         from vtrack import zoo
 
         if zoo.is_zoo_name(spec):
-            return zoo.build_zoo_tracker(spec, device=device)
+            return zoo.build_zoo_tracker(spec, device=device, runtime=runtime, onnx_dir=onnx_dir)
         names = [e.name for e in zoo.list_entries()]
         raise ValueError(
             f"tracker: unknown tracker {spec!r}; expected one of {sorted(BASELINES)}, a zoo tracker "
@@ -151,7 +178,8 @@ def build_tracker(
         raise ValueError(f"checkpoint: the trained tracker {spec!r} needs a checkpoint (--checkpoint)")
     cfg = config if isinstance(config, dict) else load_tracker_config(config)
     name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
-    return build_trained_tracker(name, cfg, read_state_dict(checkpoint), device=device, source=str(checkpoint))
+    return build_trained_tracker(name, cfg, read_state_dict(checkpoint), device=device, source=str(checkpoint),
+                                 runtime=runtime, onnx_dir=onnx_dir)
 
 
 @dataclass(frozen=True)
@@ -162,10 +190,13 @@ class TrackerFactory:
     device: str = "cpu"
     config: str | None = None
     checkpoint: str | None = None
+    runtime: str = "pytorch"
+    onnx_dir: str | None = None
 
     def __call__(self) -> Tracker:
         """Build a fresh tracker."""
-        return build_tracker(self.spec, device=self.device, config=self.config, checkpoint=self.checkpoint)
+        return build_tracker(self.spec, device=self.device, config=self.config, checkpoint=self.checkpoint,
+                             runtime=self.runtime, onnx_dir=self.onnx_dir)
 
     @property
     def name(self) -> str:

@@ -198,13 +198,16 @@ def zoo_config(entry: ZooEntry, root: str | os.PathLike | None = None) -> dict[s
     return load_yaml(base / entry.config)
 
 
-def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike | None = None) -> Any:
-    """Build the zoo tracker ``name`` (weights verified first) on ``device``."""
+def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike | None = None,
+                      runtime: str = "pytorch", onnx_dir: str | os.PathLike | None = None) -> Any:
+    """Build the zoo tracker ``name`` (weights verified first) on ``device``; ``runtime`` and
+    ``onnx_dir`` as in :func:`vtrack.tracking.loader.build_trained_tracker`."""
     from vtrack.tracking.loader import build_trained_tracker
 
     entry = get_entry(name, root)
     state = load_zoo_state_dict(entry, root)
-    return build_trained_tracker(name, zoo_config(entry, root), state, device=device, source=entry.weights)
+    return build_trained_tracker(name, zoo_config(entry, root), state, device=device, source=entry.weights,
+                                 runtime=runtime, onnx_dir=onnx_dir)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -77,6 +77,18 @@ class OneStreamViT(ViT):
         """Keep ratio used by the next forward: the scheduled one in training, the target in eval."""
         return self.train_keep_ratio if self.training else self.ce_keep_ratio
 
+    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        """Template tokens [B, Nz, C] after the patch and position embedding.
+
+        They depend on the template crop only, so a tracker computes them once at initialisation
+        and passes them to :meth:`forward_tokens` on every frame.
+        """
+        z, gz = self.embed(template)
+        if gz != self.grid_z:
+            raise ValueError(f"template/search: expected {self.template_size}px and {self.search_size}px crops, "
+                             f"got a {tuple(template.shape[-2:])} template")
+        return z + self.pos_embed_z
+
     def forward(  # type: ignore[override]
         self, template: torch.Tensor, search: torch.Tensor, *, keep_ratio: float | None = None
     ) -> dict[str, Any]:
@@ -92,17 +104,25 @@ class OneStreamViT(ViT):
             (eliminated search positions are zero), ``keep_index`` [B, K] int64 original positions of the
             kept search tokens and ``ce_scores`` (list of [B, Ns_l] scores per elimination layer).
         """
-        if template.shape[0] != search.shape[0]:
-            raise ValueError(f"search: expected batch size {template.shape[0]} like template, got {search.shape[0]}")
-        z, gz = self.embed(template)
-        x, gx = self.embed(search)
-        if gz != self.grid_z or gx != self.grid_x:
+        return self.forward_tokens(self.embed_template(template), search, keep_ratio=keep_ratio)
+
+    def forward_tokens(
+        self, template_tokens: torch.Tensor, search: torch.Tensor, *, keep_ratio: float | None = None
+    ) -> dict[str, Any]:
+        """:meth:`forward` from template tokens already embedded by :meth:`embed_template`."""
+        if template_tokens.dim() != 3 or tuple(template_tokens.shape[1:]) != (self.num_template, self.embed_dim):
             raise ValueError(
-                f"template/search: expected {self.template_size}px and {self.search_size}px crops, "
-                f"got {tuple(template.shape[-2:])} and {tuple(search.shape[-2:])}"
+                f"template_tokens: expected [B, {self.num_template}, {self.embed_dim}], got {tuple(template_tokens.shape)}"
             )
+        if template_tokens.shape[0] != search.shape[0]:
+            raise ValueError(f"search: expected batch size {template_tokens.shape[0]} like template, got {search.shape[0]}")
+        x, gx = self.embed(search)
+        if gx != self.grid_x:
+            raise ValueError(f"template/search: expected {self.template_size}px and {self.search_size}px crops, "
+                             f"got a {tuple(search.shape[-2:])} search crop")
+        z = template_tokens
         B = z.shape[0]
-        tokens = torch.cat([z + self.pos_embed_z, x + self.pos_embed_x], dim=1)
+        tokens = torch.cat([z, x + self.pos_embed_x], dim=1)
         nz, ns = self.num_template, self.num_search
         global_index = torch.arange(ns, device=tokens.device).unsqueeze(0).expand(B, ns)
         ratio = self.current_keep_ratio() if keep_ratio is None else float(keep_ratio)

@@ -65,11 +65,25 @@ class OSTrack(BackendSwitchable, nn.Module):
         for key in ("template", "search"):
             if key not in batch or not isinstance(batch[key], torch.Tensor):
                 raise ValueError(f"batch: expected a tensor under {key!r}, got keys {sorted(batch)}")
-        feats = self.backbone(batch["template"], batch["search"])
+        # the position head only feeds the ESAT training losses: skipped when tracking
+        with_position = self.position is not None and (self.training or "label_pos_abs" in batch)
+        return self._heads(self.backbone.embed_template(batch["template"]), batch["search"], with_position)
+
+    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        """Template tokens [B, Nz, C] after patch and position embedding (what a tracker caches)."""
+        return self.backbone.embed_template(template)
+
+    def forward_search(self, template_tokens: torch.Tensor, search: torch.Tensor) -> dict[str, Any]:
+        """Tracking forward from cached :meth:`embed_template` tokens: the outputs of ``forward``
+        without the position head."""
+        return self._heads(template_tokens, search, False)
+
+    def _heads(self, template_tokens: torch.Tensor, search: torch.Tensor, with_position: bool) -> dict[str, Any]:
+        feats = self.backbone.forward_tokens(template_tokens, search)
         out = self.head(feats["search"])
         out["keep_index"] = feats["keep_index"]
         out["ce_scores"] = feats["ce_scores"]
-        # the position head only feeds the ESAT training losses: skipped when tracking
-        if self.position is not None and (self.training or "label_pos_abs" in batch):
+        if with_position:
+            assert self.position is not None
             out.update(self.position(feats["template"], feats["search"]))
         return out

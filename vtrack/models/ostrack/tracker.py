@@ -6,7 +6,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vtrack.deploy.engine import Engine, TorchEngine
 from vtrack.models.layers.heads import decode_center_boxes
+from vtrack.models.ostrack.branches import ostrack_branches
 from vtrack.models.ostrack.config import TrackerSection
 from vtrack.models.ostrack.model import OSTrack
 from vtrack.tracking.base import Tracker, TrackResult
@@ -40,12 +42,14 @@ class OSTrackTracker(Tracker):
         self.search_size = model.cfg.search_size
         fs = model.feat_size
         self.window = hann_window(fs, fs, device=self.device, dtype=torch.float32)[None, None] if cfg.window else None
+        #: runs the network branches (``template``, ``search``); swapped for the onnxruntime engine
+        self.engine: Engine = TorchEngine(ostrack_branches(self.model))
         self._template: torch.Tensor | None = None
         self._state = TrackState.start([0.0, 0.0, 1.0, 1.0])
 
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
         patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size)
-        self._template = to_tensor(patch, self.device)
+        self._template = self.engine.run("template", template=to_tensor(patch, self.device))["template_tokens"]
         self._state = TrackState.start(box)
 
     @torch.no_grad()
@@ -53,7 +57,7 @@ class OSTrackTracker(Tracker):
         H, W = image.shape[:2]
         factor = self.cfg.search_factor * self._state.search_growth(self.cfg.update)
         patch, _, crop_box = sample_target(image, self._state.box, factor, self.search_size)
-        out = self.model({"template": self._template, "search": to_tensor(patch, self.device)})
+        out = self.engine.run("search", template_tokens=self._template, search=to_tensor(patch, self.device))
         score = out["score_map"]
         ranked = blend_window(score, self.window, self.cfg.window_influence) if self.window is not None else score
         boxes, _ = decode_center_boxes(ranked, out["size_map"], out["offset_map"])

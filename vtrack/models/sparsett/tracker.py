@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from vtrack.deploy.engine import Engine, TorchEngine
+from vtrack.models.sparsett.branches import sparsett_branches
 from vtrack.models.sparsett.config import SparseTTTrackerConfig
 from vtrack.models.sparsett.model import SparseTT
 from vtrack.tracking.base import Tracker, TrackResult
@@ -86,6 +88,8 @@ class SparseTTTracker(Tracker):
         s = model.score_size
         self.window = cosine_window(s, s).reshape(-1)
         self.points = model.points.detach().cpu().numpy().astype(np.float64)
+        #: runs the network branches (``template``, ``search``); swapped for the onnxruntime engine
+        self.engine: Engine = TorchEngine(sparsett_branches(self.model))
 
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
         x, y, w, h = box
@@ -94,16 +98,14 @@ class SparseTTTracker(Tracker):
         self.image_hw = image.shape[:2]
         self.pad = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
         patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
-        with torch.inference_mode():
-            self.memory = self.model.encode_template(to_tensor(patch, self.device))
+        self.memory = self.engine.run("template", template=to_tensor(patch, self.device))["memory"]
 
     def _track(self, image: np.ndarray) -> TrackResult:
         cfg = self.cfg
         prev = (self.center[0] - self.size[0] / 2, self.center[1] - self.size[1] / 2, self.size[0], self.size[1])
         patch, r, crop = sample_target(image, prev, self.search_factor, self.search_size, mode="siamfc",
                                        pad=self.pad)
-        with torch.inference_mode():
-            out = self.model.decode_search(to_tensor(patch, self.device), self.memory)
+        out = self.engine.run("search", memory=self.memory, search=to_tensor(patch, self.device))
         score = out["score"][0].reshape(-1).double().cpu().numpy()
         xyxy = out["box"][0].double().cpu().numpy()
         cand = np.stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
