@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -13,10 +14,10 @@ import yaml
 
 import vtrack.kernels as K
 from vtrack.data.synthetic import SyntheticConfig, render_sequence
-from vtrack.deploy import MissingExtraError, OrtEngine, TorchEngine, export_engine, require_extra, use_onnxruntime
+from vtrack.deploy import OrtEngine, TorchEngine, export_engine, use_onnxruntime
 from vtrack.deploy.engine import Branch
 from vtrack.deploy.export import kernel_backend, model_key
-from vtrack.deploy.onnx_ops import OPSET
+from vtrack.extras import MissingExtraError
 from vtrack.models import get_family
 from vtrack.tracking import build_tracker
 
@@ -207,7 +208,7 @@ def test_export_restores_backend_and_refuses_existing_folder(tmp_path):
         export_engine(tracker.engine, tmp_path / "out")
 
 
-def test_export_cli_and_build_tracker_onnx_dir(tmp_path, capsys, sequence):
+def test_export_cli_and_build_tracker_onnx_dir(tmp_path, capsys, monkeypatch, sequence):
     from vtrack.cli import main
 
     cfg = _tiny_cfg(CASES["esat"][0], **CASES["esat"][1])
@@ -227,6 +228,11 @@ def test_export_cli_and_build_tracker_onnx_dir(tmp_path, capsys, sequence):
     assert main(["export", "esat", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth"),
                  "--out", str(out)]) == 2
     assert "exists already" in capsys.readouterr().err
+    with monkeypatch.context() as m:  # a missing extra: one line naming the pip command
+        m.setitem(sys.modules, "onnx", None)
+        assert main(["export", "esat", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth"),
+                     "--out", str(tmp_path / "other")]) == 2
+    assert "pip install 'vtrack[deploy]'" in capsys.readouterr().err
     kw = dict(config=str(cfg_path), checkpoint=str(tmp_path / "w.pth"))
     ort_tracker = build_tracker("esat", runtime="onnxruntime", onnx_dir=str(out), **kw)
     pt_tracker = build_tracker("esat", **kw)
@@ -237,15 +243,17 @@ def test_export_cli_and_build_tracker_onnx_dir(tmp_path, capsys, sequence):
     assert _iou(a.box, b.box) > 0.99
 
 
-def test_runtime_errors_are_clear(tmp_path):
+def test_runtime_errors_are_clear(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="runtime: expected one of"):
         build_tracker("static", runtime="tensorrt")
     with pytest.raises(ValueError, match="no network"):
         build_tracker("static", runtime="onnxruntime")
     with pytest.raises(ValueError, match="onnx_dir: ONNX files are only used"):
         build_tracker("static", onnx_dir=str(tmp_path))
-    with pytest.raises(MissingExtraError, match=r"pip install 'vtrack\[deploy\]'"):
-        require_extra("onnxruntime_not_a_module")
+    with monkeypatch.context() as m:  # onnxruntime missing: one error naming the pip command
+        m.setitem(sys.modules, "onnxruntime", None)
+        with pytest.raises(MissingExtraError, match=r"pip install 'vtrack\[deploy\]'"):
+            OrtEngine({"b": tmp_path / "b.onnx"})
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         cfg = _tiny_cfg(CASES["ostrack"][0], **CASES["ostrack"][1])
         fam = get_family("ostrack")

@@ -81,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from vtrack.extras import MissingExtraError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as err:  # OSError: a missing file, a frame that fails to decode
+    # OSError: a missing file, a frame that fails to decode; MissingExtraError: names the pip command
+    except (ValueError, TypeError, OSError, MissingExtraError) as err:
         print(f"vtrack {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -18,32 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Branch", "Engine", "TorchEngine", "OrtEngine", "MissingExtraError", "require_extra"]
+from vtrack.extras import require
+
+__all__ = ["Branch", "Engine", "TorchEngine", "OrtEngine"]
 
 logger = logging.getLogger(__name__)
-
-_EXTRAS = {
-    "onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy", "trax": "vot", "vot": "vot",
-}
-
-
-class MissingExtraError(ModuleNotFoundError):
-    """An optional dependency of vtrack is not installed (the message names the pip command)."""
-
-
-def require_extra(module: str) -> Any:
-    """Import ``module`` or raise :class:`MissingExtraError` naming the vtrack extra to install."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        extra = _EXTRAS.get(module.split(".")[0], "deploy")
-        raise MissingExtraError(
-            f"{module} is not installed; install it with: pip install 'vtrack[{extra}]' -c constraints.txt",
-            name=err.name,
-        ) from None
-
 
 class Branch(nn.Module):
     """A part of a tracker's network with named tensor inputs and outputs.
@@ -114,7 +93,7 @@ class OrtEngine:
     runtime = "onnxruntime"
 
     def __init__(self, files: Mapping[str, str | os.PathLike[str]], threads: int = 1) -> None:
-        ort = require_extra("onnxruntime")
+        ort = require("onnxruntime", "deploy", "the onnxruntime runtime")
         if not isinstance(files, Mapping) or not files:
             raise TypeError(f"files: expected a non-empty mapping branch -> ONNX file, got {files!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:

@@ -26,7 +26,8 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from vtrack.deploy.engine import OrtEngine, TorchEngine, require_extra
+from vtrack.deploy.engine import OrtEngine, TorchEngine
+from vtrack.extras import require
 from vtrack.io import atomic_write_text
 
 __all__ = ["FORMAT", "export_engine", "read_manifest", "cache_dir", "model_key", "use_onnxruntime"]
@@ -42,13 +43,12 @@ _STANDARD_DOMAINS = ("", "ai.onnx")
 @contextlib.contextmanager
 def kernel_backend(module: nn.Module, backend: str) -> Iterator[None]:
     """Temporarily set the kernel ``backend`` of every vtrack attention layer in ``module``."""
-    from vtrack.models.layers.attention import BACKENDS
+    from vtrack.models.layers.backend import KernelLayer
 
     saved = []
     for m in module.modules():
-        b = getattr(m, "backend", None)
-        if isinstance(b, str) and b in BACKENDS:
-            saved.append((m, b))
+        if isinstance(m, KernelLayer):
+            saved.append((m, m.backend))
             m.backend = backend
     try:
         yield
@@ -59,7 +59,7 @@ def kernel_backend(module: nn.Module, backend: str) -> Iterator[None]:
 
 def _check_onnx(path: Path) -> dict[str, Any]:
     """``onnx.checker`` (full) and the opset/domains of the model at ``path``."""
-    onnx = require_extra("onnx")
+    onnx = require("onnx", "deploy", "vtrack export")
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     domains = sorted({n.domain for n in model.graph.node} - set(_STANDARD_DOMAINS))
@@ -82,8 +82,8 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
     Returns:
         the manifest: ``branches`` (file, inputs, outputs, opset, bytes, seconds), ``opset``, ``info``.
     """
-    require_extra("onnx")
-    require_extra("onnxscript")
+    require("onnx", "deploy", "vtrack export")
+    require("onnxscript", "deploy", "vtrack export")
     from vtrack.deploy.onnx_ops import OPSET, translation_table
 
     if not isinstance(engine, TorchEngine):
@@ -196,7 +196,7 @@ def use_onnxruntime(tracker: Any, cfg: Mapping[str, Any], *, onnx_dir: str | os.
     device = getattr(tracker, "device", torch.device("cpu"))
     if torch.device(device).type != "cpu":
         raise ValueError(f"device: the onnxruntime runtime runs on the CPU, got device {device}")
-    require_extra("onnxruntime")
+    require("onnxruntime", "deploy", "the onnxruntime runtime")
     if onnx_dir is None:
         folder = cache_dir() / model_key(cfg, engine)
         if not (folder / MANIFEST).is_file():
