@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "operators; `vtrack eval|track|bench trackers --runtime onnxruntime --onnx-dir DIR` runs them."
         ),
     )
-    p.add_argument("tracker", metavar="TRACKER", help="a trained tracker name (with --config) or a config .yaml")
+    p.add_argument("tracker", metavar="TRACKER",
+                   help="a zoo tracker (`vtrack zoo list`), or a name for a trained tracker given by --config/--checkpoint")
     p.add_argument("--config", help="tracker YAML config")
     p.add_argument("--checkpoint", help="checkpoint of the trained tracker")
     p.add_argument("--out", required=True, help="new folder for the ONNX files and manifest.json")
@@ -30,9 +31,9 @@ def register(subparsers: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export a tracker (``vtrack export``)."""
-    from vtrack.deploy.export import export_engine, model_key
     from vtrack.deploy.engine import TorchEngine
-    from vtrack.tracking.loader import build_tracker, load_tracker_config
+    from vtrack.deploy.export import export_engine
+    from vtrack.tracking.loader import build_tracker
 
     out = Path(args.out)
     if out.exists():
@@ -41,11 +42,8 @@ def run_export(args: argparse.Namespace) -> int:
     engine = getattr(tracker, "engine", None)
     if not isinstance(engine, TorchEngine):
         raise ValueError(f"tracker: {args.tracker!r} has no network to export")
-    config = args.config if args.config is not None else args.tracker
-    cfg = load_tracker_config(config)
     t0 = time.perf_counter()
-    info = {"tracker": tracker.name, "config": str(config), "checkpoint": str(args.checkpoint),
-            "model": cfg["model"]["name"], "key": model_key(cfg, engine)}
+    info = {"tracker": tracker.name, "config": args.config, "checkpoint": args.checkpoint}
     manifest = export_engine(engine, out, info=info)
     seconds = time.perf_counter() - t0
     for name, b in manifest["branches"].items():
