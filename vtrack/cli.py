@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "eval": "vtrack.eval.commands",
     "report": "vtrack.eval.commands",
     "pack": "vtrack.eval.pack",
+    "curve": "vtrack.eval.curve",
     "track": "vtrack.tracking.commands",
     "bench": "vtrack.bench",
     "train": "vtrack.train.commands",
