@@ -7,6 +7,7 @@ committed to the real manifest.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,15 @@ def data_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("synth")
     return ensure_synthetic(root, workers=1, progress=False, train=0, val=1, test=2, frames=8, width=96, height=96)
+
+
+@pytest.fixture(scope="module")
+def quick_data(tmp_path_factory):
+    """The benchmark of ``vtrack demo --quick``, generated once for the demo tests."""
+    from vtrack.data.synthetic import ensure_synthetic
+    from vtrack.demo import QUICK_DATA
+
+    return ensure_synthetic(tmp_path_factory.mktemp("quick"), workers=1, progress=False, **QUICK_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +226,33 @@ def test_bench_trackers_benches_zoo_trackers_with_their_weights(zoo_root, capsys
     (zoo_root / "tiny_zoo.safetensors").write_bytes(b"x" * zoo.get_entry("tiny_zoo").bytes)
     assert main(["bench", "trackers", "--zoo", "tiny_zoo", *quick]) == 2
     assert "sha256" in capsys.readouterr().err
+
+
+def test_demo_quick_zoo_step_evaluates_zoo_trackers_next_to_the_baselines(zoo_root, quick_data, tmp_path, capsys):
+    from vtrack.tracking.baselines import opencv_tracker_available
+
+    out = tmp_path / "demo"
+    rc = main(["demo", "--quick", "--no-train", "--no-bench", "--data", str(quick_data), "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "## The model zoo on the synthetic test split" in printed  # the table is printed, not only written
+    text = (out / "README.md").read_text()
+    zoo_table = text.split("## The model zoo", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.groups()[1:] for m in re.finditer(
+        r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", zoo_table, re.M)}
+    expected = {"tiny_zoo", "static"} | {k for k in ("csrt", "kcf") if opencv_tracker_available(k)}
+    assert set(rows) == expected
+    for name, cells in rows.items():
+        assert all(0.0 <= float(c) <= 100.0 for c in cells[:5]), name
+        assert float(cells[5]) > 0, name  # FPS
+    assert (out / "results" / "tiny_zoo" / "summary.json").is_file()
+    assert list(out.glob("tiny_zoo_*.mp4"))
+
+
+def test_demo_quick_with_an_empty_zoo_says_so_and_goes_on(quick_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "empty"))
+    out = tmp_path / "demo"
+    rc = main(["demo", "--quick", "--no-train", "--no-bench", "--data", str(quick_data), "--out", str(out)])
+    assert rc == 0
+    text = (out / "README.md").read_text()
+    assert "holds no trackers yet" in text and "| static |" in text

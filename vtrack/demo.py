@@ -1,17 +1,22 @@
 """``vtrack demo``: the whole pipeline on a CPU in minutes.
 
 1. generate the synthetic benchmark if absent (``vtrack.data.synthetic``),
-2. train a small tracker (default OSTrack-tiny) on its train split,
-3. run it, the static baseline and OpenCV CSRT (when installed) on the test split,
-4. write a report folder: metrics table, success/precision plots, an annotated video of one test
-   sequence, the tracker speed table (CE on/off) and the kernel benchmark table,
-and print where the report is. ``--quick`` shrinks everything (for tests, well under a minute).
+2. the model zoo (:mod:`vtrack.zoo`): run every zoo tracker, OpenCV CSRT and KCF (when
+   opencv-contrib is installed) and the static box on the test split, with AO, SR0.5, SR0.75,
+   success AUC, precision and FPS (an empty zoo is said so, and the demo goes on),
+3. train a small tracker (default OSTrack-tiny) on the train split, to show that training works,
+   and run it (and its family's variants, e.g. CE off) on the test split next to the baselines,
+4. write a report folder: both tables, success/precision plots, annotated videos of one test
+   sequence, the tracker speed table and the kernel benchmark table,
+and print the zoo table and where the report is. ``--quick`` shrinks everything (tests, under a
+minute).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -46,6 +51,8 @@ class DemoOptions:
     epochs: int | None = None
     samples_per_epoch: int | None = None
     csrt: bool = True
+    zoo: bool = True
+    train: bool = True
     bench: bool = True
     seed: int = 0
     threads: int | None = None
@@ -147,11 +154,13 @@ def _baselines(opts: DemoOptions) -> dict[str, Any]:
     from vtrack.tracking.loader import TrackerFactory
 
     out = {"static": TrackerFactory("static")}
-    if opts.csrt and not opts.quick:
-        if opencv_tracker_available("csrt"):
-            out["csrt"] = TrackerFactory("csrt")
-        else:
-            log.warning("OpenCV CSRT not installed (opencv-contrib-python-headless): skipped")
+    if opts.csrt:
+        for kind in ("csrt", "kcf"):
+            if opencv_tracker_available(kind):
+                out[kind] = TrackerFactory(kind)
+            else:
+                log.warning("OpenCV %s not installed (pip install opencv-contrib-python-headless in place of "
+                            "opencv-python-headless): skipped", kind.upper())
     return out
 
 
@@ -188,12 +197,45 @@ def _kernel_section(opts: DemoOptions) -> str:
     return kbench.quick_table(device=opts.device)
 
 
+def _run_trackers(factories: dict[str, Any], test: list[Any], results: Path, opts: DemoOptions) -> dict[str, Path]:
+    """Run each tracker one-pass on ``test`` into ``results/<name>`` (with its summary.json)."""
+    from vtrack.eval.evaluate import evaluate_results
+    from vtrack.eval.runner import run_tracker
+
+    dirs = {}
+    with _tracking_threads(opts):
+        for name, fac in factories.items():
+            rdir = results / name
+            run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
+            evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
+            dirs[name] = rdir
+    return dirs
+
+
+def zoo_step(opts: DemoOptions, test: list[Any], baselines: dict[str, Any]) -> tuple[str, dict[str, Path]]:
+    """Run every zoo tracker and the baselines on ``test``; returns (the report section, result
+    folders by tracker name)."""
+    from vtrack.tracking.loader import TrackerFactory
+    from vtrack.zoo import list_entries, zoo_dir
+
+    entries = list_entries()
+    factories = {e.name: TrackerFactory(e.name, device=opts.device) for e in entries}
+    dirs = _run_trackers({**factories, **baselines}, test, Path(opts.out) / "results", opts)
+    parts = ["## The model zoo on the synthetic test split\n\n"]
+    if entries:
+        parts.append(f"{len(entries)} zoo tracker(s) from {zoo_dir()} (`vtrack zoo list`), each built by name "
+                     "alone, next to the baselines:\n\n")
+    else:
+        parts.append(f"The zoo ({zoo_dir()}) holds no trackers yet (`vtrack zoo list`): the table shows the "
+                     "baselines only.\n\n")
+    parts.append(_ao_table(list(dirs.values()), test))
+    return "".join(parts), dirs
+
+
 def run_demo(opts: DemoOptions) -> Path:
     """Run the demo and return the path of the report (``<out>/README.md``)."""
     from vtrack.data import load_dataset
-    from vtrack.eval.evaluate import evaluate_results
-    from vtrack.eval.reports import write_report, write_video
-    from vtrack.eval.runner import read_box_file, run_tracker
+    from vtrack.eval.reports import write_report
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,56 +243,92 @@ def run_demo(opts: DemoOptions) -> Path:
     test = load_dataset("synthetic", str(data_root), "test")
     if not test:
         raise ValueError(f"data: no test sequences under {data_root}")
+    cpu = _cpu_model()
+    parts = ["# vtrack demo\n\n", f"Device {opts.device} ({cpu}); tracking single-threaded unless --threads.\n\n"]
+
+    baselines = _baselines(opts)
+    ran: dict[str, Path] = {}  # every result folder of this run, by tracker
+    videos: list[Path] = []
+    if opts.zoo:
+        section, zoo_dirs = zoo_step(opts, test, baselines)
+        log.info("zoo step:\n%s", section)
+        parts.append(section)
+        ran.update(zoo_dirs)
+        baseline_dirs = {k: zoo_dirs[k] for k in baselines}
+        zoo_names = [k for k in zoo_dirs if k not in baselines]
+        if zoo_names:
+            best = max(zoo_names, key=lambda k: _ao(zoo_dirs[k], test))
+            videos.append(_video(out, best, zoo_dirs[best], test))
+    else:
+        baseline_dirs = _run_trackers(baselines, test, out / "results", opts)
+        ran.update(baseline_dirs)
 
     trained: dict[str, Any] = {}
-    train_info: dict[str, dict[str, Any]] = {}
-    for name in opts.trackers:
-        fac, info = _trained_tracker(name, opts, data_root)
-        trained[fac.name] = fac
-        train_info[fac.name] = info
-    variants = {k: v for fac in trained.values() for k, v in _variant_factories(fac).items()}
-    factories = {**trained, **{k: fac for k, (fac, _) in variants.items()}, **_baselines(opts)}
-
-    result_dirs = []
-    with _tracking_threads(opts):
-        for name, fac in factories.items():
-            rdir = out / "results" / name
-            run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
-            evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
-            result_dirs.append(rdir)
-    report_md = write_report(result_dirs, out)
-
-    # annotated video: the first trained tracker on the longest test sequence
-    first = next(iter(trained))
-    seq = max(test, key=len)
-    pred = read_box_file(out / "results" / first / f"{seq.name}.txt")
-    video = write_video(out / f"{first}_{seq.name}.mp4", (seq.frame(i) for i in range(len(seq))), pred, seq.boxes,
-                        fps=15.0, label=first)
-
-    parts = ["# vtrack demo\n\n"]
-    for name, info in train_info.items():
-        parts.append(
-            f"Trained **{name}** ({info['config']}) on the synthetic train split for {info['epochs']} epoch(s) x "
-            f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device}; checkpoint "
-            f"`{info['checkpoint']}`.\n\n"
-        )
-    parts.append("Scores on the synthetic test split (one-pass evaluation, success AUC, precision at 20 px; "
-                 "AO = mean IoU over frames):\n\n")
-    parts.append(_ao_table(result_dirs, test))
-    for name, (_, overrides) in variants.items():
-        parts.append(f"\n`{name}`: the same checkpoint tracked with `{overrides}` (a variant of its family).\n")
+    if opts.train:
+        train_info: dict[str, dict[str, Any]] = {}
+        for name in opts.trackers:
+            fac, info = _trained_tracker(name, opts, data_root)
+            if fac.name in ran:  # a zoo tracker of the same name: keep both results
+                fac = dataclasses.replace(fac, spec=f"{fac.spec}_demo")
+            trained[fac.name] = fac
+            train_info[fac.name] = info
+        variants = {k: v for fac in trained.values() for k, v in _variant_factories(fac).items()}
+        dirs = _run_trackers({**trained, **{k: fac for k, (fac, _) in variants.items()}}, test, out / "results", opts)
+        ran.update(dirs)
+        result_dirs = [*dirs.values(), *baseline_dirs.values()]
+        parts.append("\n## Training a small tracker\n\n")
+        for name, info in train_info.items():
+            parts.append(
+                f"Trained **{name}** ({info['config']}) on the synthetic train split for {info['epochs']} epoch(s) x "
+                f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device}; checkpoint "
+                f"`{info['checkpoint']}`.\n\n"
+            )
+        parts.append("Scores on the synthetic test split (one-pass evaluation; AO = mean IoU over frames, SR = "
+                     "success rate at IoU 0.5/0.75, success AUC, precision at 20 px):\n\n")
+        parts.append(_ao_table(result_dirs, test))
+        for name, (_, overrides) in variants.items():
+            parts.append(f"\n`{name}`: the same checkpoint tracked with `{overrides}` (a variant of its family).\n")
+        first = next(iter(trained))
+        videos.append(_video(out, first, dirs[first], test))
+    report_md = write_report(list(ran.values()), out)
     parts.append("\n")
     parts.append(report_md.read_text().replace("# Tracking results\n", "", 1))
-    parts.append(f"\n## Video\n\n[{video.name}]({video.name}): {first} (red) and ground truth (green) on {seq.name}.\n")
-    if opts.bench:
+    if videos:
+        parts.append("\n## Videos\n\n")
+        parts.extend(f"- [{v.name}]({v.name}): the tracker (red) and the ground truth (green).\n" for v in videos)
+    if opts.bench and trained:
         parts.append("\n## Tracker speed (batch 1, every variant of the tracker's family, e.g. candidate elimination on/off)\n\n")
         with _tracking_threads(opts):
             parts.append(_speed_section(trained, opts))
+    if opts.bench:
         parts.append("\n## Kernel benchmark (quick)\n\n")
         parts.append(_kernel_section(opts))
     readme = out / "README.md"
     atomic_write_text(readme, "".join(parts))
     return readme
+
+
+def _cpu_model() -> str:
+    from vtrack.zoo import cpu_model
+
+    return cpu_model()
+
+
+def _ao(result_dir: Path, test: list[Any]) -> float:
+    from vtrack.zoo import metrics_row
+
+    return metrics_row(result_dir, test)["ao"]
+
+
+def _video(out: Path, name: str, result_dir: Path, test: list[Any]) -> Path:
+    """Annotated video of tracker ``name`` on the longest test sequence."""
+    from vtrack.eval.reports import write_video
+    from vtrack.eval.runner import read_box_file
+
+    seq = max(test, key=len)
+    pred = read_box_file(result_dir / f"{seq.name}.txt")
+    return write_video(out / f"{name}_{seq.name}.mp4", (seq.frame(i) for i in range(len(seq))), pred, seq.boxes,
+                       fps=15.0, label=name)
 
 
 @contextlib.contextmanager
@@ -272,22 +350,18 @@ def _tracking_threads(opts: DemoOptions) -> Iterator[None]:
 
 
 def _ao_table(result_dirs: list[Path], test: list[Any]) -> str:
-    """Markdown table per tracker: AO (GOT-10k style, mean IoU over frames), success AUC, precision, FPS."""
+    """Markdown table per tracker (:func:`vtrack.zoo.metrics_row`): AO, SR0.5, SR0.75 (GOT-10k
+    toolkit), success AUC, precision at 20 px and FPS."""
     from vtrack.eval.evaluate import load_summary
-    from vtrack.eval.metrics import got10k_metrics
-    from vtrack.eval.runner import read_box_file
+    from vtrack.zoo import metrics_row
 
-    gts = {s.name: s.boxes for s in test}
-    lines = ["| tracker | AO | SR0.5 | success AUC | precision@20px | FPS |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| tracker | AO | SR0.5 | SR0.75 | success AUC | precision@20px | FPS |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for d in result_dirs:
-        summary = load_summary(d)
-        preds = {name: read_box_file(d / f"{name}.txt") for name in gts}
-        got = got10k_metrics(preds, gts)
-        sc = summary.get("scores", {})
+        row = metrics_row(d, test)
         lines.append(
-            f"| {summary.get('tracker', d.name)} | {_pct(got.ao)} | {_pct(got.sr50)} | {_pct(sc.get('auc'))} | "
-            f"{_pct(sc.get('precision'))} | {float(summary.get('fps', float('nan'))):.1f} |"
+            f"| {load_summary(d).get('tracker', d.name)} | {_pct(row['ao'])} | {_pct(row['sr50'])} | "
+            f"{_pct(row['sr75'])} | {_pct(row['auc'])} | {_pct(row['precision'])} | {row['fps']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -308,7 +382,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--samples-per-epoch", type=int, default=None, help="override data.sampler.samples_per_epoch")
-    p.add_argument("--no-csrt", action="store_true", help="skip the OpenCV CSRT baseline")
+    p.add_argument("--no-csrt", action="store_true", help="skip the OpenCV CSRT and KCF baselines")
+    p.add_argument("--no-zoo", action="store_true", help="skip the model-zoo step")
+    p.add_argument("--no-train", action="store_true", help="skip the training step (the zoo step only)")
     p.add_argument("--no-bench", action="store_true", help="skip the speed tables")
     p.add_argument("--quick", action="store_true", help="tiny data and training (tests; under a minute)")
     p.add_argument("--seed", type=int, default=0)
@@ -324,12 +400,13 @@ def _run(args: argparse.Namespace) -> int:
     opts = DemoOptions(
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
-        bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
+        zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
     )
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     report = run_demo(opts)
-    print(f"vtrack demo: report written to {report}")
+    print(report.read_text().split("\n## Training", 1)[0].split("\n## Tracking", 1)[0].rstrip())
+    print(f"\nvtrack demo: report written to {report}")
     return 0
