@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
             "the scores and curves go to OUT/summary.json."
         ),
     )
-    p.add_argument("--tracker", required=True, help="static, csrt, kcf, or a name for a trained tracker (with --config)")
+    p.add_argument("--tracker", required=True, help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a name for a trained tracker (with --config)")
     p.add_argument("--config", help="tracker YAML config (sections model/tracker) for a trained tracker")
     p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
     p.add_argument("--device", default="cpu", help="torch device of a trained tracker (default: cpu)")

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("video", metavar="VIDEO", help="video file or folder of frames")
     p.add_argument("--init", required=True, type=parse_box, metavar="x,y,w,h", help="first-frame box in pixels")
     p.add_argument("--out", required=True, help="output video (.mp4)")
-    p.add_argument("--tracker", default="static", help="static, csrt, kcf, or a trained tracker name (with --config)")
+    p.add_argument("--tracker", default="static", help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a trained tracker name (with --config)")
     p.add_argument("--config", help="tracker YAML config for a trained tracker")
     p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
