@@ -12,7 +12,7 @@ from vtrack.models.layers.transformer import (MultiHeadAttention, TransformerDec
                                               sine_position_encoding)
 from vtrack.models.sparsett import (SparseTT, SparseTTCriterion, dense_labels, fuse_scores, score_map_points,
                                     siamfcpp_penalty)
-from vtrack.models.sparsett.bench import available_topk_backends
+from vtrack.bench.sparsett import available_topk_backends
 
 TINY = {
     "name": "sparsett",

@@ -237,7 +237,7 @@ def test_search_pipeline_on_a_tiny_sequence(tmp_path):
     import cv2
 
     from vtrack.data.sequence import Sequence
-    from vtrack.models.vlt.pipeline import search_architecture
+    from vtrack.experiments.vlt_search import search_architecture
 
     frames, boxes = _sequence(n=4)
     paths = []
@@ -264,7 +264,8 @@ def test_ablation_score_groups_distractor_sequences(tmp_path):
     import cv2
 
     from vtrack.data.sequence import Sequence
-    from vtrack.models.vlt.ablation import score
+    from vtrack.eval.runner import run_tracker
+    from vtrack.experiments.ablate import evaluate_groups
     from vtrack.tracking.baselines import StaticTracker
 
     frames, boxes = _sequence(n=5)
@@ -275,7 +276,10 @@ def test_ablation_score_groups_distractor_sequences(tmp_path):
         paths.append(str(p))
     seqs = [Sequence(f"s{d}", paths, np.array(boxes, float), attributes={"distractors": d, "cover": np.full(5, 8)})
             for d in (0, 2)]
-    res = score(StaticTracker, seqs)
+    for p in ("ope", "got10k"):
+        run_tracker(StaticTracker, seqs, tmp_path / p, protocol=p, progress=False)
+    ope, got = (evaluate_groups(tmp_path / p, seqs, "distractors", protocol=p) for p in ("ope", "got10k"))
+    res = {k: {**ope[k], "ao": got[k]["ao"]} for k in ope}
     assert res["all"]["sequences"] == 2 and res["distractors"]["sequences"] == 1
     assert res["distractors"]["auc"] == pytest.approx(res["no_distractors"]["auc"])  # same video, same static boxes
     assert 0.0 < res["all"]["auc"] < 1.0 and 0.0 < res["all"]["ao"] < 1.0

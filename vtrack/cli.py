@@ -1,7 +1,9 @@
 """The ``vtrack`` command line.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds a parser
-whose ``func(args) -> int`` default runs the command. Modules are listed here, imported lazily.
+whose ``func(args) -> int`` default runs the command. Modules are listed here, imported lazily;
+tracker families add theirs through ``TrackerFamily.commands()`` (e.g. VLT's ``search``), so this
+module never names a model package.
 """
 from __future__ import annotations
 
@@ -21,10 +23,23 @@ COMMANDS: dict[str, str] = {
     "bench": "vtrack.bench",
     "train": "vtrack.train.commands",
     "demo": "vtrack.demo",
-    "search": "vtrack.models.vlt.commands",
     "zoo": "vtrack.zoo.commands",
     "export": "vtrack.deploy.commands",
+    "ablate": "vtrack.experiments.ablate",
 }
+
+
+def _family_commands() -> dict[str, str]:
+    """Command name -> module of the commands the registered tracker families add."""
+    from vtrack.models.registry import get_family, list_families
+
+    out: dict[str, str] = {}
+    for fam in list_families():
+        for name, module in get_family(fam).commands().items():
+            if name in COMMANDS or out.get(name, module) != module:
+                raise ValueError(f"tracker family {fam!r}: command {name!r} is already taken")
+            out[name] = module
+    return out
 
 
 def positive_int(text: str) -> int:
@@ -51,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     seen: set[str] = set()
-    for name, module in COMMANDS.items():
+    for name, module in {**COMMANDS, **_family_commands()}.items():
         if module in seen:
             continue
         try:

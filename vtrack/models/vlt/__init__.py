@@ -88,6 +88,10 @@ class VLTFamily(FamilyBase):
             "sampler": {"max_gap": 100},
         }
 
+    def commands(self) -> dict[str, str]:
+        """``vtrack search``: the architecture search on a trained supernet."""
+        return {"search": "vtrack.experiments.vlt_search"}
+
     def build_tracker(self, model: VLTModel, cfg: dict[str, Any], device: torch.device | str = "cpu") -> VLTTracker:
         """Inference tracker from the ``tracker`` section."""
         return VLTTracker(model, from_dict(VLTTrackerConfig, cfg.get("tracker", {}), "tracker"), device)

@@ -11,7 +11,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -20,8 +20,8 @@ from vtrack.io import atomic_write_text
 from vtrack.models.vlt.heads import CARHead, TTFusionHead
 from vtrack.models.vlt.language import build_language_encoder
 from vtrack.models.vlt.modamixer import ModaMixer
-from vtrack.models.vlt.supernet import Architecture, SupernetBackbone, SupernetSpec
 from vtrack.models.layers.backend import BackendSwitchable
+from vtrack.models.vlt.supernet import Architecture, SupernetBackbone, SupernetSpec
 
 
 @dataclass
@@ -228,3 +228,23 @@ class VLTModel(BackendSwitchable, nn.Module):
         z = self.template_features(batch["template"], f_l, arch)
         x = self.search_features(batch["search"], f_l, arch)
         return self.head(z, x)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: VLTModel, arch: Architecture, batches: Iterable[dict[str, Any]], device: torch.device | str) -> None:
+    """Re-estimate BatchNorm statistics for path ``arch`` on a few training batches (SPOS):
+    a cumulative average over ``batches``; the layers' momentum is restored afterwards."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.set_arch(arch)
+    model.train()
+    try:
+        for batch in batches:
+            model({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+    finally:
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        model.eval()

@@ -1,6 +1,6 @@
 """SparseTT speed: sparse-attention kernel, training step and tracker FPS per kernel backend.
 
-``python -m vtrack.models.sparsett.bench --config configs/sparsett/sparsett_tiny.yaml`` times, for
+``python -m vtrack.bench.sparsett --config configs/sparsett/sparsett_tiny.yaml`` times, for
 ``reference`` and every fused backend that can run top-K attention on the device:
 
 * the decoder's sparse self-attention alone (forward + backward) at the config's shape, next to
