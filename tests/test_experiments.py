@@ -38,3 +38,14 @@ def test_shipped_experiments_give_valid_configs(spec: Path):
         fam.parse_model(cfg["model"])  # every override names a real model option
         fam.processing_config(cfg)
         assert apply_overrides(cfg, override_strings(over)) == cfg, name
+
+
+def test_markdown_table_has_every_protocol_column():
+    from vtrack.experiments.ablate import to_markdown
+
+    exp = load_experiment(CONFIG_DIR / "experiments" / "duml_modes.yaml")
+    rows = {"static": {"vot": {"accuracy": 0.31, "robustness": 3.3, "failures": 5.0}, "got10k": {"ao": 0.208, "sr50": 0.2}},
+            "ofc": {"got10k": {"ao": 0.052}}}
+    md = to_markdown(rows, exp)
+    assert "| tracker | vot accuracy | vot robustness | vot failures | vot eao | got10k ao | got10k sr50 |" in md
+    assert "| static | 0.310 | 3.300 | 5.000 | - | 0.208 | 0.200 |" in md and "| ofc | - | - | - | - | 0.052 | - |" in md

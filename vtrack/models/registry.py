@@ -54,7 +54,7 @@ class TrackerFamily(Protocol):
         """Inference tracker around a built model; options from the full config's ``tracker`` section."""
 
     def variants(self) -> dict[str, dict[str, Any]]:
-        """Named variants as config overrides, ``{"ce_off": {"tracker.ce_enabled": False}}``
+        """Named variants as config overrides, ``{"CE off": {"model.backbone.ce_enabled": False}}``
         (dotted key paths of the full config -> value); ``{}`` when the family has none."""
 
     def commands(self) -> dict[str, str]:
