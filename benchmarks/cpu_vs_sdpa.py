@@ -36,21 +36,26 @@ TARGETS = {("dense", "fwd"): 1.0, ("topk", "fwd"): 1.0, ("topk", "fwd+bwd"): 0.7
 DEFAULT_BATCH = {"dense": 8, "topk": 8, "fda": 4, "ce": 4}
 
 
-def _min_ms_alternating(fns: list[Callable[[], None]], repeat: int, warmup: int = 2) -> list[float]:
-    """Minimum wall time (ms) of each function, called in turn ``repeat`` times after ``warmup`` rounds."""
+def _min_ms_alternating(fns: list[Callable[[], None]], repeat: int, warmup: int = 2,
+                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Minimum time (ms, by ``clock``) of each function, called in turn ``repeat`` times after ``warmup`` rounds."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            best[i] = min(best[i], clock() - t0)
     return [b * 1e3 for b in best]
 
 
-def measure(op: str, batch: int, mode: str, dtype: torch.dtype, repeat: int, backend: str = "cpp") -> dict:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def measure(op: str, batch: int, mode: str, dtype: torch.dtype, repeat: int, backend: str = "cpp",
+            clock: str = "wall") -> dict:
     """Time ``backend`` and SDPA for one op/batch/mode at the current thread count."""
     h, n, d, kw = OPS[op]
     g = torch.Generator().manual_seed(0)
@@ -75,14 +80,14 @@ def measure(op: str, batch: int, mode: str, dtype: torch.dtype, repeat: int, bac
                 q.grad = k.grad = v.grad = None
         return run
 
-    t_fused, t_sdpa = _min_ms_alternating([wrap(fused), wrap(sdpa)], repeat)
+    t_fused, t_sdpa = _min_ms_alternating([wrap(fused), wrap(sdpa)], repeat, clock=CLOCKS[clock])
     return {"op": op, "shape": f"({batch},{h},{n},{d})", "batch": batch, "mode": mode, "threads": torch.get_num_threads(),
             "dtype": str(dtype).replace("torch.", ""), "backend": backend, "fused_ms": t_fused, "sdpa_ms": t_sdpa,
-            "ratio": t_fused / t_sdpa, "target": TARGETS.get((op, mode))}
+            "ratio": t_fused / t_sdpa, "target": TARGETS.get((op, mode)), "clock": clock}
 
 
 def run(threads: list[int], batches: list[int], repeat: int, dtype: torch.dtype, ops: list[str],
-        backend: str = "cpp") -> list[dict]:
+        backend: str = "cpp", clock: str = "wall") -> list[dict]:
     """Every (op, mode, threads, batch) row; batch 0 in ``batches`` stands for the issue's batch of the op."""
     rows = []
     for t in threads:
@@ -93,7 +98,7 @@ def run(threads: list[int], batches: list[int], repeat: int, dtype: torch.dtype,
                 for mode in ("fwd", "fwd+bwd"):
                     if op == "dense" and mode == "fwd+bwd":
                         continue
-                    rows.append(measure(op, batch, mode, dtype, repeat, backend))
+                    rows.append(measure(op, batch, mode, dtype, repeat, backend, clock))
                     r = rows[-1]
                     print(f"{r['op']:6s} {r['shape']:16s} {r['mode']:8s} threads={t} {backend} {r['fused_ms']:8.2f} ms"
                           f"  sdpa {r['sdpa_ms']:8.2f} ms  ratio {r['ratio']:.2f}"
@@ -110,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--backend", default="cpp")
+    p.add_argument("--clock", default="wall", choices=list(CLOCKS),
+                   help="wall (perf_counter, the issue's measure) or cpu (process CPU time: steadier on a busy machine "
+                        "with 1 thread; with 2 threads it sums both)")
     p.add_argument("--tag", default="run")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu"))
     args = p.parse_args(argv)
@@ -117,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--repeat/--threads must be >= 1 and --batches >= 0")
     dtype = getattr(torch, args.dtype)
     env = environment("cpu")  # CPU model, cpp_isa (the C++ kernels' vector path), aten_cpu_capability
-    rows = run(args.threads, args.batches, args.repeat, dtype, args.ops, args.backend)
+    rows = run(args.threads, args.batches, args.repeat, dtype, args.ops, args.backend, args.clock)
     stem = args.out / f"cpu_vs_sdpa_{args.tag}"
     write_json(stem.with_suffix(".json"), {"environment": env, "repeat": args.repeat, "rows": rows})
     cols = ["op", "shape", "mode", "threads", "dtype", "fused_ms", "sdpa_ms", "ratio", "target"]
     md = [f"# cpp / SDPA on {env['device_name']} ({args.tag})", "",
           f"ISA path: {env['cpp_isa']}; ATen CPU capability: {env['aten_cpu_capability']}; torch {env['torch']}; "
           f"commit {env['git_commit'][:10]}; load average {env['load_avg_1m']:.1f}; minimum over {args.repeat} "
-          "alternating calls in one process.", "", markdown_table(rows, cols)]
+          f"alternating calls in one process ({args.clock} clock).", "", markdown_table(rows, cols)]
     atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
     print(f"written: {stem}.json, {stem}.md")
     return 0

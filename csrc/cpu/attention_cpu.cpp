@@ -3,6 +3,7 @@
 // csrc/cpu/engine_impl.h, compiled once per ISA by isa_avx512.cpp, isa_avx2.cpp and isa_baseline.cpp;
 // this file is compiled for the build's baseline ISA (no -march flag), so one build runs on any x86-64
 // CPU and takes the widest vector path the CPU has (override: VTRACK_CPU_ISA, vtrack::cpu_isa).
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <atomic>

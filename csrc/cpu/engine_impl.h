@@ -124,6 +124,162 @@ inline void axpy(T a, const T* __restrict__ x, T* __restrict__ y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// o[0:D] = sum_t w[t] * V[idx[t], 0:D]: the sparse P.V of one top-K row. The output is accumulated in
+// vector registers (GCC/Clang vector extensions, 64 bytes: one AVX-512 register, two AVX2 or four SSE
+// registers) instead of memory, which would chain every key's FMAs through a store and a reload.
+template <typename T>
+void gather_pv(const T* __restrict__ w, const int32_t* __restrict__ idx, int64_t n, const T* __restrict__ V,
+               int64_t D, T* __restrict__ o) {
+  typedef T vec __attribute__((vector_size(64)));
+  constexpr int64_t L = 64 / sizeof(T);
+  int64_t x0 = 0;
+  for (; x0 + 2 * L <= D; x0 += 2 * L) {
+    vec a0 = {}, a1 = {};
+    for (int64_t t = 0; t < n; ++t) {
+      const T* vr = V + int64_t(idx[t]) * D + x0;
+      vec v0, v1;
+      std::memcpy(&v0, vr, sizeof(v0));
+      std::memcpy(&v1, vr + L, sizeof(v1));
+      a0 += w[t] * v0;
+      a1 += w[t] * v1;
+    }
+    std::memcpy(o + x0, &a0, sizeof(a0));
+    std::memcpy(o + x0 + L, &a1, sizeof(a1));
+  }
+  for (; x0 + L <= D; x0 += L) {
+    vec a0 = {};
+    for (int64_t t = 0; t < n; ++t) {
+      vec v0;
+      std::memcpy(&v0, V + int64_t(idx[t]) * D + x0, sizeof(v0));
+      a0 += w[t] * v0;
+    }
+    std::memcpy(o + x0, &a0, sizeof(a0));
+  }
+  if (x0 < D) {
+    std::fill(o + x0, o + D, T(0));
+    for (int64_t t = 0; t < n; ++t) axpy(w[t], V + int64_t(idx[t]) * D + x0, o + x0, D - x0);
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Register-tiled block products of the float32 forward (the GEMM micro-kernel pattern), written with
+// GCC/Clang vector extensions of VTRACK_VEC_BYTES (the ISA's register width), so that each ISA
+// translation unit gets tiles sized for its register file. For the attention shapes (D = 32..128,
+// a 32-row query block) they beat a BLAS call per block, whose packing and call overhead dominate
+// at these sizes; K^T is packed once per (batch, head) and reused by all query blocks of a thread.
+// ---------------------------------------------------------------------------------------------
+
+typedef float vfloat __attribute__((vector_size(VTRACK_VEC_BYTES)));
+constexpr int64_t kVL = VTRACK_VEC_BYTES / 4;             // floats per vector
+constexpr int64_t kAcc = VTRACK_VEC_BYTES == 64 ? 24 : 12;  // accumulator registers per tile
+constexpr int64_t kQR = VTRACK_VEC_BYTES == 64 ? 8 : 4;     // Q.K^T tile: query rows ...
+constexpr int64_t kQV = 3;                                   // ... x vectors of keys
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+inline vfloat vload(const float* p) {
+  vfloat x;
+  std::memcpy(&x, p, sizeof(x));
+  return x;
+}
+
+inline void vstore(float* p, vfloat x) { std::memcpy(p, &x, sizeof(x)); }
+
+// KT[d][j] = K[j][d] for j < M, 0 for M <= j < Mp (Mp a multiple of kVL * kQV).
+void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
+  for (int64_t d = 0; d < D; ++d) {
+    float* __restrict__ row = KT + d * Mp;
+    for (int64_t j = 0; j < M; ++j) row[j] = K[j * D + d];
+    std::fill(row + M, row + Mp, 0.0f);
+  }
+}
+
+// S[r][0:Mp] = Q[r] . KT (r < nr; S has row stride ldS >= Mp).
+void qk_tiles(const float* __restrict__ Q, int64_t nr, int64_t D, const float* __restrict__ KT, int64_t Mp,
+              float* __restrict__ S, int64_t ldS) {
+  for (int64_t r0 = 0; r0 < nr; r0 += kQR) {
+    const float* qrow[kQR];
+    for (int64_t r = 0; r < kQR; ++r) qrow[r] = Q + std::min(r0 + r, nr - 1) * D;  // clamped: extra rows not stored
+    for (int64_t j0 = 0; j0 < Mp; j0 += kVL * kQV) {
+      vfloat acc[kQR][kQV];
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < kQR; ++r)
+#pragma GCC unroll 3
+        for (int64_t v = 0; v < kQV; ++v) acc[r][v] = vfloat{} ;
+      const float* kt = KT + j0;
+      for (int64_t d = 0; d < D; ++d, kt += Mp) {
+        const vfloat b0 = vload(kt), b1 = vload(kt + kVL), b2 = vload(kt + 2 * kVL);
+#pragma GCC unroll 8
+        for (int64_t r = 0; r < kQR; ++r) {
+          const float a = qrow[r][d];
+          acc[r][0] += a * b0;
+          acc[r][1] += a * b1;
+          acc[r][2] += a * b2;
+        }
+      }
+      const int64_t rr = std::min(kQR, nr - r0);
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < kQR; ++r) {
+        if (r >= rr) break;
+        float* srow = S + (r0 + r) * ldS + j0;
+        vstore(srow, acc[r][0]);
+        vstore(srow + kVL, acc[r][1]);
+        vstore(srow + 2 * kVL, acc[r][2]);
+      }
+    }
+  }
+}
+
+// O[r][x0 : x0 + NV*kVL] = f[r] * sum_j P[r][j] V[j][x0 : ...] for R rows starting at r0 (clamped).
+template <int64_t R, int64_t NV>
+void pv_micro(const float* __restrict__ P, int64_t ldP, int64_t r0, int64_t nr, int64_t M,
+              const float* __restrict__ V, int64_t D, int64_t x0, const float* __restrict__ f, float* __restrict__ O) {
+  const float* prow[R];
+  for (int64_t r = 0; r < R; ++r) prow[r] = P + std::min(r0 + r, nr - 1) * ldP;
+  vfloat acc[R][NV];
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) acc[r][v] = vfloat{};
+  const float* vp = V + x0;
+  for (int64_t j = 0; j < M; ++j, vp += D) {
+    vfloat b[NV];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) b[v] = vload(vp + v * kVL);
+#pragma GCC unroll 24
+    for (int64_t r = 0; r < R; ++r) {
+      const float a = prow[r][j];
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+    }
+  }
+  const int64_t rr = std::min(R, nr - r0);
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r) {
+    if (r >= rr) break;
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) vstore(O + (r0 + r) * D + x0 + v * kVL, acc[r][v] * f[r0 + r]);
+  }
+}
+
+// O[r] = f[r] * P[r] . V for r < nr (P row stride ldP, V [M][D] row-major); needs D % kVL == 0.
+void pv_tiles(const float* __restrict__ P, int64_t ldP, int64_t nr, int64_t M, const float* __restrict__ V,
+              int64_t D, const float* __restrict__ f, float* __restrict__ O) {
+  for (int64_t x0 = 0; x0 < D;) {
+    const int64_t nv = std::min<int64_t>(4, (D - x0) / kVL);
+    for (int64_t r0 = 0; r0 < nr;) {
+      switch (nv) {
+        case 4: pv_micro<kAcc / 4, 4>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 4; break;
+        case 3: pv_micro<kAcc / 3, 3>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 3; break;
+        case 2: pv_micro<kAcc / 2, 2>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 2; break;
+        default: pv_micro<kAcc / 2, 1>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 2; break;
+      }
+    }
+    x0 += nv * kVL;
+  }
+}
+
 template <typename T>
 struct Coefs {
   T a, b, dl;
@@ -240,17 +396,48 @@ inline int64_t count_ge(const T* __restrict__ s, int64_t M, T t) {
   return c;
 }
 
+// Copies the logits >= lo (values and key indices, in index order) to cv/ci (room for M + 16 each);
+// returns their count. Branch-free; AVX-512 compresses 16 lanes at a time in registers.
+template <typename T>
+int64_t compact_ge(const T* __restrict__ s, int64_t M, T lo, T* __restrict__ cv, int32_t* __restrict__ ci) {
+  int64_t c = 0, j = 0;
+#if VTRACK_ISA_AVX512
+  if constexpr (std::is_same<T, float>::value) {
+    const __m512 vlo = _mm512_set1_ps(lo);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; j + 16 <= M; j += 16) {
+      const __m512 x = _mm512_loadu_ps(s + j);
+      const __mmask16 m = _mm512_cmp_ps_mask(x, vlo, _CMP_GE_OQ);
+      _mm512_storeu_ps(cv + c, _mm512_maskz_compress_ps(m, x));
+      _mm512_storeu_si512(reinterpret_cast<void*>(ci + c), _mm512_maskz_compress_epi32(m, idx));
+      c += __builtin_popcount(static_cast<unsigned>(m));
+      idx = _mm512_add_epi32(idx, step);
+    }
+  }
+#endif
+  for (; j < M; ++j) {
+    cv[c] = s[j];
+    ci[c] = static_cast<int32_t>(j);
+    c += s[j] >= lo;
+  }
+  return c;
+}
+
 // Selects the min(K, valid) largest logits of a row (NaN-free, masked keys are -inf and excluded through
 // `mrow`), ties toward the lower key index. Writes the kept indices in ascending order to `kept` (room
-// for M + 16 entries) and returns their count.
+// for M + 16 entries) and returns their count. `g` holds the K strided group maxima of the row
+// (g[t] = max_j s[t + j*K]), computed by the caller in the pass that finished the logits.
 //
-// The K-th largest value tau is found by bisection on the value with vectorised counting, started
-// from a lower bound: the smallest of K strided group maxima (each of the K groups holds a logit at
-// least that large, so at least K logits are >= it). Then every logit > tau is kept, plus the
-// lowest-index logits equal to tau until K are kept.
+// A lower bound lo of the K-th largest value is the smallest group maximum (each of the K groups holds
+// a logit at least that large). The logits >= lo (typically a few K, not M) are compacted with their
+// indices, and the K-th largest value tau is found among them by bisection on the order-preserving
+// integer image of the floats with vectorised counting. Then every candidate > tau is kept, plus the
+// lowest-index candidates equal to tau until K are kept.
 template <typename T>
 int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int64_t M, int64_t K, int64_t nvalid,
-                    T row_max, int32_t* __restrict__ kept, std::vector<T>& gmax) {
+                    T row_max, const T* __restrict__ g, int32_t* __restrict__ kept, T* __restrict__ cv,
+                    int32_t* __restrict__ ci) {
   if (K >= nvalid) {
     int64_t c = 0;
     for (int64_t j = 0; j < M; ++j) {
@@ -259,20 +446,16 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
     }
     return c;
   }
-  gmax.assign(static_cast<size_t>(K), neg_inf<T>());
-  T* __restrict__ g = gmax.data();
-  for (int64_t base = 0; base < M; base += K) {
-    const int64_t len = std::min(K, M - base);
-    const T* __restrict__ sb = s + base;
-#pragma omp simd
-    for (int64_t t = 0; t < len; ++t) g[t] = std::max(g[t], sb[t]);
-  }
   T lo = std::numeric_limits<T>::max();
 #pragma omp simd reduction(min : lo)
   for (int64_t t = 0; t < K; ++t) lo = std::min(lo, g[t]);
   lo = std::max(lo, std::numeric_limits<T>::lowest());  // masked keys are -inf: count valid ones only
-  // Bisection on the order-preserving integer image of the floats: at most 32 (64) steps.
-  // Invariant: count_ge(lo) >= K > count_ge(hi).
+  const int64_t C = compact_ge(s, M, lo, cv, ci);
+  if (C <= K) {  // exactly K candidates (C >= K by construction)
+    std::copy(ci, ci + C, kept);
+    return C;
+  }
+  // Bisection: at most 32 (64) steps over the C candidates. Invariant: count_ge(lo) >= K > count_ge(hi).
   using Key = typename OrderedKey<T>::type;
   using UKey = std::make_unsigned_t<Key>;
   Key klo = OrderedKey<T>::to(lo);
@@ -280,7 +463,7 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
   while (klo < khi && static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) > 1) {
     const Key kmid = static_cast<Key>(static_cast<UKey>(klo) +
                                       static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) / 2);
-    const int64_t c = count_ge(s, M, OrderedKey<T>::from(kmid));
+    const int64_t c = count_ge(cv, C, OrderedKey<T>::from(kmid));
     if (c >= K) {
       klo = kmid;
       if (c == K) break;
@@ -289,46 +472,44 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
     }
   }
   lo = OrderedKey<T>::from(klo);
-  // tau: the smallest logit >= lo, i.e. the K-th largest.
+  // tau: the smallest candidate >= lo, i.e. the K-th largest.
   T tau = std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(min : tau)
-  for (int64_t j = 0; j < M; ++j) {
-    const T cand = s[j] >= lo ? s[j] : std::numeric_limits<T>::infinity();
+  for (int64_t t = 0; t < C; ++t) {
+    const T cand = cv[t] >= lo ? cv[t] : std::numeric_limits<T>::infinity();
     tau = std::min(tau, cand);
   }
   int32_t n_gt = 0, n_eq = 0;
 #pragma omp simd reduction(+ : n_gt, n_eq)
-  for (int64_t j = 0; j < M; ++j) {
-    n_gt += s[j] > tau ? 1 : 0;
-    n_eq += s[j] == tau ? 1 : 0;
+  for (int64_t t = 0; t < C; ++t) {
+    n_gt += cv[t] > tau ? 1 : 0;
+    n_eq += cv[t] == tau ? 1 : 0;
   }
   int64_t c = 0;
-  if (n_gt + n_eq <= K) {  // no surplus ties: keep every logit >= tau (branch-free compaction)
-    int64_t j = 0;
-#if VTRACK_ISA_AVX512
-    if constexpr (std::is_same<T, float>::value) {
-      const __m512 vt = _mm512_set1_ps(tau);
-      __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-      const __m512i step = _mm512_set1_epi32(16);
-      for (; j + 16 <= M; j += 16) {  // compress in a register, store 16 lanes (kept has M + 16 room)
-        const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), vt, _CMP_GE_OQ);
-        _mm512_storeu_si512(reinterpret_cast<void*>(kept + c), _mm512_maskz_compress_epi32(m, idx));
-        c += __builtin_popcount(static_cast<unsigned>(m));
-        idx = _mm512_add_epi32(idx, step);
-      }
-    }
-#endif
-    for (; j < M; ++j) {
-      kept[c] = static_cast<int32_t>(j);
-      c += s[j] >= tau;
+  if (n_gt + n_eq <= K) {  // no surplus ties: keep every candidate >= tau (branch-free)
+    for (int64_t t = 0; t < C; ++t) {
+      kept[c] = ci[t];
+      c += cv[t] >= tau;
     }
     return std::min(c, K);
   }
   int64_t need_eq = K - n_gt;
-  for (int64_t j = 0; j < M && c < K; ++j) {
-    if (s[j] > tau || (s[j] == tau && need_eq-- > 0)) kept[c++] = static_cast<int32_t>(j);
+  for (int64_t t = 0; t < C && c < K; ++t) {
+    if (cv[t] > tau || (cv[t] == tau && need_eq-- > 0)) kept[c++] = ci[t];
   }
   return c;
+}
+
+// Strided group maxima of a finished row for select_topk: g[t] = max_j s[t + j*K] (t < K).
+template <typename T>
+void group_max(const T* __restrict__ s, int64_t M, int64_t K, T* __restrict__ g) {
+  std::fill(g, g + K, neg_inf<T>());
+  for (int64_t base = 0; base < M; base += K) {
+    const int64_t len = std::min(K, M - base);
+    const T* __restrict__ sb = s + base;
+#pragma omp simd
+    for (int64_t t = 0; t < len; ++t) g[t] = std::max(g[t], sb[t]);
+  }
 }
 
 // One row of the dense FDA backward, in place: s holds q.k on entry and P on exit, dp holds dO.v on
@@ -384,9 +565,17 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
 
   at::parallel_for(0, ntask, 1, [&](int64_t task_begin, int64_t task_end) {
 
-    std::vector<T> S(static_cast<size_t>(kBlockQ * M)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
-    std::vector<T> gmax, pe(static_cast<size_t>(M));
-    std::vector<int32_t> kept(static_cast<size_t>(M + 16));
+    // float32: register tiles with K^T packed per (batch, head) and S rows padded to Mp; else BLAS/loops.
+    constexpr bool kTiles = std::is_same<T, float>::value;
+    const int64_t Mp = kTiles ? round_up(M, kVL * kQV) : M;
+    const int64_t ldS = Mp;
+    const bool pv_tiled = kTiles && D % kVL == 0;
+    std::vector<float> KT(kTiles ? static_cast<size_t>(D * Mp) : 0);
+    int64_t packed_bh = -1;
+    std::vector<T> S(static_cast<size_t>(kBlockQ * ldS)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
+    std::vector<T> gmax(static_cast<size_t>(std::max<int64_t>(K, 1))), pe(static_cast<size_t>(M));
+    std::vector<T> cv(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0);
+    std::vector<int32_t> kept(static_cast<size_t>(M + 16)), ci(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0);
 
     for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t bh = task / nqb, qb = task % nqb, b = bh / H, h = bh % H;
@@ -403,15 +592,24 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
         for (int64_t r = 0; r < nr; ++r) qn[r] = dot(Q + r * D, Q + r * D, D);
       }
-      gemm<T>(false, true, nr, M, D, Q, D, Kp, D, T(0), S.data(), M, use_blas, tmp);
+      if constexpr (kTiles) {
+        if (packed_bh != bh) {
+          pack_kt(Kp, M, D, Mp, KT.data());
+          packed_bh = bh;
+        }
+        qk_tiles(Q, nr, D, KT.data(), Mp, S.data(), ldS);
+      } else {
+        gemm<T>(false, true, nr, M, D, Q, D, Kp, D, T(0), S.data(), ldS, use_blas, tmp);
+      }
       // Top-K rows use sparse gathers for P.V when few keys are kept, else the dense block product.
       const bool sparse = pb.topk > 0 && 4 * K <= M;
       for (int64_t r = 0; r < nr; ++r) {
         const int64_t i = i0 + r;
-        T* __restrict__ s = S.data() + r * M;
+        T* __restrict__ s = S.data() + r * ldS;
         T* __restrict__ o = O + r * D;
         bool nan = false;
         const T rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
+        if (pb.topk > 0 && !nan) group_max<T>(s, M, K, gmax.data());
         T* lrow = lse + bh * N + i;
         if (nan) {  // NaN inputs propagate to this row (documented), nothing is selected
           std::fill(o, o + D, std::numeric_limits<T>::quiet_NaN());
@@ -430,7 +628,8 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
           continue;
         }
         if (pb.topk > 0) {
-          const int64_t nk = select_topk<T>(s, mrow, M, K, pb.nvalid[b], rmax, kept.data(), gmax);
+          const int64_t nk =
+              select_topk<T>(s, mrow, M, K, pb.nvalid[b], rmax, gmax.data(), kept.data(), cv.data(), ci.data());
           int32_t* irow = index + (bh * N + i) * K;
           std::copy(kept.data(), kept.data() + nk, irow);
           std::fill(irow + nk, irow + K, -1);
@@ -443,12 +642,12 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
           const T isum = T(1) / sum;
           *lrow = rmax + std::log(sum);
           if (sparse) {
-            std::fill(o, o + D, T(0));
-            for (int64_t t = 0; t < nk; ++t) axpy(e[t] * isum, V + int64_t(kept[t]) * D, o, D);
+            for (int64_t t = 0; t < nk; ++t) e[t] *= isum;
+            gather_pv<T>(e, kept.data(), nk, V, D, o);
             inv[r] = T(1);
             if (nT > 0) {  // normalised sparse probabilities for the CE rows
               std::fill(s, s + M, T(0));
-              for (int64_t t = 0; t < nk; ++t) s[kept[t]] = e[t] * isum;
+              for (int64_t t = 0; t < nk; ++t) s[kept[t]] = e[t];
             }
           } else {
             std::fill(s, s + M, T(0));
@@ -468,20 +667,25 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         }
       }
       if (!sparse) {
-        gemm<T>(false, false, nr, D, M, S.data(), M, V, D, T(0), O, D, use_blas, tmp);
-        for (int64_t r = 0; r < nr; ++r) {
-          T* __restrict__ o = O + r * D;
-          const T f = inv[r];
-          if (lse[bh * N + i0 + r] != lse[bh * N + i0 + r]) continue;  // NaN row stays NaN
+        for (int64_t r = 0; r < nr; ++r)  // NaN rows stay NaN (their S row is NaN, f must not be 0)
+          if (lse[bh * N + i0 + r] != lse[bh * N + i0 + r]) inv[r] = T(1);
+        if (pv_tiled) {
+          if constexpr (kTiles) pv_tiles(S.data(), ldS, nr, M, V, D, inv.data(), O);
+        } else {
+          gemm<T>(false, false, nr, D, M, S.data(), ldS, V, D, T(0), O, D, use_blas, tmp);
+          for (int64_t r = 0; r < nr; ++r) {
+            T* __restrict__ o = O + r * D;
+            const T f = inv[r];
 #pragma omp simd
-          for (int64_t x = 0; x < D; ++x) o[x] *= f;
+            for (int64_t x = 0; x < D; ++x) o[x] *= f;
+          }
         }
       }
       if (nT > 0) {
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = i0 + r;
           const T f = inv[r];
-          const T* s = S.data() + r * M + pb.num_template;
+          const T* s = S.data() + r * ldS + pb.num_template;
           for (int64_t t = 0; t < nT; ++t) {
             if (pb.template_rows[t] != i) continue;
             T* dst = ce_probs + ((bh * nT) + t) * Ls;

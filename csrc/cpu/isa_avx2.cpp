@@ -7,6 +7,7 @@
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define VTRACK_ISA_NS avx2
 #define VTRACK_ISA_NAME "avx2"
+#define VTRACK_VEC_BYTES 32
 #define VTRACK_ISA_AVX512 0
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi,bmi2,popcnt"))), apply_to = function)

@@ -7,6 +7,7 @@
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define VTRACK_ISA_NS avx512
 #define VTRACK_ISA_NAME "avx512"
+#define VTRACK_VEC_BYTES 64
 #define VTRACK_ISA_AVX512 1
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"))), apply_to = function)

@@ -4,5 +4,6 @@
 
 #define VTRACK_ISA_NS baseline
 #define VTRACK_ISA_NAME "baseline"
+#define VTRACK_VEC_BYTES 16
 #define VTRACK_ISA_AVX512 0
 #include "engine_impl.h"

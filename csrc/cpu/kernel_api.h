@@ -5,7 +5,6 @@
 // no inline function of a shared header is ever compiled for a wider ISA than the baseline.
 #pragma once
 
-#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
