@@ -6,10 +6,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.vtrack-installed
 SOURCES := setup.py pyproject.toml constraints.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
 PYTEST_ARGS ?=
-# pyproject extras that `make install` adds: what the tests need (vot-toolkit, the heavy one, is left out)
+# pyproject extras that `make install` adds: what the tests need (vot-toolkit, for the slow tests: make install-vot-toolkit)
 EXTRAS ?= test,deploy,vot,text
 
-.PHONY: install demo test test-all clean
+.PHONY: install install-vot-toolkit demo test test-all clean
 
 install: $(STAMP)
 
@@ -26,6 +26,13 @@ $(STAMP): $(SOURCES)
 		echo "warning: vtrack._C was not built; vtrack JIT-builds it on first use (see docs/cpp.md)"
 	touch $(STAMP)
 
+# the real VOT toolkit for the slow tests: its dependencies (the vot-toolkit extra), then the toolkit
+# without its opencv-python requirement (a second cv2 that would shadow opencv-contrib's)
+install-vot-toolkit: install
+	$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["vot-toolkit"]))' > $(VENV)/vot-toolkit-deps.txt
+	$(PIP) install -q -c constraints.txt -r $(VENV)/vot-toolkit-deps.txt
+	$(PIP) install -q -c constraints.txt --no-deps vot-toolkit==0.9.0
+
 demo: install
 	$(VENV)/bin/vtrack demo
 
@@ -33,7 +40,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Also runs the tests marked slow.
-test-all: install
+test-all: install-vot-toolkit
 	$(PY) -m pytest -q --runslow $(PYTEST_ARGS) tests
 
 clean:

@@ -53,3 +53,22 @@ def test_missing_extra_names_the_pip_command():
     assert require("json", "deploy", "x").dumps([]) == "[]"
     with pytest.raises(ValueError, match="extra"):
         require("json", "nope", "x")
+
+
+def test_vot_toolkit_extra_names_its_two_step_install():
+    from vtrack.extras import install_command
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'vtrack\[vot-toolkit\]' && pip install --no-deps vot-toolkit==0\.9\.0"):
+        require("vtrack_no_such_module", "vot-toolkit", "the VOT analysis")
+    assert install_command("text") == "pip install 'vtrack[text]'"
+    # the toolkit's own opencv-python requirement stays out (a second cv2 next to opencv-contrib)
+    assert not any(d.startswith("opencv") for d in EXTRAS["vot-toolkit"])
+
+
+def test_no_cuda_packages_and_one_opencv_in_the_environment():
+    from importlib.metadata import distributions
+
+    names = {(d.metadata["Name"] or "").lower() for d in distributions()}
+    assert not sorted(n for n in names if n.startswith("nvidia-")), "a CUDA torch came in: install with -c constraints.txt"
+    assert "opencv-contrib-python-headless" in names
+    assert not names & {"opencv-python", "opencv-python-headless", "opencv-contrib-python"}, "two packages provide cv2"

