@@ -3,12 +3,14 @@
 Every definition, and the toolkit it follows, is documented in ``docs/evaluation.md``:
 
 - One-pass evaluation (OTB, UAV123, NfS, LaSOT, TNL2K): :func:`ope_sequence` + :func:`ope_summary`
-  (success/AUC, precision at 20 px, normalized precision at 0.2), modes ``"pytracking"`` (default)
-  and ``"matlab"`` (the OTB/LaSOT/TNL2K MATLAB kits).
+  (success/AUC, precision at 20 px, normalized precision at 0.2), modes ``"pytracking"`` (default),
+  ``"matlab"`` (the OTB/LaSOT/TNL2K MATLAB kits) and ``"got10k"`` (the got10k toolkit's
+  ``ExperimentOTB``).
 - GOT-10k: :func:`got10k_metrics` (AO, SR0.5, SR0.75 pooled over frames).
 - TrackingNet: :func:`trackingnet_sequence` + :func:`trackingnet_summary` (its devkit's rounding,
   ``>=`` and trapezoid areas).
-- VOT reset-based: :func:`vot_overlap`, :func:`vot_accuracy_robustness`, :func:`vot_eao`.
+- VOT reset-based, equal to vot-toolkit 0.9.0: :func:`vot_overlap`, :func:`vot_run_accuracy`,
+  :func:`vot_accuracy_robustness` (A, R, exp(-30 R / L), failures per 100 frames), :func:`vot_eao`.
 
 Boxes are ``(x, y, w, h)`` float arrays ``[T, 4]`` in image pixels.
 """
