@@ -246,7 +246,7 @@ def _score_got10k(summary: dict, seqs: list[Sequence], loaded: dict) -> None:
 
 def _score_vot(summary: dict, seqs: list[Sequence], loaded: dict, *, eao_interval: Any, burnin: int) -> None:
     runs = {s.name: loaded[s.name][0] for s in seqs}
-    gts = {s.name: s.boxes for s in seqs}
+    gts = {s.name: M.vot_ground_truth(s) for s in seqs}
     sizes = {s.name: _frame_size(s) for s in seqs}
     ar = M.vot_accuracy_robustness(runs, gts, sizes, burnin=burnin)
     for name, vals in ar.per_sequence.items():

@@ -44,6 +44,7 @@ __all__ = [
     "trackingnet_sequence",
     "trackingnet_summary",
     "vot_overlap",
+    "vot_ground_truth",
     "VOTRun",
     "VOTResult",
     "vot_run_accuracy",
@@ -577,30 +578,29 @@ def _vot_rect_bounds(b: np.ndarray) -> tuple[np.ndarray, ...]:
     return r[:, 0], r[:, 1], r[:, 0] + r[:, 2] - 1, r[:, 1] + r[:, 3] - 1
 
 
-def vot_overlap(pred: Any, gt: Any, width: int, height: int) -> np.ndarray:
-    """VOT region overlap of axis-aligned boxes per frame, exactly as vot-toolkit 0.9.0's
-    ``calculate_overlap(..., bounds=(width, height))`` (``vot/region/raster.py``).
+def vot_ground_truth(seq: Any) -> np.ndarray:
+    """The regions a VOT sequence's overlaps are computed against (failures and scores): its
+    polygons (VOT2015-2019's 8-number ground truth, ``seq.attributes["polygons"]``) when it has
+    them, as vot-toolkit rasterises them, else its boxes ``seq.boxes``."""
+    polygons = seq.attributes.get("polygons")
+    return np.asarray(seq.boxes if polygons is None else polygons, dtype=np.float64)
 
-    - Each box's x, y, w, h are rounded separately (float32, half to even), so a box covers the
-      inclusive pixel columns ``round(x) .. round(x) + round(w) - 1`` (not ``round(x + w - 1)``)
-      and rows likewise.
-    - If the union of the two boxes' bounds has no extent (``left >= right`` or ``top >=
-      bottom``, e.g. two empty boxes) the overlap is 1.
-    - The union's bounds are cut to the image ``[0, width-1] x [0, height-1]``; if nothing with
-      an extent is left (the boxes lie outside the image, or the cut is one pixel wide) it is 0.
-    - Otherwise both boxes are rasterised inside those bounds and the overlap is
-      ``|A and B| / |A or B|`` in pixels (0 when the union holds no pixel).
 
-    Frames where either box is NaN give NaN.
-    """
-    p, g = _pair(pred, gt)
-    W = int(width)
-    H = int(height)
-    if W < 1 or H < 1:
-        raise ValueError(f"width, height: expected positive image size, got {width}x{height}")
-    nan = ~(np.all(np.isfinite(p), axis=1) & np.all(np.isfinite(g), axis=1))
-    p = np.where(nan[:, None], 0.0, p)
-    g = np.where(nan[:, None], 0.0, g)
+def _vot_regions(value: Any, name: str) -> np.ndarray:
+    """Boxes [T, 4] or polygons [T, 2k] (k >= 3 corners x1, y1, x2, y2, ...), NaN rows allowed."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected boxes [T, 4] or polygons [T, 2k], got {type(value).__name__}") from None
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or not (arr.shape[1] == 4 or (arr.shape[1] >= 6 and arr.shape[1] % 2 == 0)):
+        raise ValueError(f"{name}: expected boxes [T, 4] or polygons [T, 2k] with k >= 3, got shape {arr.shape}")
+    return arr
+
+
+def _vot_overlap_rects(p: np.ndarray, g: np.ndarray, W: int, H: int) -> np.ndarray:
+    """vot-toolkit's overlap of two rectangle arrays (finite rows), vectorised."""
     pl, pt, pr, pb = _vot_rect_bounds(p)
     gl, gt_, gr, gb = _vot_rect_bounds(g)
     ul, ut = np.minimum(pl, gl), np.minimum(pt, gt_)
@@ -623,8 +623,108 @@ def vot_overlap(pred: Any, gt: Any, width: int, height: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
     out = np.where(outside, 0.0, out)
-    out = np.where(identical, 1.0, out)
-    out[nan] = np.nan
+    return np.where(identical, 1.0, out)
+
+
+def _vot_polygon_mask(points: np.ndarray, bounds: tuple[int, int, int, int]) -> np.ndarray:
+    """vot-toolkit 0.9.0's ``rasterize_polygon`` (``vot/region/raster.py``): the polygon's
+    (already rounded) corners minus the bounds' origin, scan-line nodes truncated toward zero,
+    sorted, and filled pairwise with the toolkit's rules for repeated nodes and clipping."""
+    width, height = bounds[2] - bounds[0] + 1, bounds[3] - bounds[1] + 1
+    poly = points - np.array([bounds[0], bounds[1]], dtype=np.float64)
+    xi, yi = poly[:, 0], poly[:, 1]
+    prev = np.arange(len(poly)) - 1  # j = the previous corner (i - 1, wrapping)
+    xj, yj = xi[prev], yi[prev]
+    rows = np.arange(height, dtype=np.float64)[:, None]
+    cross = (
+        ((yi <= rows) & (yj > rows)) | ((yj <= rows) & (yi > rows)) | ((yi < rows) & (yj >= rows))
+        | ((yj < rows) & (yi >= rows)) | ((yi == yj) & (yi == rows))
+    )
+    r, k = yj - yi, xj - xi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.where(r != 0, xi + (rows - yi) / np.where(r != 0, r, 1) * k, xi)
+    # the toolkit's fill loop, run for all rows at once: per row, sorted nodes (invalid ones last)
+    node = np.sort(np.where(cross, np.trunc(np.where(cross, x, 0.0)), np.inf), axis=1)
+    node = np.where(np.isfinite(node), node, 0.0).astype(np.int64)  # entries past `nodes` are never read
+    nodes = cross.sum(axis=1)
+    i = np.zeros(height, dtype=np.int64)
+    active = i < nodes - 1
+    diff = np.zeros((height, width + 1), dtype=np.int64)
+    all_rows = np.arange(height)
+    while active.any():
+        rows_a = all_rows[active]
+        ia = i[active]
+        ni, nj = node[rows_a, ia], node[rows_a, ia + 1]
+        stop = ni >= width
+        skip = ~stop & (ni == nj) & (ia < nodes[active] - 2)
+        fill = ~stop & ~skip
+        draw = fill & (nj >= 0)
+        if draw.any():
+            np.add.at(diff, (rows_a[draw], np.maximum(ni[draw], 0)), 1)
+            np.add.at(diff, (rows_a[draw], np.minimum(nj[draw], width - 1) + 1), -1)
+        i[rows_a] = ia + np.where(skip, 1, 2)
+        active[rows_a[stop]] = False
+        active &= i < nodes - 1
+    return np.cumsum(diff[:, :width], axis=1) > 0
+
+
+def _vot_overlap_polygon(p: np.ndarray, poly: np.ndarray, W: int, H: int) -> float:
+    """vot-toolkit's ``_calculate_overlap`` of a rectangle ``p`` [4] and a polygon [2k]."""
+    pl, pt, pr, pb = (float(v[0]) for v in _vot_rect_bounds(p[None]))
+    pts = np.round(poly.astype(np.float32).reshape(-1, 2)).astype(np.float64)  # Polygon: float32, rounded
+    gl, gt_ = int(round(pts[:, 0].min())), int(round(pts[:, 1].min()))  # _bounds_polygon
+    gr, gb = int(round(pts[:, 0].max())), int(round(pts[:, 1].max()))
+    ul, ut, ur, ub = min(pl, gl), min(pt, gt_), max(pr, gr), max(pb, gb)
+    if ul >= ur or ut >= ub:
+        return 1.0
+    rb = (int(max(0, ul)), int(max(0, ut)), int(min(W - 1, ur)), int(min(H - 1, ub)))
+    if rb[0] >= rb[2] or rb[1] >= rb[3]:
+        return 0.0
+    rect = np.zeros((rb[3] - rb[1] + 1, rb[2] - rb[0] + 1), dtype=bool)
+    left, top = int(max(pl, rb[0]) - rb[0]), int(max(pt, rb[1]) - rb[1])
+    right, bottom = int(min(pr, rb[2]) - rb[0]), int(min(pb, rb[3]) - rb[1])
+    if right >= left and bottom >= top:
+        rect[top : bottom + 1, left : right + 1] = True
+    gmask = _vot_polygon_mask(pts, rb)
+    union = int(np.count_nonzero(rect | gmask))
+    return int(np.count_nonzero(rect & gmask)) / union if union > 0 else 0.0
+
+
+def vot_overlap(pred: Any, gt: Any, width: int, height: int) -> np.ndarray:
+    """VOT region overlap per frame, exactly as vot-toolkit 0.9.0's
+    ``calculate_overlap(..., bounds=(width, height))`` (``vot/region/raster.py``).
+
+    ``pred`` holds boxes [T, 4]; ``gt`` boxes [T, 4] or polygons [T, 2k] (VOT2015-2019's 8-number
+    ground truth, rasterised as the toolkit does).
+
+    - Each box's x, y, w, h are rounded separately (float32, half to even), so a box covers the
+      inclusive pixel columns ``round(x) .. round(x) + round(w) - 1`` (not ``round(x + w - 1)``)
+      and rows likewise; a polygon's corners are rounded and its bounds are their min/max.
+    - If the union of the two regions' bounds has no extent (``left >= right`` or ``top >=
+      bottom``, e.g. two empty boxes) the overlap is 1.
+    - The union's bounds are cut to the image ``[0, width-1] x [0, height-1]``; if nothing with
+      an extent is left (the regions lie outside the image, or the cut is one pixel wide) it is 0.
+    - Otherwise both regions are rasterised inside those bounds and the overlap is
+      ``|A and B| / |A or B|`` in pixels (0 when the union holds no pixel).
+
+    Frames where either region is NaN give NaN.
+    """
+    p = _boxes(pred, "pred", allow_nan=True)
+    g = _vot_regions(gt, "gt")
+    if len(p) != len(g):
+        raise ValueError(f"pred: expected {len(g)} boxes (one per ground-truth frame), got {len(p)}")
+    W = int(width)
+    H = int(height)
+    if W < 1 or H < 1:
+        raise ValueError(f"width, height: expected positive image size, got {width}x{height}")
+    nan = ~(np.all(np.isfinite(p), axis=1) & np.all(np.isfinite(g), axis=1))
+    out = np.full(len(p), np.nan)
+    ok = ~nan
+    if g.shape[1] == 4:
+        out[ok] = _vot_overlap_rects(p[ok], g[ok], W, H)
+    else:
+        for t in np.flatnonzero(ok):
+            out[t] = _vot_overlap_polygon(p[t], g[t], W, H)
     return out
 
 
@@ -661,9 +761,9 @@ class VOTRun:
         region overlaps a non-empty ground truth 0); NaN where the ground truth is NaN."""
         out = np.zeros(len(self.codes))
         tracked = self.codes == VOT_CODE_TRACKED
-        g = _boxes(gt, "gt", allow_nan=True)
+        g = _vot_regions(gt, "gt")
         if len(g) != len(self.codes):
-            raise ValueError(f"gt: expected {len(self.codes)} boxes (one per frame), got {len(g)}")
+            raise ValueError(f"gt: expected {len(self.codes)} regions (one per frame), got {len(g)}")
         if tracked.any():
             out[tracked] = vot_overlap(self.boxes[tracked], g[tracked], width, height)
         out[~np.all(np.isfinite(g), axis=1)] = np.nan

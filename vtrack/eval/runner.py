@@ -182,6 +182,7 @@ def track_sequence_vot(tracker: Tracker, seq: Sequence, *, skip: int = 5) -> Seq
         raise ValueError(f"seq: {seq.name!r} has only its first box public; VOT runs need every box")
     n = len(seq)
     gt = seq.boxes
+    regions = M.vot_ground_truth(seq)  # polygons when the sequence has them, as vot-toolkit
     codes = np.full(n, M.VOT_CODE_SKIP, dtype=np.int64)
     boxes = np.full((n, 4), np.nan)
     scores = np.zeros(n)
@@ -209,8 +210,8 @@ def track_sequence_vot(tracker: Tracker, seq: Sequence, *, skip: int = 5) -> Seq
         res = tracker.track(image)
         times[i] = time.perf_counter() - t0
         assert size is not None
-        if np.all(np.isfinite(gt[i])):
-            overlap = float(M.vot_overlap([res.box], [gt[i]], size[0], size[1])[0])
+        if np.all(np.isfinite(regions[i])):
+            overlap = float(M.vot_overlap([res.box], regions[i : i + 1], size[0], size[1])[0])
         else:
             overlap = 1.0  # no ground truth on this frame: cannot fail
         if overlap > 0:
