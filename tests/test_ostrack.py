@@ -423,3 +423,29 @@ def test_variants_are_config_overrides_the_family_declares():
     with pytest.raises(ValueError, match="variant: expected one of"):
         bench_tracker(cfg, backend="reference", variant="fast", frames=1, warmup=0)
     assert get_family("sparsett").variants() == {}
+
+
+@pytest.mark.parametrize("every,threshold,updates", [(0, 0.0, 0), (2, 0.0, 3), (1, 1.0, 0)])
+def test_online_template_update(every, threshold, updates):
+    cfg = _tiny()
+    cfg["tracker"] = {**cfg.get("tracker", {}), "template_update_interval": every,
+                      "template_update_threshold": threshold}
+    fam = get_family("ostrack")
+    tracker = fam.build_tracker(fam.build_model(cfg["model"]), cfg, "cpu")
+    frames, gt = _moving_square_sequence(n=7)
+    tracker.initialize(frames[0], gt[0])
+    seen = [tracker._template]
+    for img in frames[1:]:
+        tracker.track(img)
+        if tracker._template is not seen[-1]:
+            seen.append(tracker._template)
+    assert len(seen) - 1 == updates  # every 2nd of 6 frames; never at interval 0 or an unreachable threshold
+
+
+@pytest.mark.parametrize("key,value", [("template_update_interval", -1), ("template_update_threshold", 1.5),
+                                       ("window_influence", -0.1)])
+def test_tracker_section_checks(key, value):
+    from vtrack.models.ostrack.config import parse_tracker
+
+    with pytest.raises(ValueError, match=f"tracker.{key}"):
+        parse_tracker({key: value})

@@ -99,19 +99,29 @@ class ModelSection:
 @dataclass
 class TrackerSection:
     """``tracker`` section: crop context factors, Hann window and its weight, state update
-    (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`), backend and CE overrides."""
+    (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`), online template update (every
+    ``template_update_interval`` frames when the confidence reaches ``template_update_threshold``;
+    0 = never), backend and CE overrides."""
 
     template_factor: float = 2.0
     search_factor: float = 4.0
     window: bool = True
     window_influence: float = 1.0
     update: StateUpdateConfig = field(default_factory=StateUpdateConfig)
+    template_update_interval: int = 0
+    template_update_threshold: float = 0.7
     backend: str | None = None
     ce_enabled: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"tracker.window_influence: expected a value in [0, 1], got {self.window_influence}")
+        if isinstance(self.template_update_interval, bool) or self.template_update_interval < 0:
+            raise ValueError(f"tracker.template_update_interval: expected an int >= 0 (0: never), "
+                             f"got {self.template_update_interval!r}")
+        if not 0.0 <= self.template_update_threshold <= 1.0:
+            raise ValueError(f"tracker.template_update_threshold: expected a value in [0, 1], "
+                             f"got {self.template_update_threshold}")
 
 
 def parse_model(cfg: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> ModelSection:

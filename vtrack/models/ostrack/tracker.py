@@ -46,11 +46,16 @@ class OSTrackTracker(Tracker):
         self.engine: Engine = TorchEngine(ostrack_branches(self.model))
         self._template: torch.Tensor | None = None
         self._state = TrackState.start([0.0, 0.0, 1.0, 1.0])
+        self._frame = 0
 
-    def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
+    def _set_template(self, image: np.ndarray, box: Any) -> None:
         patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size)
         self._template = self.engine.run("template", template=to_tensor(patch, self.device))["template_tokens"]
+
+    def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
+        self._set_template(image, box)
         self._state = TrackState.start(box)
+        self._frame = 0
 
     @torch.no_grad()
     def _track(self, image: np.ndarray) -> TrackResult:
@@ -66,4 +71,8 @@ class OSTrackTracker(Tracker):
         conf = float(score.flatten(1)[0, flat])
         in_image = box_from_crop([cx - w / 2, cy - h / 2, w, h], crop_box, self.search_size)
         self._state = update_state(self._state, in_image, conf, self.cfg.update, (W, H))
+        self._frame += 1
+        every = self.cfg.template_update_interval
+        if every and self._frame % every == 0 and conf >= self.cfg.template_update_threshold:
+            self._set_template(image, self._state.box)
         return TrackResult(box=tuple(float(v) for v in self._state.box), score=conf)
