@@ -413,7 +413,7 @@ def test_tracker_geometry_with_an_oracle_head(family, tiny_model):
         ltrb = ltrb.clamp_min(0.5)
         return {"score": score.reshape(1, 8, 8), "box": torch.cat((pts - ltrb[:, :2], pts + ltrb[:, 2:]), 1)[None]}
 
-    tracker = SparseTTTracker(tiny_model, {"test_lr": 1.0, "window_influence": 0.1}, "cpu")
+    tracker = SparseTTTracker(tiny_model, {"update": {"size_lr": 1.0, "size_lr_by_score": True}, "window_influence": 0.1}, "cpu")
     tracker.model.decode_search = oracle
     try:
         rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vtrack.config import from_dict
+from vtrack.tracking.postprocess import StateUpdateConfig
 
 MODES = ("dual", "ofc", "onr")
 
@@ -64,7 +65,9 @@ class DuMLTrackerConfig:
     voting_sigma: float = 0.0025
     penalty_k: float = 0.05
     window_influence: float = 0.42
-    lr: float = 0.38  # SiamRPN++ box smoothing rate
+    # the shared state update; SiamRPN++'s size smoothing lr = 0.38 * penalty * score is
+    # size_lr 0.38 with size_lr_by_score (a partial mapping starts from StateUpdateConfig's defaults)
+    update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.38, size_lr_by_score=True))
     context_amount: float = 0.5
     memory_size: int = 50
     init_iters: int = 10

@@ -16,6 +16,7 @@ from vtrack.models.duml.model import DuML, pixel_to_cell
 from vtrack.models.duml.onr import apply_filter
 from vtrack.models.layers.score_voting import score_voting
 from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.postprocess import TrackState, update_state
 from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
@@ -113,8 +114,9 @@ class DuMLTracker(Tracker):
     template_size`` around the previous box with context ``context_amount``), fuse
     ``s = mu * s_r + (1 - mu) * s_a`` (ONR broadcast over the anchors), apply SiamRPN++'s scale/
     ratio penalty and cosine window, take the best anchor, vote the box (eq. 4-5) or take its
-    direct regression, smooth the size, and update the ONR filter DiMP-style: every sample not
-    judged lost enters the memory (rate ``update_lr`` or ``hard_negative_lr``); the filter is
+    direct regression, hand it to the shared state update (``tracker.update``: score-smoothed,
+    bounded size, box kept in the image, wider search while lost), and update the ONR filter
+    DiMP-style: every sample not judged lost enters the memory (rate ``update_lr`` or ``hard_negative_lr``); the filter is
     optimised ``hard_negative_iters`` steps at once when a distractor is detected, otherwise
     ``update_iters`` steps every ``update_interval`` frames.
     """
@@ -140,11 +142,22 @@ class DuMLTracker(Tracker):
         self.template_size = mc.template_size  # fixes the target's size in the crop
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre of the current box (image pixels)."""
+        b = self._state.box
+        return (float(b[0] + b[2] / 2.0), float(b[1] + b[3] / 2.0))
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Width and height of the current box (image pixels)."""
+        return (float(self._state.box[2]), float(self._state.box[3]))
+
     def _search_side(self) -> float:
         w, h = self.size
         ctx = self.cfg.context_amount * (w + h)
         s_z = math.sqrt((w + ctx) * (h + ctx))
-        return s_z * self.search_size / self.template_size
+        return s_z * self.search_size / self.template_size * self._state.search_growth(self.cfg.update)
 
     def _crop(self, image: np.ndarray, side: float, center: tuple[float, float]) -> np.ndarray:
         """Search crop of ``side`` image pixels centred at ``center`` (shared crop code)."""
@@ -182,9 +195,7 @@ class DuMLTracker(Tracker):
     # ------------------------------------------------------------------ Tracker API
     @torch.no_grad()
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
-        x, y, w, h = box
-        self.center = (x + w / 2.0, y + h / 2.0)
-        self.size = (w, h)
+        self._state = TrackState.start(box)
         self.image_hw = image.shape[:2]
         self.pad_value = tuple(float(v) for v in image.reshape(-1, 3).mean(0))
         self.frame = 0
@@ -284,16 +295,13 @@ class DuMLTracker(Tracker):
             bcx, bcy, bw_, bh_ = (float(v) for v in flat_boxes[best])
         c = n / 2.0
         score = float(fused.flatten()[best])
-        lr = min(max(float(penalty.flatten()[best]) * score * cfg.lr, 0.0), 1.0)
-        cx = self.center[0] + (bcx - c) / scale
-        cy = self.center[1] + (bcy - c) / scale
-        width = self.size[0] * (1 - lr) + bw_ / scale * lr
-        height = self.size[1] * (1 - lr) + bh_ / scale * lr
+        conf = float(penalty.flatten()[best]) * score
+        pcx, pcy = self.center[0] + (bcx - c) / scale, self.center[1] + (bcy - c) / scale
+        pw, ph = bw_ / scale, bh_ / scale
         img_h, img_w = self.image_hw
-        cx, cy = min(max(cx, 0.0), img_w), min(max(cy, 0.0), img_h)
-        width, height = min(max(width, 10.0), img_w), min(max(height, 10.0), img_h)
         prev_center = self.center
-        self.center, self.size = (cx, cy), (width, height)
+        self._state = update_state(self._state, [pcx - pw / 2, pcy - ph / 2, pw, ph], conf, cfg.update, (img_w, img_h))
+        (cx, cy), (width, height) = self.center, self.size
         flag = "offline"
         if onr_full is not None and cfg.online:
             tcells = (width * scale / model.stride, height * scale / model.stride)
@@ -311,4 +319,4 @@ class DuMLTracker(Tracker):
                     self.filter = self._optimize(self.filter, cfg.hard_negative_iters)
                 elif self.frame % cfg.update_interval == 0:
                     self.filter = self._optimize(self.filter, cfg.update_iters)
-        return TrackResult(box=(cx - width / 2, cy - height / 2, width, height), score=score, extra={"flag": flag})
+        return TrackResult(box=tuple(float(v) for v in self._state.box), score=score, extra={"flag": flag})

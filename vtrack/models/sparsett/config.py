@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vtrack.tracking.postprocess import StateUpdateConfig
+
 __all__ = ["SparseTTLossConfig", "SparseTTModelConfig", "SparseTTTrackerConfig"]
 
 
@@ -102,22 +104,20 @@ class SparseTTTrackerConfig:
     Attributes:
         penalty_k: scale/ratio change penalty ``exp(-(r_c * s_c - 1) * penalty_k)``.
         window_influence: weight of the cosine window in ``(1 - w) * score + w * window``.
-        test_lr: size smoothing rate (multiplied by the penalised score of the peak).
-        min_size: smallest box side in pixels.
+        update: the shared state update (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`);
+            SparseTT's size smoothing ``lr = test_lr * penalised score`` is ``size_lr = test_lr``
+            with ``size_lr_by_score: true`` (the default, the release's 0.95). A partial ``update``
+            mapping starts from StateUpdateConfig's own defaults, so give both keys.
         backend: kernel backend at inference (null keeps the model's).
     """
 
     penalty_k: float = 0.04
     window_influence: float = 0.21
-    test_lr: float = 0.95
-    min_size: float = 10.0
+    update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.95, size_lr_by_score=True))
     backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k: expected >= 0, got {self.penalty_k}")
-        for name in ("window_influence", "test_lr"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        if self.min_size <= 0:
-            raise ValueError(f"min_size: expected > 0, got {self.min_size}")
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ValueError(f"window_influence: expected a value in [0, 1], got {self.window_influence}")

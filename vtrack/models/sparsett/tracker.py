@@ -7,9 +7,11 @@ then (SiamFC++ / SparseTT release):
 1. penalise scale and aspect-ratio changes: ``penalty = exp(-(r_c * s_c - 1) * penalty_k)`` and
    ``pscore = penalty * score`` where ``score`` is the fused fc/conv probability;
 2. add the cosine window: ``pscore = (1 - w) * pscore + w * window``;
-3. take the conv-head box at ``argmax(pscore)``; move the centre there and smooth the size with
-   ``lr = penalty * score * test_lr`` at that point;
-4. keep the centre inside the image and the size within ``[min_size, image size]``.
+3. take the conv-head box at ``argmax(pscore)`` and hand it to the shared state update
+   (:func:`~vtrack.tracking.postprocess.update_state`, options ``tracker.update``) with the
+   penalised score ``penalty * score`` of that point as its confidence: the centre moves there,
+   the size is smoothed with ``lr = size_lr * penalty * score`` (SiamFC++'s ``test_lr``),
+   bounded, and the box is kept inside the image; a lost target widens the next search crop.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from vtrack.models.sparsett.branches import sparsett_branches
 from vtrack.models.sparsett.config import SparseTTTrackerConfig
 from vtrack.models.sparsett.model import SparseTT
 from vtrack.tracking.base import Tracker, TrackResult
+from vtrack.tracking.postprocess import TrackState, update_state
 from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
@@ -92,36 +95,28 @@ class SparseTTTracker(Tracker):
         self.engine: Engine = TorchEngine(sparsett_branches(self.model))
 
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
-        x, y, w, h = box
-        self.center = np.array([x + w / 2.0, y + h / 2.0])
-        self.size = np.array([w, h], dtype=np.float64)
-        self.image_hw = image.shape[:2]
+        self._state = TrackState.start(box)
         self.pad = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
         patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
         self.memory = self.engine.run("template", template=to_tensor(patch, self.device))["memory"]
 
     def _track(self, image: np.ndarray) -> TrackResult:
         cfg = self.cfg
-        prev = (self.center[0] - self.size[0] / 2, self.center[1] - self.size[1] / 2, self.size[0], self.size[1])
-        patch, r, crop = sample_target(image, prev, self.search_factor, self.search_size, mode="siamfc",
-                                       pad=self.pad)
+        state = self._state
+        factor = self.search_factor * state.search_growth(cfg.update)
+        patch, r, crop = sample_target(image, state.box, factor, self.search_size, mode="siamfc", pad=self.pad)
         out = self.engine.run("search", memory=self.memory, search=to_tensor(patch, self.device))
         score = out["score"][0].reshape(-1).double().cpu().numpy()
         xyxy = out["box"][0].double().cpu().numpy()
         cand = np.stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
                          xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]), axis=1)
-        penalty = siamfcpp_penalty(cand, self.size * r, cfg.penalty_k)
+        penalty = siamfcpp_penalty(cand, state.box[2:] * r, cfg.penalty_k)
         pscore = penalty * score
         pscore = pscore * (1.0 - cfg.window_influence) + self.window * cfg.window_influence
         best = int(np.argmax(pscore))
-        lr = penalty[best] * score[best] * cfg.test_lr
-        cx = crop[0] + cand[best, 0] / r
-        cy = crop[1] + cand[best, 1] / r
-        w = self.size[0] * (1.0 - lr) + cand[best, 2] / r * lr
-        h = self.size[1] * (1.0 - lr) + cand[best, 3] / r * lr
+        cx, cy, w, h = crop[0] + cand[best, 0] / r, crop[1] + cand[best, 1] / r, cand[best, 2] / r, cand[best, 3] / r
+        conf = float(penalty[best] * score[best])
         img_h, img_w = image.shape[:2]
-        self.center = np.array([min(max(cx, 0.0), img_w), min(max(cy, 0.0), img_h)])
-        self.size = np.array([min(max(w, cfg.min_size), img_w), min(max(h, cfg.min_size), img_h)])
-        box = (float(self.center[0] - self.size[0] / 2), float(self.center[1] - self.size[1] / 2),
-               float(self.size[0]), float(self.size[1]))
-        return TrackResult(box, float(score[best]), {"pscore": float(pscore[best]), "index": best})
+        self._state = update_state(state, [cx - w / 2, cy - h / 2, w, h], conf, cfg.update, (img_w, img_h))
+        return TrackResult(tuple(float(v) for v in self._state.box), float(score[best]),
+                           {"pscore": float(pscore[best]), "index": best})

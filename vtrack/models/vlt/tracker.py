@@ -1,16 +1,19 @@
 """VLT inference: template and language encoded once, SiamCAR-style post-processing per frame
-(scale/ratio change penalty, cosine window, learning-rate smoothed size)."""
+(scale/ratio change penalty, cosine window), then the shared state update
+(:func:`~vtrack.tracking.postprocess.update_state`: score-smoothed, bounded size; box kept in the
+image; a lost target widens the search crop)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from vtrack.tracking.base import Tracker, TrackResult
-from vtrack.tracking.crops import box_to_crop, clip_box
+from vtrack.tracking.crops import box_to_crop
+from vtrack.tracking.postprocess import StateUpdateConfig, TrackState, update_state
 from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
 
@@ -18,15 +21,24 @@ from vtrack.tracking.windows import cosine_window
 
 @dataclass
 class VLTTrackerConfig:
-    """The ``tracker`` section: crops and SiamCAR post-processing constants."""
+    """The ``tracker`` section: crops, SiamCAR post-processing constants and the state update.
+
+    ``update`` (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`) holds SiamCAR's size
+    smoothing ``lr = size_lr * penalty * score`` (``size_lr_by_score: true``, ``size_lr`` 0.33 by
+    default); a partial ``update`` mapping starts from StateUpdateConfig's own defaults, so give both.
+    """
 
     context: str = "siamfc"
     template_factor: float = 1.0
     search_factor: float = 2.0
     penalty_k: float = 0.04
     window_influence: float = 0.4
-    lr: float = 0.33
+    update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.33, size_lr_by_score=True))
     use_language: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ValueError(f"tracker.window_influence: expected a value in [0, 1], got {self.window_influence}")
 
 
 class VLTTracker(Tracker):
@@ -59,13 +71,15 @@ class VLTTracker(Tracker):
         f_l = self.model.resolve_language(batch, arch)
         self.f_l = f_l
         self.z = self.model.template_features(batch["template"], f_l, arch)
-        self.box = np.asarray(box, dtype=np.float64)
+        self._state = TrackState.start(box)
         self.window: np.ndarray | None = None
 
     @torch.no_grad()
     def _track(self, image: np.ndarray) -> TrackResult:
         cfg = self.cfg
-        patch, scale, crop = sample_target(image, self.box, cfg.search_factor, self.xsize, mode=cfg.context)
+        state = self._state
+        factor = cfg.search_factor * state.search_growth(cfg.update)
+        patch, scale, crop = sample_target(image, state.box, factor, self.xsize, mode=cfg.context)
         x = self.model.search_features(to_tensor(patch, self.device), self.f_l, self.model.arch)
         out = self.model.head(self.z, x)
         score, boxes = self.model.head.decode(out, self.xsize)
@@ -76,7 +90,7 @@ class VLTTracker(Tracker):
         # size change penalty (SiamRPN/SiamCAR) relative to the current target size in the crop
         w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-3)
         h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
-        tw, th = self.box[2] * scale, self.box[3] * scale
+        tw, th = state.box[2] * scale, state.box[3] * scale
 
         def sz(a, b):
             p = (a + b) * 0.5
@@ -90,9 +104,8 @@ class VLTTracker(Tracker):
         bx = boxes[best]
         cx = crop[0] + (bx[0] + bx[2]) / 2 / scale
         cy = crop[1] + (bx[1] + bx[3]) / 2 / scale
-        lr = penalty[best] * score[best] * cfg.lr
-        nw = self.box[2] * (1 - lr) + (w[best] / scale) * lr
-        nh = self.box[3] * (1 - lr) + (h[best] / scale) * lr
-        new = clip_box([cx - nw / 2, cy - nh / 2, nw, nh], image.shape[1], image.shape[0])
-        self.box = np.asarray(new, dtype=np.float64)
-        return TrackResult(tuple(float(v) for v in self.box), float(score[best]))
+        pw, ph = w[best] / scale, h[best] / scale
+        conf = float(penalty[best] * score[best])
+        self._state = update_state(state, [cx - pw / 2, cy - ph / 2, pw, ph], conf, cfg.update,
+                                   (image.shape[1], image.shape[0]))
+        return TrackResult(tuple(float(v) for v in self._state.box), float(score[best]))
