@@ -147,8 +147,8 @@ def test_onnxruntime_tracker_matches_pytorch(tmp_path, monkeypatch, sequence, ca
     torch.manual_seed(0)
     model = fam.build_model(cfg["model"]).eval()
     with torch.no_grad():  # untrained heads give degenerate boxes: make the scores informative
-        for p in model.parameters():
-            p.mul_(1.5)
+        for p in model.parameters():  # (SparseTT's scaled regression sends every box out of the image)
+            p.mul_(1.0 if case == "sparsett" else 1.5)
     pt = fam.build_tracker(model, cfg, "cpu")
     ort_tracker = use_onnxruntime(fam.build_tracker(model, cfg, "cpu"), cfg, threads=1)
     assert isinstance(ort_tracker.engine, OrtEngine) and isinstance(pt.engine, TorchEngine)

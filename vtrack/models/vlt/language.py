@@ -99,8 +99,10 @@ class TransformersLanguageEncoder(LanguageEncoder):
             raise FileNotFoundError(
                 f"model_dir: expected a local transformers model directory with config.json, got {str(path)!r}"
             )
+        from vtrack._compat import ensure_torchvision_importable
         from vtrack.extras import require
 
+        ensure_torchvision_importable()  # transformers imports torchvision, whose CUDA wheel fails next to a CPU torch
         transformers = require("transformers", "text", "the transformers language encoder")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
