@@ -713,10 +713,19 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     const bool sparse = pb.topk > 0 && 4 * K <= M;
     std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQB), rowH(kBlockQB);
     std::vector<T> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: 1 for keys not kept
+    std::vector<T> gw(sparse ? K : 0);              // sparse rows: dq coefficients and key indices
+    std::vector<int32_t> gi(sparse ? K : 0);
     const std::vector<T> nomask(static_cast<size_t>(M), T(0));
+    // float32 dense rows: register tiles for Q.K^T, dO.V^T (K^T, V^T packed per head) and dS.K.
+    constexpr bool kTiles = std::is_same<T, float>::value;
+    const bool tiled = kTiles && !sparse;
+    const int64_t ldS = tiled ? round_up(M, kVL * kQV) : M;
+    const bool dq_tiled = tiled && D % kVL == 0;
+    std::vector<float> KT(tiled ? static_cast<size_t>(D * ldS) : 0), VT(tiled ? static_cast<size_t>(D * ldS) : 0);
+    const std::vector<float> ones(dq_tiled ? static_cast<size_t>(kBlockQB) : 0, 1.0f);
     if (!sparse) {
-      S.resize(static_cast<size_t>(kBlockQB * M));
-      dP.resize(static_cast<size_t>(kBlockQB * M));
+      S.resize(static_cast<size_t>(kBlockQB * ldS));
+      dP.resize(static_cast<size_t>(kBlockQB * ldS));
     }
 
     for (int64_t bh = task_begin; bh < task_end; ++bh) {
@@ -733,6 +742,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       std::fill(colH.begin(), colH.end(), T(0));
       if (pb.fda)
         for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
+      if constexpr (kTiles) {
+        if (tiled) {
+          pack_kt(Kp, M, D, ldS, KT.data());
+          pack_kt(V, M, D, ldS, VT.data());
+        }
+      }
       double ga = 0, gb = 0, gd = 0;
       for (int64_t i0 = 0; i0 < N; i0 += kBlockQB) {
         const int64_t nr = std::min(kBlockQB, N - i0);
@@ -746,10 +761,10 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             const T* qi = Q + r * D;
             const T* doi = dO + r * D;
             T* dqi = dQ + r * D;
-            std::fill(dqi, dqi + D, T(0));
             const T qn = pb.fda ? dot(qi, qi, D) : T(0);
             const int32_t* irow = index + (bh * N + i0 + r) * K;
             T rh = 0;
+            int64_t nkeep = 0;  // dq_i = sum_t g_t k_j: coefficients gathered, summed in registers below
             for (int64_t t = 0; t < K; ++t) {
               const int64_t j = irow[t];
               if (j < 0 || j >= M) continue;  // padding (or an invalid index from a direct call)
@@ -776,19 +791,26 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
                 gb += double(-ds * c.dl * d2);
                 gd += double(-ds * d2 * (c.a * e + c.b));
               }
-              axpy(g, kj, dqi, D);
+              gw[nkeep] = g;
+              gi[nkeep++] = static_cast<int32_t>(j);
               axpy(g, qi, dK + j * D, D);
               axpy(p, doi, dV + j * D, D);
             }
+            gather_pv<T>(gw.data(), gi.data(), nkeep, Kp, D, dqi);
             if (pb.fda) axpy(T(2) * rh, qi, dqi, D);
           }
           continue;
         }
-        gemm<T>(false, true, nr, M, D, Q, D, Kp, D, T(0), S.data(), M, use_blas, tmp);
-        gemm<T>(false, true, nr, M, D, dO, D, V, D, T(0), dP.data(), M, use_blas, tmp);
+        if constexpr (kTiles) {
+          qk_tiles(Q, nr, D, KT.data(), ldS, S.data(), ldS);
+          qk_tiles(dO, nr, D, VT.data(), ldS, dP.data(), ldS);
+        } else {
+          gemm<T>(false, true, nr, M, D, Q, D, Kp, D, T(0), S.data(), ldS, use_blas, tmp);
+          gemm<T>(false, true, nr, M, D, dO, D, V, D, T(0), dP.data(), ldS, use_blas, tmp);
+        }
         for (int64_t r = 0; r < nr; ++r) {
-          T* __restrict__ s = S.data() + r * M;
-          T* __restrict__ dp = dP.data() + r * M;
+          T* __restrict__ s = S.data() + r * ldS;
+          T* __restrict__ dp = dP.data() + r * ldS;
           const T li = L[r], di = Di[r];
           const T* ign = mrow_t != nullptr ? mrow_t : nomask.data();
           if (pb.topk > 0) {
@@ -815,11 +837,15 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             }
           }
         }
-        gemm<T>(false, false, nr, D, M, dP.data(), M, Kp, D, T(0), dQ, D, use_blas, tmp);
+        if (dq_tiled) {
+          if constexpr (kTiles) pv_tiles(dP.data(), ldS, nr, M, Kp, D, ones.data(), dQ);
+        } else {
+          gemm<T>(false, false, nr, D, M, dP.data(), ldS, Kp, D, T(0), dQ, D, use_blas, tmp);
+        }
         if (pb.fda)
           for (int64_t r = 0; r < nr; ++r) axpy(T(2) * rowH[r], Q + r * D, dQ + r * D, D);
-        gemm<T>(true, false, M, D, nr, dP.data(), M, Q, D, T(1), dK, D, use_blas, tmp);
-        gemm<T>(true, false, M, D, nr, S.data(), M, dO, D, T(1), dV, D, use_blas, tmp);
+        gemm<T>(true, false, M, D, nr, dP.data(), ldS, Q, D, T(1), dK, D, use_blas, tmp);
+        gemm<T>(true, false, M, D, nr, S.data(), ldS, dO, D, T(1), dV, D, use_blas, tmp);
       }
       if (pb.fda) {
         for (int64_t j = 0; j < M; ++j) axpy(T(2) * colH[j], Kp + j * D, dK + j * D, D);
