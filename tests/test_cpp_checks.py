@@ -46,8 +46,9 @@ def test_cpp_side_shape_checks():
         ops.fda_attention(q, k, v[:, :, :3], 1.0)
     with pytest.raises(TypeError, match="expected dtype"):
         ops.fda_attention(q, k.double(), v, 1.0)
-    with pytest.raises(TypeError, match="float32 and float64"):
-        ops.fda_attention(q.half(), k.half(), v.half(), 1.0)
+    f8 = torch.float8_e4m3fn
+    with pytest.raises(TypeError, match="float32, float64, bfloat16 and float16"):
+        ops.fda_attention(q.to(f8), k.to(f8), v.to(f8), 1.0)
     with pytest.raises(ValueError, match="topk: expected an int >= 1"):
         ops.topk_attention(q, k, v, 0, 1.0)
     with pytest.raises(ValueError, match="key_padding_mask: expected shape"):

@@ -117,9 +117,18 @@ BackwardFn<T> kernel_backward(const KernelTable& t) {
 
 void check_cpu(const at::Tensor& q, const char* op) {
   TORCH_CHECK_VALUE(q.device().is_cpu(), op, ": expected CPU tensors, got ", q.device());
-  TORCH_CHECK_TYPE(q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble, op,
-                   ": the CPU kernels support float32 and float64, got ", q.scalar_type(),
-                   " (use the reference backend for other dtypes)");
+  const auto t = q.scalar_type();
+  TORCH_CHECK_TYPE(t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf, op,
+                   ": the CPU kernels support float32, float64, bfloat16 and float16, got ", t);
+}
+
+// bfloat16/float16 run the float32 engine: inputs are widened exactly (every bf16/fp16 value is a
+// float32), all products, the softmax and the accumulation are float32, and the outputs are rounded
+// once to the input dtype (lse, score and the coefficient gradients stay float32, as for float32).
+bool low_precision(const at::Tensor& q) { return q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf; }
+
+at::Tensor compute_view(const at::Tensor& t, bool widen) {
+  return widen ? t.to(at::kFloat).contiguous() : t.contiguous();
 }
 
 std::vector<double> coef_values(const at::Tensor& t, int64_t H) {
@@ -166,7 +175,8 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   check_cpu(q_, op);
   check_mask(mask_, q_, d, op);
   const bool fda = check_fda(alpha, beta, delta, q_, d, op);
-  at::Tensor q = q_.contiguous(), k = k_.contiguous(), v = v_.contiguous();
+  const bool widen = low_precision(q_);
+  at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, alpha, beta, delta, fda, op);
@@ -179,7 +189,7 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   const int64_t Ls = num_template > 0 ? d.M - num_template : 0;
   r.ce_probs = at::zeros({d.B, d.H, nT, Ls}, q.options());
   if (d.B == 0 || d.H == 0 || d.N == 0 || d.M == 0 || d.D == 0) {  // no valid key anywhere: zero rows
-    r.out = at::zeros_like(q);
+    r.out = at::zeros_like(q_, at::MemoryFormat::Contiguous);
     r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(lse_dtype(q)));
     r.index = at::full({d.B, d.H, d.N, pb.K}, -1, q.options().dtype(at::kInt));
     return r;
@@ -194,6 +204,7 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
                              pb.K > 0 ? r.index.data_ptr<int32_t>() : nullptr,
                              nT > 0 ? r.ce_probs.data_ptr<scalar_t>() : nullptr);
   });
+  if (widen) r.out = r.out.to(q_.scalar_type());
   return r;
 }
 
@@ -208,8 +219,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   check_mask(mask_, q_, d, op);
   const bool fda = check_fda(alpha, beta, delta, q_, d, op);
   if (index != nullptr) check_index(*index, d, op);
-  at::Tensor q = q_.contiguous(), k = k_.contiguous(), v = v_.contiguous();
-  at::Tensor go = grad_out.contiguous(), o = out.contiguous(), l = lse.contiguous();
+  const bool widen = low_precision(q_);
+  at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
+  at::Tensor go = compute_view(grad_out, widen), o = compute_view(out, widen), l = lse.contiguous();
   at::Tensor idx = index != nullptr ? index->contiguous() : at::Tensor();
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
@@ -234,6 +246,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     });
   }
   auto [da, db, dd] = fda_coef_grads(dcoef, fda, alpha, beta, delta, q);
+  if (widen) return {dq.to(q_.scalar_type()), dk.to(q_.scalar_type()), dv.to(q_.scalar_type()), da, db, dd};
   return {dq, dk, dv, da, db, dd};
 }
 

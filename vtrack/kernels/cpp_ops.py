@@ -28,7 +28,7 @@ from .dispatch import Result, register_backend
 
 logger = logging.getLogger(__name__)
 
-CPU_DTYPES = (torch.float32, torch.float64)
+CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 CUDA_MAX_HEAD_DIM = 128
 CUDA_MAX_TOPK_KEYS = 8192
@@ -248,7 +248,7 @@ def _library_reasons() -> list[str]:
 
 
 class CppBackend:
-    """Fused C++ CPU kernels (OpenMP, vectorised; float32/float64), from ``vtrack._C``."""
+    """Fused C++ CPU kernels (OpenMP, vectorised; float32/float64, and bfloat16/float16 computed in float32)."""
 
     name = "cpp"
 
@@ -258,7 +258,7 @@ class CppBackend:
         if inputs.device.type != "cpu":
             reasons.append(f"needs CPU tensors, got device {inputs.device}")
         if inputs.dtype not in CPU_DTYPES:
-            reasons.append(f"dtype {inputs.dtype} not supported (float32 or float64)")
+            reasons.append(f"dtype {inputs.dtype} not supported (float32, float64, bfloat16 or float16)")
         return reasons + _library_reasons()
 
     def run(self, inputs: AttentionInputs) -> Result:
