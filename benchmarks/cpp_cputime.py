@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from vtrack.bench.common import atomic_write_text
+from vtrack.io import atomic_write_text
 from vtrack.bench.kernels import OPS, SHAPES, Shape, _op_call
 
 

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 import vtrack.kernels as K
-from vtrack.bench.common import atomic_write_text, environment, markdown_table, write_json
+from vtrack.bench.common import environment, markdown_table, write_json
+from vtrack.io import atomic_write_text
 
 # op -> (H, N, D, kwargs of K.attention); N == M. Shapes and targets from issue #14.
 OPS: dict[str, tuple[int, int, int, dict]] = {

@@ -78,6 +78,66 @@ def _fail(path: str, tp: Any, value: Any) -> TypeError:
     return TypeError(f"{path or 'config'}: expected {_type_name(tp)}, got {value!r}")
 
 
+def _convert_union(value: Any, tp: Any, args: tuple[Any, ...], path: str) -> Any:
+    if value is None:
+        if type(None) in args:
+            return None
+        raise _fail(path, tp, value)
+    errors: list[Exception] = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, path)
+        except (TypeError, ValueError) as err:
+            errors.append(err)
+    non_none = [a for a in args if a is not type(None)]
+    if len(non_none) == 1 and errors:
+        raise errors[0]
+    raise _fail(path, tp, value)
+
+
+def _convert_container(value: Any, tp: Any, origin: Any, args: tuple[Any, ...], path: str) -> Any:
+    """list[...], tuple[...] and dict[str, ...] annotations."""
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(path, tp, value)
+        inner = args[1] if args else Any
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path}: expected string keys, got {k!r}")
+            out[k] = _convert(v, inner, _join(path, k))
+        return out
+    if not isinstance(value, (list, tuple)):
+        raise _fail(path, tp, value)
+    if origin is list:
+        inner = args[0] if args else Any
+        return [_convert(v, inner, _join(path, i)) for i, v in enumerate(value)]
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_convert(v, args[0], _join(path, i)) for i, v in enumerate(value))
+    if len(value) != len(args):
+        raise ValueError(f"{path}: expected {_type_name(tp)}, got {len(value)} values: {value!r}")
+    return tuple(_convert(v, a, _join(path, i)) for i, (v, a) in enumerate(zip(value, args)))
+
+
+def _convert_float(value: Any, tp: Any, path: str) -> float:
+    if isinstance(value, bool):
+        raise _fail(path, tp, value)
+    if isinstance(value, (int, float)):
+        out = float(value)
+    elif isinstance(value, str):
+        try:
+            out = float(value)
+        except ValueError:
+            raise _fail(path, tp, value) from None
+    else:
+        raise _fail(path, tp, value)
+    if math.isnan(out):
+        raise ValueError(f"{path}: expected a number, got NaN")
+    return out
+
+
 def _convert(value: Any, tp: Any, path: str) -> Any:
     """Validate/convert ``value`` against the annotation ``tp``."""
     if tp is Any:
@@ -89,77 +149,20 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _fail(path, tp, value)
-        errors: list[Exception] = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, path)
-            except (TypeError, ValueError) as err:
-                errors.append(err)
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1 and errors:
-            raise errors[0]
-        raise _fail(path, tp, value)
+        return _convert_union(value, tp, args, path)
     if origin is Literal:
         if value in args and not (isinstance(value, bool) and not any(isinstance(a, bool) for a in args)):
             return value
         raise ValueError(f"{path}: expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise _fail(path, tp, value)
-        inner = args[0] if args else Any
-        return [_convert(v, inner, _join(path, i)) for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _fail(path, tp, value)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], _join(path, i)) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ValueError(f"{path}: expected {_type_name(tp)}, got {len(value)} values: {value!r}")
-        return tuple(_convert(v, a, _join(path, i)) for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _fail(path, tp, value)
-        inner = args[1] if args else Any
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{path}: expected string keys, got {k!r}")
-            out[k] = _convert(v, inner, _join(path, k))
-        return out
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _fail(path, tp, value)
+    if origin in (list, tuple, dict):
+        return _convert_container(value, tp, origin, args, path)
+    if tp is float:
+        return _convert_float(value, tp, path)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise _fail(path, tp, value)
-    if tp is float:
-        if isinstance(value, bool):
-            raise _fail(path, tp, value)
-        if isinstance(value, (int, float)):
-            out = float(value)
-        elif isinstance(value, str):
-            try:
-                out = float(value)
-            except ValueError:
-                raise _fail(path, tp, value) from None
-        else:
-            raise _fail(path, tp, value)
-        if math.isnan(out):
-            raise ValueError(f"{path}: expected a number, got NaN")
-        return out
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _fail(path, tp, value)
-    if isinstance(tp, type):
+    if tp in (bool, str) or isinstance(tp, type):
         if isinstance(value, tp):
             return value
         raise _fail(path, tp, value)
@@ -293,6 +296,18 @@ def set_by_path(cfg: dict[str, Any], key: str, value: Any) -> None:
         node[last] = value
     else:
         raise ValueError(f"override {key}: parent is not a mapping")
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``over`` merged in: nested mappings merge key by key, any
+    other value of ``over`` replaces the base's."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def get_by_path(cfg: Any, key: str, default: Any = None) -> Any:

@@ -22,7 +22,6 @@ import os
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +32,8 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from vtrack.io import AtomicPath, atomic_write_text
 
 PathLike = Union[str, os.PathLike]
 
@@ -180,22 +181,6 @@ def cpu_kernel_paths() -> dict[str, Any]:
     return info
 
 
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_json(path: PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (atomically)."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
@@ -223,17 +208,10 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], heade
 
 
 def _savefig(fig: Any, path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    target = AtomicPath(path, keep_suffix=True)
+    with target as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return target.path
 
 
 def plot_lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: PathLike, *, xlabel: str,

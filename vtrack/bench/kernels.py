@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 import vtrack.kernels as K
 
-from .common import atomic_write_text, environment, markdown_table, peak_memory_bytes, plot_bars, plot_lines, time_fn, write_json
+from .common import environment, markdown_table, peak_memory_bytes, plot_bars, plot_lines, time_fn, write_json
+from vtrack.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

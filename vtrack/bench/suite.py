@@ -33,7 +33,8 @@ import torch
 from vtrack.bench import kernels as kbench
 from vtrack.bench import trackers as tbench
 from vtrack.bench import train as trbench
-from vtrack.bench.common import atomic_write_text, environment, markdown_table, plot_bars, write_json
+from vtrack.bench.common import environment, markdown_table, plot_bars, write_json
+from vtrack.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

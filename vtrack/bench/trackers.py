@@ -250,14 +250,12 @@ def _seq(value: Any, name: str) -> tuple[str, ...]:
 
 def load_cases(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> list[TrackerCase]:
     """Cases of ``device`` (``cpu`` or ``cuda``) from the YAML spec (default ``benchmarks/trackers.yaml``)."""
-    import yaml
+    from vtrack.config import load_yaml
 
     p = Path(path) if path is not None else CASES_FILE
     if not p.is_file():
         raise FileNotFoundError(f"cases: no such file: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"cases: {p} must map device types to lists of cases, got {type(data).__name__}")
+    data = load_yaml(p)
     items = data.get(device, [])
     if not isinstance(items, list):
         raise ValueError(f"cases: {p}: {device!r} must be a list, got {type(items).__name__}")
@@ -516,7 +514,8 @@ def format_suite_table(rows: list[TrackerSuiteRow]) -> str:
 def write_suite_results(rows: list[TrackerSuiteRow], out_dir: str | os.PathLike[str],
                         env: dict[str, Any] | None = None, args: dict[str, Any] | None = None) -> Path:
     """Write ``trackers.json`` (environment + rows), ``trackers.md`` and ``trackers_fps.png`` under ``out_dir``."""
-    from vtrack.bench.common import atomic_write_text, environment, plot_bars, write_json
+    from vtrack.bench.common import environment, plot_bars, write_json
+    from vtrack.io import atomic_write_text
 
     out = Path(out_dir)
     device = torch.device(rows[0].device) if rows else torch.device("cpu")

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from vtrack.io import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "configs/ostrack/ostrack_tiny.yaml"
@@ -85,18 +87,17 @@ def make_batch(cfg: dict[str, Any], batch_size: int, seed: int = 0) -> dict[str,
     """One collated training batch for ``cfg`` through the family's processing config."""
     from torch.utils.data import default_collate
 
-    from vtrack.config import from_dict
+    from vtrack.config import deep_merge, from_dict
     from vtrack.models.registry import get_family
     from vtrack.train.processing import Processor
     from vtrack.train.samplers import TrackingSampler
     from vtrack.train.schema import AugmentConfig, ProcessingConfig, SamplerConfig
-    from vtrack.train.trainer import _deep_merge
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     fam = get_family(cfg["model"]["name"])
     over = (cfg.get("data") or {}).get("processing") or {}
-    pcfg = from_dict(ProcessingConfig, _deep_merge(dict(fam.processing_config(cfg)), over), "data.processing")
+    pcfg = from_dict(ProcessingConfig, deep_merge(dict(fam.processing_config(cfg)), over), "data.processing")
     scfg = from_dict(SamplerConfig, pcfg.sampler, "processing.sampler")
     proc = Processor(pcfg, AugmentConfig())
     with tempfile.TemporaryDirectory() as tmp:
@@ -367,14 +368,6 @@ def format_table(rows: list[TrainStepResult]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vtrack bench train``."""
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="tracker config (YAML)")
@@ -399,8 +392,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     table = format_table(rows)
     print(table)
     if args.out is not None:
-        _atomic_write(args.out, json.dumps([asdict(r) for r in rows], indent=2))
-        _atomic_write(args.out.with_suffix(".md"), table + "\n")
+        atomic_write_text(args.out, json.dumps([asdict(r) for r in rows], indent=2))
+        atomic_write_text(args.out.with_suffix(".md"), table + "\n")
     return 0
 
 

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from vtrack.config import load_yaml
 from vtrack.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ def learning_curve(runs: list[str | Path], *, dataset: str, root: str | Path, sp
     Returns:
         ``{run name: [{"epoch", "minutes", "checkpoint", "scores"}, ...]}``.
     """
-    import yaml
-
     from vtrack.data import load_dataset
     from vtrack.eval.evaluate import evaluate_results
     from vtrack.eval.runner import run_tracker
@@ -69,7 +68,7 @@ def learning_curve(runs: list[str | Path], *, dataset: str, root: str | Path, sp
         config = run / "config.yaml"
         if not config.is_file():
             raise FileNotFoundError(f"runs: {run} has no config.yaml (not a `vtrack train` folder)")
-        cfg = yaml.safe_load(config.read_text())
+        cfg = load_yaml(config)
         start = config.stat().st_mtime
         points = []
         for epoch, ckpt in run_checkpoints(run):

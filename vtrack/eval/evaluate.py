@@ -15,7 +15,8 @@ import numpy as np
 
 from vtrack.data.sequence import Sequence
 from vtrack.eval import metrics as M
-from vtrack.eval.runner import PROTOCOLS, atomic_write_text, get_layout
+from vtrack.eval.runner import PROTOCOLS, get_layout
+from vtrack.io import atomic_write_text
 
 __all__ = ["SUMMARY_FILE", "PRIMARY_SCORE", "evaluate_results", "load_summary", "scalar_attributes"]
 

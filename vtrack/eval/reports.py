@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence as Seq
@@ -17,7 +16,7 @@ from typing import Any, Iterable, Sequence as Seq
 import numpy as np
 
 from vtrack.eval.evaluate import PRIMARY_SCORE, load_summary
-from vtrack.eval.runner import atomic_write_text
+from vtrack.io import AtomicPath, atomic_write_text
 
 __all__ = [
     "plot_curves",
@@ -71,16 +70,8 @@ def _check_summaries(summaries: Seq[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _save_figure(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with AtomicPath(path, keep_suffix=True) as tmp:
         fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def plot_curves(summaries: Seq[dict[str, Any]], key: str, path: str | os.PathLike, *, title: str | None = None) -> Path:
@@ -298,7 +289,7 @@ class VideoWriter:
         self.frames = 0
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
-        self._tmp: str | None = None
+        self._file: AtomicPath | None = None
 
     def write(self, image: np.ndarray) -> None:
         """Append one HxWx3 uint8 RGB frame."""
@@ -309,10 +300,8 @@ class VideoWriter:
         img = check_image(image)
         size = (img.shape[1], img.shape[0])
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-            os.close(fd)
-            self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            self._file = AtomicPath(self.path, keep_suffix=True)
+            self._writer = cv2.VideoWriter(str(self._file.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
             if not self._writer.isOpened():
                 self._discard()
                 raise OSError(f"path: OpenCV cannot open an mp4v video writer for {self.path}")
@@ -326,9 +315,9 @@ class VideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if self._tmp and os.path.exists(self._tmp):
-            os.unlink(self._tmp)
-        self._tmp = None
+        if self._file is not None:
+            self._file.discard()
+        self._file = None
 
     def close(self) -> None:
         """Finish the file and move it to ``path`` (nothing is written without frames)."""
@@ -336,9 +325,9 @@ class VideoWriter:
             return
         self._writer.release()
         self._writer = None
-        assert self._tmp is not None
-        os.replace(self._tmp, self.path)
-        self._tmp = None
+        assert self._file is not None
+        self._file.commit()
+        self._file = None
 
     def __enter__(self) -> "VideoWriter":
         return self

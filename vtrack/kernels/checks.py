@@ -22,11 +22,21 @@ Scalar = Union[float, torch.Tensor]
 
 @dataclass(frozen=True)
 class FDAParams:
-    """Force-directed attention coefficients; each a Python float or a tensor of shape [] or [H]."""
+    """Force-directed attention coefficients; each a Python float or a tensor of shape [] or [H].
+
+    The one FDA type from a YAML config to a kernel: the config type
+    (``vtrack.models.layers.attention.FDAConfig``) is a subclass, passed to the ops as it is.
+    ``params["alpha"]`` reads a coefficient by name.
+    """
 
     alpha: Scalar
     beta: Scalar
     delta: Scalar
+
+    def __getitem__(self, name: str) -> Scalar:
+        if name not in ("alpha", "beta", "delta"):
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 @dataclass(frozen=True)

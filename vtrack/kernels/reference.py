@@ -106,12 +106,18 @@ def probabilities(inputs: AttentionInputs) -> torch.Tensor:
     return safe_softmax(s)
 
 
+def keep_index_of(score: torch.Tensor, keep: int) -> torch.Tensor:
+    """The CE selection, shared by every Python backend: indices [B,keep] int64 of the ``keep``
+    largest scores of [B,Ls], in descending order, ties to the lower index (a stable sort)."""
+    return torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :keep]
+
+
 def ce_score(p: torch.Tensor, ce: CEParams) -> tuple[torch.Tensor, torch.Tensor]:
     """(keep_index [B,keep] int64, score [B,Ls]) from probabilities [B,H,N,N]; no gradient."""
     with torch.no_grad():
         rows = p.detach().index_select(2, ce.template_index)[..., ce.num_template:]
         score = rows.mean(dim=(1, 2))
-        keep_index = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :ce.keep]
+        keep_index = keep_index_of(score, ce.keep)
     return keep_index, score
 
 

@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 def run_track(args: argparse.Namespace) -> int:
     """Track an object through a video (``vtrack track``)."""
     from vtrack.eval.reports import VideoWriter, draw_boxes
-    from vtrack.eval.runner import atomic_write_text
+    from vtrack.io import atomic_write_text
     from vtrack.tracking import TrackerUnavailableError, build_tracker
     from vtrack.tracking.video import iter_frames, source_fps
 

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,7 +29,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vtrack.config import check_sections, from_dict, to_dict
+from vtrack.config import check_sections, deep_merge, from_dict, to_dict
 from vtrack.data.sequence import Sequence
 from vtrack.models.layers.backend import SupportsBackend, check_backend
 from vtrack.models.registry import TrackerFamily, get_family
@@ -45,7 +44,7 @@ from vtrack.train.distributed import (
 from vtrack.train.processing import Processor
 from vtrack.train.samplers import ShardedSampler, TrackingDataset, TrackingSampler, seed_worker
 from vtrack.train.schema import DataConfig, ProcessingConfig, SamplerConfig, ScheduleConfig, TrainConfig
-from vtrack.io import atomic_write_text
+from vtrack.io import AtomicPath, atomic_write_text
 
 __all__ = [
     "train",
@@ -182,20 +181,12 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Write ``state`` with ``torch.save`` to a temporary file next to ``path``, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(dict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    target = AtomicPath(path)
+    with target as tmp, open(tmp, "wb") as fh:
+        torch.save(dict(state), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return target.path
 
 
 def _latest_checkpoint(folder: Path) -> Path:
@@ -250,16 +241,6 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, *, ema
 # ---------------------------------------------------------------------------------------------
 # config and data preparation
 # ---------------------------------------------------------------------------------------------
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _load_dataset(name: str, root: str, split: str | None) -> list[Sequence]:
     """Read one dataset with :func:`vtrack.data.load_dataset` (a module-level hook for tests)."""
     from vtrack.data import load_dataset
@@ -395,7 +376,7 @@ def train(
     proc_raw = family.processing_config(cfg)
     if not isinstance(proc_raw, Mapping):
         raise TypeError(f"model.name: {model_sec['name']}.processing_config returned {type(proc_raw).__name__}, not a mapping")
-    proc_cfg = from_dict(ProcessingConfig, _deep_merge(dict(proc_raw), data_cfg.processing), "data.processing")
+    proc_cfg = from_dict(ProcessingConfig, deep_merge(dict(proc_raw), data_cfg.processing), "data.processing")
     sampler_cfg = _sampler_config(cfg.get("data") or {}, data_cfg, proc_cfg.sampler)
     processor = Processor(proc_cfg, data_cfg.augment)
 
@@ -450,16 +431,25 @@ def _run(
     max_steps: int | None,
     info: DistInfo,
 ) -> Path:
-    device = _resolve_device(tc.device, info)
-    amp_dtype = _amp_dtype(tc.amp, device)
+    run = _Run(cfg, tc, dc, sampler, ckpt, out, max_steps, info)
+    run.build(family)
+    run.open_logs()
+    return run.loop(TrackingDataset(sampler, processor))
+
+
+def _seed_and_configure(tc: TrainConfig, device: torch.device) -> None:
+    """Determinism / cuDNN settings and the global seeds (before the model is built)."""
     if tc.deterministic:
         torch.use_deterministic_algorithms(True)
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels
-
     random.seed(tc.seed)
     np.random.seed(tc.seed & 0xFFFFFFFF)
     torch.manual_seed(tc.seed)
+
+
+def _build_model_and_criterion(family: TrackerFamily, cfg: dict[str, Any], tc: TrainConfig) -> tuple[nn.Module, Any]:
+    """The family's model (on ``train.backend`` when set) and criterion."""
     model = family.build_model(cfg["model"])
     if not isinstance(model, nn.Module):
         raise TypeError(f"model.name: build_model returned {type(model).__name__}, not an nn.Module")
@@ -472,140 +462,178 @@ def _run(
     criterion = family.build_criterion(cfg)
     if not callable(criterion):
         raise TypeError(f"model.name: build_criterion returned {type(criterion).__name__}, not a callable")
-    model.to(device)
-    if isinstance(criterion, nn.Module):
-        criterion.to(device)
-    torch.manual_seed(tc.seed + info.rank)  # per-rank dropout streams; same init everywhere
+    return model, criterion
 
-    world = info.world_size
-    accum = tc.accum_steps
-    global_batch = tc.batch_size * world * accum
-    lr = scaled_lr(tc.lr, global_batch, tc.lr_scaling.rule, tc.lr_scaling.reference_batch)
-    per_rank = math.ceil(len(sampler) / world)
-    steps_per_epoch = per_rank // (tc.batch_size * accum)
-    if steps_per_epoch < 1:
-        raise ValueError(f"data.sampler.samples_per_epoch: {len(sampler)} samples over {world} rank(s) give less "
-                         f"than one step of train.batch_size={tc.batch_size} x train.accum_steps={accum}")
-    total_steps = steps_per_epoch * tc.epochs
-    groups = build_param_groups(model, lr, tc.weight_decay, tc.backbone_prefix, tc.backbone_lr_mult)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tc.betas, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LrSchedule(tc.schedule, steps_per_epoch, total_steps))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ema = ModelEMA(model, tc.ema.decay) if tc.ema.enabled else None
 
-    step = 0
-    if ckpt is not None:
-        step = _restore(ckpt, model, optimizer, scheduler, scaler, ema, steps_per_epoch)
-    start_epoch, skip = divmod(step, steps_per_epoch)
+class _Run:
+    """One training run: the objects :func:`train` builds and the epoch loop over them."""
 
-    train_model: nn.Module = model
-    ddp: nn.parallel.DistributedDataParallel | None = None
-    if info.enabled:
-        ids = [device.index] if device.type == "cuda" else None
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tc.find_unused_parameters)
-        train_model = ddp
-    if tc.compile:
-        train_model = torch.compile(train_model)
+    def __init__(self, cfg: dict[str, Any], tc: TrainConfig, dc: DataConfig, sampler: TrackingSampler,
+                 ckpt: dict[str, Any] | None, out: Path, max_steps: int | None, info: DistInfo) -> None:
+        self.cfg, self.tc, self.dc, self.sampler, self.ckpt = cfg, tc, dc, sampler, ckpt
+        self.out, self.max_steps, self.info = out, max_steps, info
+        self.device = _resolve_device(tc.device, info)
+        self.amp_dtype = _amp_dtype(tc.amp, self.device)
+        self.writer: Any = None
+        self.csv_log: _CsvLog | None = None
+        self.last_path: Path | None = None
 
-    dataset = TrackingDataset(sampler, processor)
-    writer = None
-    csv_log = None
-    if info.is_main:
-        if ckpt is None and any(out.glob("checkpoint_*.pth")):
+    def build(self, family: TrackerFamily) -> None:
+        """Model, criterion, optimizer, schedule, scaler, EMA; restore a checkpoint; wrap for DDP/compile."""
+        tc, info, device = self.tc, self.info, self.device
+        _seed_and_configure(tc, device)
+        model, criterion = _build_model_and_criterion(family, self.cfg, tc)
+        model.to(device)
+        if isinstance(criterion, nn.Module):
+            criterion.to(device)
+        torch.manual_seed(tc.seed + info.rank)  # per-rank dropout streams; same init everywhere
+        self.model, self.criterion = model, criterion
+        self.world = world = info.world_size
+        self.accum = accum = tc.accum_steps
+        self.global_batch = tc.batch_size * world * accum
+        self.lr = scaled_lr(tc.lr, self.global_batch, tc.lr_scaling.rule, tc.lr_scaling.reference_batch)
+        per_rank = math.ceil(len(self.sampler) / world)
+        self.steps_per_epoch = per_rank // (tc.batch_size * accum)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"data.sampler.samples_per_epoch: {len(self.sampler)} samples over {world} rank(s) give "
+                             f"less than one step of train.batch_size={tc.batch_size} x train.accum_steps={accum}")
+        self.total_steps = self.steps_per_epoch * tc.epochs
+        groups = build_param_groups(model, self.lr, tc.weight_decay, tc.backbone_prefix, tc.backbone_lr_mult)
+        self.optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, LrSchedule(tc.schedule, self.steps_per_epoch, self.total_steps))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.ema = ModelEMA(model, tc.ema.decay) if tc.ema.enabled else None
+        step = 0
+        if self.ckpt is not None:
+            step = _restore(self.ckpt, model, self.optimizer, self.scheduler, self.scaler, self.ema, self.steps_per_epoch)
+        self.start_epoch, self.skip = divmod(step, self.steps_per_epoch)
+        self.state = _LoopState(step=step, accum=accum)
+        self.train_model: nn.Module = model
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
+        if info.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                           find_unused_parameters=tc.find_unused_parameters)
+            self.train_model = self.ddp
+        if tc.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    def open_logs(self) -> None:
+        """Rank 0: the output folder, ``config.yaml``, ``log.csv`` and TensorBoard."""
+        out, tc = self.out, self.tc
+        if not self.info.is_main:
+            return
+        if self.ckpt is None and any(out.glob("checkpoint_*.pth")):
             log.warning("%s already holds checkpoints: starting a new run there (resume with --resume %s)", out, out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-        csv_log = _CsvLog(out / "log.csv")
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
+        self.csv_log = _CsvLog(out / "log.csv")
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out / "tensorboard"))
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+        step = self.state.step
         log.info("training %s on %s: %d rank(s), batch %d/rank (global %d), lr %.3g, %d steps/epoch, %d epochs%s",
-                 cfg["model"]["name"], device, world, tc.batch_size, global_batch, lr, steps_per_epoch, tc.epochs,
-                 f", resuming at step {step}" if step else "")
+                 self.cfg["model"]["name"], self.device, self.world, tc.batch_size, self.global_batch, self.lr,
+                 self.steps_per_epoch, tc.epochs, f", resuming at step {step}" if step else "")
 
-    last_path: Path | None = None
-    state = _LoopState(step=step, accum=accum)
-    from tqdm.auto import tqdm
-
-    def checkpoint(epoch: int, name: str) -> Path | None:
-        if not info.is_main:
-            return None
+    def checkpoint(self, epoch: int, name: str) -> None:
+        """Rank 0: write checkpoint ``name`` (everything an exact resume needs) and prune old ones."""
+        if not self.info.is_main:
+            return
         payload = {
             "format": CHECKPOINT_FORMAT,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": _rng_state(),
             "epoch": epoch,
-            "step": state.step,
-            "steps_per_epoch": steps_per_epoch,
-            "config": cfg,
+            "step": self.state.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "config": self.cfg,
         }
-        path = save_checkpoint(out / name, payload)
-        _prune(out, tc.keep_checkpoints)
-        log.info("checkpoint %s (epoch %d, step %d)", path, epoch, state.step)
-        return path
+        path = save_checkpoint(self.out / name, payload)
+        _prune(self.out, self.tc.keep_checkpoints)
+        log.info("checkpoint %s (epoch %d, step %d)", path, epoch, self.state.step)
+        self.last_path = path
 
-    try:
-        for epoch in range(start_epoch, tc.epochs):
-            set_epoch = getattr(model, "set_epoch", None)
-            if callable(set_epoch):
-                set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            first = skip if epoch == start_epoch else 0
-            gen = torch.Generator()
-            gen.manual_seed((tc.seed & 0xFFFFFFFF) * 100_003 + epoch)  # keeps the global RNG untouched
-            loader = DataLoader(
-                dataset,
-                generator=gen,
-                batch_size=tc.batch_size,
-                sampler=ShardedSampler(len(sampler), info.rank, world, start=first * tc.batch_size * accum),
-                num_workers=dc.num_workers,
-                drop_last=True,
-                pin_memory=device.type == "cuda",
-                worker_init_fn=seed_worker if dc.num_workers > 0 else None,
-            )
-            train_model.train()
-            bar = tqdm(total=steps_per_epoch - first, desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=not info.is_main or None, leave=False, dynamic_ncols=True)
-            micro = iter(loader)
-            for _ in range(steps_per_epoch - first):
-                for k in range(accum):
-                    sync = ddp is None or k == accum - 1
-                    with contextlib.nullcontext() if sync else ddp.no_sync():
-                        _micro_step(next(micro), train_model, criterion, scaler, tc, device, amp_dtype, state, k == 0,
-                                    optimizer)
-                _optimizer_step(optimizer, scheduler, scaler, ema, model, tc, state)
-                bar.update(1)
-                if state.step % tc.log_interval == 0 or state.step == total_steps:
-                    _log(state, epoch, optimizer, info, csv_log, writer, bar, device)
-                if tc.checkpoint_steps and state.step % tc.checkpoint_steps == 0 and state.step % steps_per_epoch:
-                    last_path = checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth") or last_path
-                if max_steps is not None and state.step >= max_steps:
+    def loader(self, dataset: TrackingDataset, epoch: int, first: int) -> DataLoader:
+        """The epoch's loader: this rank's shard from step ``first`` on, seeded per epoch."""
+        tc, dc = self.tc, self.dc
+        gen = torch.Generator()
+        gen.manual_seed((tc.seed & 0xFFFFFFFF) * 100_003 + epoch)  # keeps the global RNG untouched
+        return DataLoader(
+            dataset,
+            generator=gen,
+            batch_size=tc.batch_size,
+            sampler=ShardedSampler(len(self.sampler), self.info.rank, self.world,
+                                   start=first * tc.batch_size * self.accum),
+            num_workers=dc.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=seed_worker if dc.num_workers > 0 else None,
+        )
+
+    def _reached_max(self) -> bool:
+        return self.max_steps is not None and self.state.step >= self.max_steps
+
+    def train_epoch(self, dataset: TrackingDataset, epoch: int) -> None:
+        """The optimizer steps of one epoch (from the resumed step), logging and step checkpoints."""
+        from tqdm.auto import tqdm
+
+        tc, state = self.tc, self.state
+        first = self.skip if epoch == self.start_epoch else 0
+        loader = self.loader(dataset, epoch, first)
+        self.train_model.train()
+        bar = tqdm(total=self.steps_per_epoch - first, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                   disable=not self.info.is_main or None, leave=False, dynamic_ncols=True)
+        micro = iter(loader)
+        for _ in range(self.steps_per_epoch - first):
+            for k in range(self.accum):
+                sync = self.ddp is None or k == self.accum - 1
+                with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                    _micro_step(next(micro), self.train_model, self.criterion, self.scaler, tc, self.device,
+                                self.amp_dtype, state, k == 0, self.optimizer)
+            _optimizer_step(self.optimizer, self.scheduler, self.scaler, self.ema, self.model, tc, state)
+            bar.update(1)
+            if state.step % tc.log_interval == 0 or state.step == self.total_steps:
+                _log(state, epoch, self.optimizer, self.info, self.csv_log, self.writer, bar, self.device)
+            if tc.checkpoint_steps and state.step % tc.checkpoint_steps == 0 and state.step % self.steps_per_epoch:
+                self.checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth")
+            if self._reached_max():
+                break
+        bar.close()
+
+    def loop(self, dataset: TrackingDataset) -> Path:
+        """Every epoch from the resumed one; returns the last checkpoint written."""
+        tc, state = self.tc, self.state
+        try:
+            for epoch in range(self.start_epoch, tc.epochs):
+                set_epoch = getattr(self.model, "set_epoch", None)
+                if callable(set_epoch):
+                    set_epoch(epoch)
+                dataset.set_epoch(epoch)
+                self.train_epoch(dataset, epoch)
+                done_epoch = state.step % self.steps_per_epoch == 0 and state.step > 0
+                if self._reached_max() and not done_epoch:
+                    self.checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth")
                     break
-            bar.close()
-            done_epoch = state.step % steps_per_epoch == 0 and state.step > 0
-            if max_steps is not None and state.step >= max_steps and not done_epoch:
-                last_path = checkpoint(epoch, f"checkpoint_s{state.step:08d}.pth") or last_path
-                break
-            if (epoch + 1) % tc.checkpoint_interval == 0 or epoch + 1 == tc.epochs or (
-                max_steps is not None and state.step >= max_steps
-            ):
-                last_path = checkpoint(epoch + 1, f"checkpoint_e{epoch + 1:04d}.pth") or last_path
-            if max_steps is not None and state.step >= max_steps:
-                break
-        barrier(info)
-    finally:
-        if writer is not None:
-            writer.close()
-    if last_path is None:
-        if ckpt is not None:  # resumed a run that had already finished
-            return Path(ckpt["_path"])
-        last_path = out / f"checkpoint_e{tc.epochs:04d}.pth"
-    return last_path
+                if (epoch + 1) % tc.checkpoint_interval == 0 or epoch + 1 == tc.epochs or self._reached_max():
+                    self.checkpoint(epoch + 1, f"checkpoint_e{epoch + 1:04d}.pth")
+                if self._reached_max():
+                    break
+            barrier(self.info)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        if self.last_path is None:
+            if self.ckpt is not None:  # resumed a run that had already finished
+                return Path(self.ckpt["_path"])
+            self.last_path = self.out / f"checkpoint_e{tc.epochs:04d}.pth"
+        return self.last_path
 
 
 class _LoopState:

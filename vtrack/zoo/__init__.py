@@ -336,6 +336,22 @@ def _fp16(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_add_arguments(name: Any, train_command: Any, seed: Any, wall_minutes: Any, metrics: Any,
+                         data_root: Any) -> dict[str, dict[str, float]] | None:
+    """The checks of :func:`add_entry`'s arguments; returns the checked metrics (or None)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name: expected lower-case letters, digits and '_.-' (e.g. ostrack_tiny_zoo), got {name!r}")
+    if not isinstance(train_command, str) or not train_command.strip():
+        raise ValueError("train_command: expected the exact training command, got an empty string")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, got {seed!r}")
+    if not isinstance(wall_minutes, (int, float)) or not (math.isfinite(wall_minutes) and wall_minutes > 0):
+        raise ValueError(f"wall_minutes: expected a positive number, got {wall_minutes!r}")
+    if (metrics is None) == (data_root is None):
+        raise ValueError("metrics/data_root: give exactly one (the metrics, or the benchmark to measure them on)")
+    return _check_metrics(metrics) if metrics is not None else None
+
+
 def add_entry(
     name: str,
     checkpoint: str | os.PathLike,
@@ -378,18 +394,7 @@ def add_entry(
     from vtrack.models import get_family
     from vtrack.tracking.loader import load_state_into
 
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"name: expected lower-case letters, digits and '_.-' (e.g. ostrack_tiny_zoo), got {name!r}")
-    if not isinstance(train_command, str) or not train_command.strip():
-        raise ValueError("train_command: expected the exact training command, got an empty string")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed: expected an int, got {seed!r}")
-    if not isinstance(wall_minutes, (int, float)) or not (math.isfinite(wall_minutes) and wall_minutes > 0):
-        raise ValueError(f"wall_minutes: expected a positive number, got {wall_minutes!r}")
-    if (metrics is None) == (data_root is None):
-        raise ValueError("metrics/data_root: give exactly one (the metrics, or the benchmark to measure them on)")
-    if metrics is not None:
-        metrics = _check_metrics(metrics)
+    metrics = _check_add_arguments(name, train_command, seed, wall_minutes, metrics, data_root)
     base = zoo_dir() if root is None else Path(root)
     from vtrack.tracking.loader import BASELINES
 

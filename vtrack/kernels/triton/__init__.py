@@ -13,6 +13,7 @@ import torch
 from ..checks import AttentionInputs
 from ..dispatch import Result, register_backend
 from ..reference import coef as _coef
+from ..reference import keep_index_of
 from .ops import INTERPRET, MAX_HEAD_DIM, MAX_TOPK, triton_attn_bwd, triton_attn_fwd
 
 __all__ = ["TritonBackend", "INTERPRET", "triton_attn_fwd", "triton_attn_bwd"]
@@ -65,8 +66,7 @@ class TritonBackend:
         if ce is None:
             return out, None, None
         score = ce_buf.sum(1)[:, ce.num_template:]
-        keep_index = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :ce.keep]
-        return out, keep_index, score
+        return out, keep_index_of(score, ce.keep), score
 
 
 register_backend(TritonBackend(), priority={"cuda": 100, "cpu": -100, "default": -100})

@@ -25,11 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtrack import kernels
+from vtrack.kernels.checks import FDAParams
 from vtrack.models.layers.backend import KernelLayer, check_backend
 
-@dataclass
-class FDAConfig:
-    """Force-directed attention constants (ESAT, eq. 5-7).
+@dataclass(frozen=True)
+class FDAConfig(FDAParams):
+    """Force-directed attention constants (ESAT, eq. 5-7): the ``fda`` config section, and (being
+    a :class:`vtrack.kernels.FDAParams`) what the kernels receive when the constants are fixed.
 
     logits' = q.k * scale + alpha * exp(-A) - beta * A with A = delta * ||q - k||^2.
 
@@ -46,6 +48,17 @@ class FDAConfig:
     delta: float = 1.0 / 64.0
     learnable: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "delta"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise TypeError(f"fda.{name}: expected a finite float, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if self.delta <= 0:
+            raise ValueError(f"fda.delta: expected a positive value, got {self.delta}")
+        if not isinstance(self.learnable, bool):
+            raise TypeError(f"fda.learnable: expected bool, got {self.learnable!r}")
+
     @classmethod
     def from_any(cls, value: "FDAConfig | Mapping[str, Any] | None") -> "FDAConfig | None":
         """Build from a mapping (config section), pass an FDAConfig through, None stays None."""
@@ -56,17 +69,7 @@ class FDAConfig:
         unknown = set(value) - {"alpha", "beta", "delta", "learnable"}
         if unknown:
             raise ValueError(f"fda: unknown keys {sorted(unknown)}; expected alpha, beta, delta, learnable")
-        cfg = cls(**dict(value))
-        for name in ("alpha", "beta", "delta"):
-            v = getattr(cfg, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise TypeError(f"fda.{name}: expected a finite float, got {v!r}")
-            setattr(cfg, name, float(v))
-        if cfg.delta <= 0:
-            raise ValueError(f"fda.delta: expected a positive value, got {cfg.delta}")
-        if not isinstance(cfg.learnable, bool):
-            raise TypeError(f"fda.learnable: expected bool, got {cfg.learnable!r}")
-        return cfg
+        return cls(**dict(value))
 
 
 class Attention(KernelLayer, nn.Module):
@@ -116,23 +119,23 @@ class Attention(KernelLayer, nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.fda_learnable = bool(fda_cfg is not None and fda_cfg.learnable)
         self.use_fda = fda_cfg is not None
-        self._fda_fixed: dict[str, float] | None = None
+        self._fda_fixed: FDAConfig | None = None
         if fda_cfg is not None:
             if fda_cfg.learnable:
                 self.fda_alpha = nn.Parameter(torch.tensor(fda_cfg.alpha))
                 self.fda_beta = nn.Parameter(torch.tensor(fda_cfg.beta))
                 self.fda_log_delta = nn.Parameter(torch.tensor(math.log(fda_cfg.delta)))
             else:
-                # plain floats: no device sync per call (the config records them)
-                self._fda_fixed = {"alpha": fda_cfg.alpha, "beta": fda_cfg.beta, "delta": fda_cfg.delta}
+                self._fda_fixed = fda_cfg  # plain floats: no device sync per call
 
-    def fda_params(self) -> dict[str, Any] | None:
-        """Current FDA constants: floats when fixed, 0-dim tensors when learnable; None when off."""
+    def fda_params(self) -> FDAParams | None:
+        """Current FDA constants for the kernels: the fixed config (floats), or 0-dim tensors when
+        learnable; None when off."""
         if not self.use_fda:
             return None
         if self._fda_fixed is not None:
-            return dict(self._fda_fixed)
-        return {"alpha": self.fda_alpha, "beta": self.fda_beta, "delta": self.fda_log_delta.exp()}
+            return self._fda_fixed
+        return FDAParams(self.fda_alpha, self.fda_beta, self.fda_log_delta.exp())
 
     def extra_repr(self) -> str:
         mode = "fda" if self.use_fda else (f"topk={self.topk}" if self.topk else "dense")

@@ -4,21 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from vtrack.models.layers.attention import FDAConfig
 from vtrack.tracking.postprocess import StateUpdateConfig
-
-
-@dataclass
-class FDASection:
-    """Force-directed attention (ESAT): logits + alpha*exp(-delta*d2) - beta*delta*d2, d2 = |q-k|^2."""
-
-    alpha: float = 0.1
-    beta: float = 0.1
-    delta: float = 1.0 / 64.0
-    learnable: bool = False
-
-    def __post_init__(self) -> None:
-        if self.delta <= 0:
-            raise ValueError(f"fda.delta: expected a positive value, got {self.delta}")
 
 
 @dataclass
@@ -38,7 +25,7 @@ class BackboneSection:
     ce_keep_ratio: float = 0.7
     ce_start_epoch: int = 20
     ce_warmup_epochs: int = 80
-    fda: FDASection | None = None
+    fda: FDAConfig | None = None  # force-directed attention (ESAT)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ce_keep_ratio <= 1.0:
@@ -129,11 +116,11 @@ def parse_model(cfg: Mapping[str, Any], defaults: Mapping[str, Any] | None = Non
 
     ``defaults`` (a family's preset, e.g. ESAT's FDA and position head) are merged under ``cfg``.
     """
-    from vtrack.config import from_dict
+    from vtrack.config import deep_merge, from_dict
 
     if not isinstance(cfg, Mapping):
         raise TypeError(f"model: expected a mapping, got {type(cfg).__name__}")
-    return from_dict(ModelSection, _merge(dict(defaults or {}), dict(cfg)), "model")
+    return from_dict(ModelSection, deep_merge(dict(defaults or {}), dict(cfg)), "model")
 
 
 def parse_tracker(cfg: Mapping[str, Any] | None) -> TrackerSection:
@@ -142,12 +129,3 @@ def parse_tracker(cfg: Mapping[str, Any] | None) -> TrackerSection:
 
     return from_dict(TrackerSection, dict(cfg or {}), "tracker")
 
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, val in over.items():
-        if isinstance(val, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], val)
-        else:
-            out[key] = val
-    return out
