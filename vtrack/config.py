@@ -215,6 +215,18 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     return obj
 
 
+def as_config(cls: type[T], value: Any, path: str) -> T:
+    """``value`` as dataclass ``cls``: None gives the defaults, a mapping is validated with
+    :func:`from_dict` (errors name ``path``), an instance passes through; anything else is a TypeError."""
+    if value is None:
+        return cls()
+    if isinstance(value, Mapping):
+        return from_dict(cls, dict(value), path)
+    if not isinstance(value, cls):
+        raise TypeError(f"cfg: expected {cls.__name__} or a mapping, got {type(value).__name__}")
+    return value
+
+
 def to_dict(obj: Any) -> Any:
     """Plain-Python (YAML/JSON/torch-checkpoint safe) copy of a dataclass tree or config mapping:
     tuples become lists and paths strings."""

@@ -58,15 +58,9 @@ class SparseTTCriterion(nn.Module):
     def __init__(self, cfg: SparseTTLossConfig | Mapping[str, Any] | None = None, *,
                  points: torch.Tensor | None = None) -> None:
         super().__init__()
-        if cfg is None:
-            cfg = SparseTTLossConfig()
-        elif isinstance(cfg, Mapping):
-            from vtrack.config import from_dict
+        from vtrack.config import as_config
 
-            cfg = from_dict(SparseTTLossConfig, dict(cfg), "model.loss")
-        if not isinstance(cfg, SparseTTLossConfig):
-            raise TypeError(f"cfg: expected SparseTTLossConfig or a mapping, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = cfg = as_config(SparseTTLossConfig, cfg, "model.loss")
         self.points: torch.Tensor | None
         self.register_buffer("points", None if points is None else points.detach().clone(), persistent=False)
 

@@ -71,15 +71,9 @@ class SparseTTTracker(Tracker):
                  device: torch.device | str = "cpu") -> None:
         if not isinstance(model, SparseTT):
             raise TypeError(f"model: expected a SparseTT network, got {type(model).__name__}")
-        if cfg is None:
-            cfg = SparseTTTrackerConfig()
-        elif isinstance(cfg, Mapping):
-            from vtrack.config import from_dict
+        from vtrack.config import as_config
 
-            cfg = from_dict(SparseTTTrackerConfig, dict(cfg), "tracker")
-        if not isinstance(cfg, SparseTTTrackerConfig):
-            raise TypeError(f"cfg: expected SparseTTTrackerConfig or a mapping, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = cfg = as_config(SparseTTTrackerConfig, cfg, "tracker")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         if cfg.backend is not None:
