@@ -100,6 +100,13 @@ def _tiny_cfg(path: str, **model) -> dict:
         for p in parents:
             section = section[p]
         section[leaf] = val
+    if cfg["model"].get("arch") == "random":  # VLT: a fixed path through the supernet, drawn seeded
+        import random
+
+        from vtrack.models.vlt.supernet import Architecture
+
+        spec = get_family("vlt").build_model({**cfg["model"], "arch": None}).spec
+        cfg["model"]["arch"] = Architecture.random(spec, random.Random(0)).to_list()
     return cfg
 
 
@@ -121,6 +128,8 @@ CASES = {
     "esat": ("configs/esat/esat_tiny.yaml", {"backbone.depth": 3, "backbone.embed_dim": 96, "backbone.ce_layers": [2, 3]}),
     "ostrack": ("configs/ostrack/ostrack_tiny.yaml", {"backbone.depth": 3, "backbone.embed_dim": 96,
                                                       "backbone.ce_layers": [2]}),
+    "duml": ("configs/duml/duml_tiny.yaml", {"channels": 32, "onr_feature_dim": 32}),
+    "vlt": ("configs/vlt/vlt_tt_tiny.yaml", {"depths": [1, 1, 1, 1], "arch": "random"}),
     "sparsett": ("configs/sparsett/sparsett_tiny.yaml", {"num_encoder_layers": 1, "num_decoder_layers": 1,
                                                          "head_conv_blocks": 2,
                                                          "backbone_kwargs": {"patch_size": 8, "embed_dim": 16,
@@ -174,7 +183,7 @@ def test_onnxruntime_tracker_matches_pytorch(tmp_path, monkeypatch, sequence, ca
     folder = next((tmp_path / "cache" / "onnx").iterdir())
     assert folder.name == model_key(cfg, torch_engine)
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["opset"] >= 17 and set(manifest["branches"]) == {"template", "search"}
+    assert manifest["opset"] >= 17 and set(manifest["branches"]) == set(torch_engine.branches) >= {"search"}
     monkeypatch.setattr("vtrack.deploy.export.export_engine", lambda *a, **k: pytest.fail("exported twice"))
     use_onnxruntime(fam.build_tracker(model, cfg, "cpu"), cfg, threads=1)
 
@@ -204,7 +213,7 @@ def test_export_restores_backend_and_refuses_existing_folder(tmp_path):
         assert model.backbone.blocks[0].attn.backend == "cpp"
     assert model.backbone.blocks[0].attn.backend == "reference"
     (tmp_path / "out").mkdir()
-    with pytest.raises(ValueError, match="exists already"):
+    with pytest.raises(FileExistsError, match="exists already"):
         export_engine(tracker.engine, tmp_path / "out")
 
 
@@ -258,3 +267,43 @@ def test_runtime_errors_are_clear(tmp_path, monkeypatch):
         cfg = _tiny_cfg(CASES["ostrack"][0], **CASES["ostrack"][1])
         fam = get_family("ostrack")
         use_onnxruntime(fam.build_tracker(fam.build_model(cfg["model"]), cfg, "cpu"), cfg, onnx_dir=tmp_path)
+
+
+def test_runtime_option_on_eval_track_and_bench(tmp_path, monkeypatch, capsys):
+    """--runtime onnxruntime on `vtrack eval` (ONNX from `vtrack export`), `vtrack track` (exported on
+    first use into the cache) and `vtrack bench trackers` (an onnxruntime row beside the backends)."""
+    from vtrack.bench.trackers import TrackerCase, bench_case
+    from vtrack.cli import main
+    from vtrack.data.synthetic import generate_synthetic
+
+    monkeypatch.setenv("VTRACK_CACHE", str(tmp_path / "cache"))
+    cfg = _tiny_cfg(CASES["ostrack"][0], **CASES["ostrack"][1])
+    cfg_path = tmp_path / "ostrack.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    torch.save({"model": get_family("ostrack").build_model(cfg["model"]).state_dict()}, tmp_path / "w.pth")
+    kw = ["--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth")]
+    assert main(["export", "tiny", *kw, "--out", str(tmp_path / "onnx")]) == 0
+    generate_synthetic(tmp_path / "synth", SyntheticConfig(train=0, val=0, test=1, frames=8, width=128, height=128),
+                       progress=False)
+    for runtime in ("pytorch", "onnxruntime"):
+        extra = ["--runtime", runtime] + (["--onnx-dir", str(tmp_path / "onnx")] if runtime == "onnxruntime" else [])
+        assert main(["eval", "--tracker", "tiny", *kw, *extra, "--dataset", "synthetic", "--root",
+                     str(tmp_path / "synth"), "--split", "test", "--out", str(tmp_path / runtime), "--no-progress"]) == 0
+    res = {r: np.loadtxt(next((tmp_path / r).rglob("*_001.txt")), delimiter=",") for r in ("pytorch", "onnxruntime")}
+    assert res["pytorch"].shape == res["onnxruntime"].shape == (8, 4)
+    assert not (tmp_path / "cache").exists()  # --onnx-dir: nothing exported
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import cv2
+
+    for i, img in enumerate(render_sequence(SyntheticConfig(frames=8, train=0, val=0, test=1), "test", 0)["frames"][:4]):
+        cv2.imwrite(str(frames / f"{i:04d}.png"), img[..., ::-1])
+    assert main(["track", str(frames), "--init", "100,100,30,30", "--out", str(tmp_path / "t.mp4"), "--tracker",
+                 "tiny", *kw, "--runtime", "onnxruntime", "--boxes", str(tmp_path / "b.txt")]) == 0
+    assert len((tmp_path / "b.txt").read_text().splitlines()) == 4
+    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1  # exported on first use
+    capsys.readouterr()
+    rows = bench_case(TrackerCase(str(cfg_path)), backends=["reference"], frames=2, warmup=1, throughput_batch=0,
+                      repeat=1, macs=False, runtimes=["pytorch", "onnxruntime"])
+    assert [r.backend for r in rows] == ["reference", "onnxruntime"]
+    assert all(r.fps and r.fps > 0 for r in rows)

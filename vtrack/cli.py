@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "zoo": "vtrack.zoo.commands",
     "export": "vtrack.deploy.commands",
     "ablate": "vtrack.experiments.ablate",
+    "vot": "vtrack.deploy.commands",
+    "vot-setup": "vtrack.deploy.commands",
 }
 
 
@@ -51,6 +53,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--runtime`` and ``--onnx-dir`` for the commands that build a tracker (eval, track, vot)."""
+    parser.add_argument("--runtime", choices=("pytorch", "onnxruntime"), default="pytorch",
+                        help="run the tracker's network on PyTorch (default) or onnxruntime (CPU; the ONNX files "
+                             "are exported on first use and cached, or come from --onnx-dir)")
+    parser.add_argument("--onnx-dir", help="with --runtime onnxruntime: a folder written by `vtrack export`")
 
 
 class _Parser(argparse.ArgumentParser):

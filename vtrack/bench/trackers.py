@@ -408,10 +408,16 @@ def kernel_backends(device: torch.device | str) -> list[str]:
 
 def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, device: torch.device | str = "cpu",
                frames: int = 30, warmup: int = 3, image_size: tuple[int, int] = (360, 480), throughput_batch: int = 32,
-               repeat: int = 5, amp: str = "off", cuda_graph: bool = True, macs: bool = True) -> list[TrackerSuiteRow]:
+               repeat: int = 5, amp: str = "off", cuda_graph: bool = True, macs: bool = True,
+               runtimes: Iterable[str] = ("pytorch",)) -> list[TrackerSuiteRow]:
     """Measure one case: per variant x backend, tracking FPS at batch 1 through ``family.build_tracker``,
     the model forward at batch 1 (CUDA graph on CUDA), throughput of the model forward at
-    ``throughput_batch`` (0 skips it) and GMACs (reference backend)."""
+    ``throughput_batch`` (0 skips it) and GMACs (reference backend).
+
+    ``runtimes``: ``"pytorch"`` gives the rows above; ``"onnxruntime"`` adds a row (backend
+    ``onnxruntime``) with the tracking FPS of the same tracker whose network runs on onnxruntime
+    (:func:`vtrack.deploy.use_onnxruntime`, exported on first use into the cache; as many
+    onnxruntime threads as torch threads)."""
     from vtrack.bench.train import make_batch
     from vtrack.config import load_config as load_with_overrides
     from vtrack.models import get_family
@@ -424,7 +430,14 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
         raise ValueError(f"amp: expected one of {sorted(AMP_DTYPES)}, got {amp!r}")
     dev = torch.device(device)
     amp_dtype = AMP_DTYPES[amp]
+    from vtrack.tracking.loader import RUNTIMES
+
+    runtimes = list(runtimes)
+    if not runtimes or any(r not in RUNTIMES for r in runtimes):
+        raise ValueError(f"runtimes: expected a non-empty list of {RUNTIMES}, got {runtimes}")
     names = list(backends) if backends is not None else kernel_backends(dev)
+    if "pytorch" not in runtimes:
+        names = []
     rows: list[TrackerSuiteRow] = []
     for variant, extra in case_variants(case).items():
         cfg = load_with_overrides(case.config, [*case.overrides, *extra])
@@ -473,7 +486,34 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
         for r in rows:
             if r.config == case.label and r.variant == variant:
                 r.gmacs_b1 = gmacs
+        if "onnxruntime" in runtimes:
+            rows.append(_bench_onnxruntime(case, fam, model, cfg, variant, dev, frames, warmup, image_size, params))
     return rows
+
+
+def _bench_onnxruntime(case: TrackerCase, fam: Any, model: torch.nn.Module, cfg: dict[str, Any], variant: str,
+                       dev: torch.device, frames: int, warmup: int, image_size: tuple[int, int],
+                       params: float) -> TrackerSuiteRow:
+    """Tracking FPS of ``model``'s tracker with its network on onnxruntime (CPU)."""
+    from vtrack.deploy import use_onnxruntime
+
+    row = TrackerSuiteRow(case.label, cfg["model"]["name"], variant, "onnxruntime", "cpu", "off", frames,
+                          params_m=params, note="; ".join(x for x in ("onnxruntime", case.note) if x),
+                          throughput_batch=0)
+    if dev.type != "cpu":
+        row.note += "; skipped: onnxruntime runs on the CPU"
+        return row
+    try:
+        tracker = use_onnxruntime(fam.build_tracker(model, cfg, dev), cfg)
+        model.eval()
+        per_frame = _time_tracking(tracker, frames, warmup, image_size, dev, None)
+        med = float(np.median(per_frame))
+        row.fps, row.ms_per_frame = 1.0 / med, 1e3 * med
+    except (RuntimeError, ValueError) as err:
+        row.note += f"; failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+        log.warning("%s %s onnxruntime failed: %s", case.label, variant, err)
+    log.info("%s %s onnxruntime: %s fps", case.label, variant, row.fps)
+    return row
 
 
 def run_cases(cases: Iterable[TrackerCase], *, progress: bool = True, **kwargs: Any) -> list[TrackerSuiteRow]:
@@ -569,6 +609,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: batch-1 tracking is latency-bound)")
     parser.add_argument("--quick", action="store_true", help="5 frames, 2 repeats, throughput batch 4")
+    parser.add_argument("--runtime", nargs="+", choices=("pytorch", "onnxruntime"), default=["pytorch"],
+                        help="pytorch: a row per kernel backend; onnxruntime: a row with the network on onnxruntime "
+                             "(exported on first use and cached); both: compare them")
     parser.add_argument("--out", default=None, help="folder for trackers.md / trackers.json / trackers_fps.png")
 
 
@@ -617,7 +660,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         args.frames, args.repeat, args.batch)
     amp = args.amp or ("fp16" if dev.type == "cuda" else "off")
     rows = run_cases(cases, backends=args.backends, device=dev, frames=frames, warmup=args.warmup, repeat=repeat,
-                     throughput_batch=batch, amp=amp, cuda_graph=not args.no_graph, macs=not args.no_macs)
+                     throughput_batch=batch, amp=amp, cuda_graph=not args.no_graph, macs=not args.no_macs,
+                     runtimes=args.runtime)
     print(format_suite_table(rows))
     if args.out:
         print(f"written: {write_suite_results(rows, args.out, args=_args_dict(args))}")

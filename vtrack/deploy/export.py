@@ -90,7 +90,7 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
         raise TypeError(f"engine: expected a TorchEngine (a PyTorch tracker's engine), got {type(engine).__name__}")
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise ValueError(f"out_dir: {out} exists already; choose a new folder (an export never overwrites one)")
+        raise FileExistsError(f"out_dir: {out} exists already; choose a new folder (an export never overwrites one)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     table = translation_table()
@@ -122,6 +122,8 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
                         path.stat().st_size / 1e6, seconds)
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out.exists():
+            if not overwrite:  # another process exported meanwhile
+                raise FileExistsError(f"out_dir: {out} was written by another process during the export")
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
@@ -132,13 +134,22 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """The exporter prints its progress and warns about treespecs: keep that out of the CLI output."""
+    """The exporter prints its progress, warns about treespecs and logs its graph passes at INFO:
+    keep that out of the CLI output (and out of stdout, the TraX channel of `vtrack vot`)."""
     import io
     import warnings
 
+    loggers = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        yield
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -201,7 +212,11 @@ def use_onnxruntime(tracker: Any, cfg: Mapping[str, Any], *, onnx_dir: str | os.
         folder = cache_dir() / model_key(cfg, engine)
         if not (folder / MANIFEST).is_file():
             logger.info("exporting %s to ONNX (first use) -> %s", getattr(tracker, "name", "tracker"), folder)
-            export_engine(engine, folder, info={"model": cfg.get("model", {}).get("name")}, overwrite=True)
+            try:
+                export_engine(engine, folder, info={"model": cfg.get("model", {}).get("name")})
+            except FileExistsError:
+                if not (folder / MANIFEST).is_file():  # not a parallel worker's finished export
+                    raise
     else:
         folder = Path(onnx_dir)
     manifest = read_manifest(folder)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vtrack.cli import positive_int
+from vtrack.cli import add_runtime_arguments, positive_int
 
 __all__ = ["register", "DEFAULT_PROTOCOL"]
 
@@ -50,6 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="tracker YAML config (sections model/tracker) for a trained tracker")
     p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
     p.add_argument("--device", default="cpu", help="torch device of a trained tracker (default: cpu)")
+    add_runtime_arguments(p)
     p.add_argument("--dataset", required=True, help="dataset name (got10k, lasot, otb, uav123, nfs, tnl2k, trackingnet, vot, synthetic)")
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", help="dataset split (e.g. val, test)")
@@ -108,11 +109,15 @@ def run_eval(args: argparse.Namespace) -> int:
         device=args.device,
         config=str(Path(args.config).resolve()) if args.config else None,
         checkpoint=str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
+        runtime=args.runtime,
+        onnx_dir=str(Path(args.onnx_dir).resolve()) if args.onnx_dir else None,
     )
     if args.tracker.endswith((".yaml", ".yml")) or args.config is not None:
         # a trained tracker is built (model + weights) once per worker by the runner
         if args.checkpoint is None:
             raise ValueError(f"--checkpoint: the trained tracker {args.tracker!r} needs a checkpoint")
+        if args.runtime == "onnxruntime":
+            factory()  # export (first use) once here, not in every worker
     else:
         try:
             factory()  # baselines are cheap to build: check the spec before loading the dataset

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vtrack.cli import positive_int
+from vtrack.cli import add_runtime_arguments, positive_int
 
 __all__ = ["register", "parse_box"]
 
@@ -48,6 +48,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="tracker YAML config for a trained tracker")
     p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    add_runtime_arguments(p)
     p.add_argument("--language", help="natural-language description of the target (language trackers)")
     p.add_argument("--boxes", help="also write the boxes (x,y,w,h per frame, comma-separated) to this file")
     p.add_argument("--max-frames", type=positive_int, help="stop after N frames")
@@ -67,7 +68,8 @@ def run_track(args: argparse.Namespace) -> int:
     if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
         raise ValueError(f"--fps: expected a positive number, got {args.fps}")
     try:
-        tracker = build_tracker(args.tracker, device=args.device, config=args.config, checkpoint=args.checkpoint)
+        tracker = build_tracker(args.tracker, device=args.device, config=args.config, checkpoint=args.checkpoint,
+                                runtime=args.runtime, onnx_dir=args.onnx_dir)
     except TrackerUnavailableError as err:
         raise ValueError(str(err)) from None
     fps = args.fps or source_fps(args.video)

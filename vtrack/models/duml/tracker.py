@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from vtrack.models.duml.anchors import cxcywh_to_xyxy, decode
+from vtrack.deploy.engine import Engine, TorchEngine
+from vtrack.models.duml.branches import duml_branches, flatten_kernels
 from vtrack.models.duml.config import DuMLTrackerConfig
 from vtrack.models.duml.model import DuML, pixel_to_cell
 from vtrack.models.duml.onr import apply_filter
@@ -140,6 +142,8 @@ class DuMLTracker(Tracker):
         self.mu = float(mu)
         self.search_size = cfg.search_size or mc.search_size
         self.template_size = mc.template_size  # fixes the target's size in the crop
+        #: runs the per-frame network branch (``search``); swapped for the onnxruntime engine
+        self.engine: Engine = TorchEngine(duml_branches(self.model, self.search_size))
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -209,7 +213,7 @@ class DuMLTracker(Tracker):
         feats = model.features(to_tensor(np.stack(patches), self.device))
         cpx = torch.tensor(centers_px, dtype=feats[0].dtype, device=self.device)
         kernels = model.template_kernels([f[:1] for f in feats], cpx[:1], n)
-        self.embedded = model.embed_kernels(kernels)
+        self.kernels = flatten_kernels(model.embed_kernels(kernels))
         self.feat_size = feats[0].shape[-1]
         self.score_size = self.feat_size - model.cfg.template_window + 1
         self.anchors = model.anchors(self.score_size, n)
@@ -256,15 +260,14 @@ class DuMLTracker(Tracker):
         side = self._search_side()
         scale = n / side
         patch = self._crop(image, side, self.center)
-        feats = model.features(to_tensor(patch, self.device))
-        out = model.ofc(self.embedded, feats)
+        out = self.engine.run("search", search=to_tensor(patch, self.device), **self.kernels)
         a, p = model.num_anchors, self.score_size
-        fused = torch.zeros(a, p, p, device=self.device, dtype=feats[0].dtype)
+        fused = torch.zeros(a, p, p, device=self.device, dtype=out["box"].dtype)
         if self.mu < 1:
             fused += (1 - self.mu) * torch.sigmoid(out["cls"][0])
         onr_full = None
         if model.use_onr:
-            onr = model.onr_features(feats)
+            onr = out["onr"]
             onr_full = apply_filter(onr[None], self.filter)[0, 0]
             if self.mu > 0:
                 fused += self.mu * model.resample_onr(onr_full[None], p)[0][None]

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vtrack.deploy.engine import Engine, TorchEngine
+from vtrack.models.vlt.branches import vlt_branches
 from vtrack.tracking.base import Tracker, TrackResult
 from vtrack.tracking.crops import box_to_crop
 from vtrack.tracking.postprocess import StateUpdateConfig, TrackState, update_state
@@ -60,6 +62,8 @@ class VLTTracker(Tracker):
         self.device = torch.device(device)
         self.zsize = model.cfg.template_size
         self.xsize = model.cfg.search_size
+        #: runs the network branches (``template``, ``search``); swapped for the onnxruntime engine
+        self.engine: Engine = TorchEngine(vlt_branches(self.model))
 
     @torch.no_grad()
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
@@ -70,7 +74,7 @@ class VLTTracker(Tracker):
         arch = self.model.arch
         f_l = self.model.resolve_language(batch, arch)
         self.f_l = f_l
-        self.z = self.model.template_features(batch["template"], f_l, arch)
+        self.z = self.engine.run("template", template=batch["template"], language=f_l)["template_features"]
         self._state = TrackState.start(box)
         self.window: np.ndarray | None = None
 
@@ -80,10 +84,9 @@ class VLTTracker(Tracker):
         state = self._state
         factor = cfg.search_factor * state.search_growth(cfg.update)
         patch, scale, crop = sample_target(image, state.box, factor, self.xsize, mode=cfg.context)
-        x = self.model.search_features(to_tensor(patch, self.device), self.f_l, self.model.arch)
-        out = self.model.head(self.z, x)
-        score, boxes = self.model.head.decode(out, self.xsize)
-        score, boxes = score[0].cpu().numpy(), boxes[0].cpu().numpy()
+        out = self.engine.run("search", search=to_tensor(patch, self.device), language=self.f_l,
+                              template_features=self.z)
+        score, boxes = out["score"][0].cpu().numpy(), out["boxes"][0].cpu().numpy()
         n = int(round(math.sqrt(score.size)))
         if self.window is None or self.window.size != score.size:
             self.window = cosine_window(n, n).reshape(-1)
