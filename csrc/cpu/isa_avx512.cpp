@@ -1,4 +1,5 @@
-// The CPU kernel engine compiled for x86-64 with AVX-512 (F, BW, VL, DQ), AVX2 and FMA (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4 and later).
+// The CPU kernel engine compiled for x86-64 with AVX-512 (F, BW, VL, DQ), AVX2 and FMA (Skylake-SP,
+// Ice Lake, Sapphire Rapids, Zen 4 and later).
 // Every header is included (kernel_api.h) before the target ISA is switched, so only the engine's own
 // functions (all in namespace vtrack::cpu::avx512) use these instructions; attention_cpu.cpp calls them
 // only when the CPU has them.
@@ -10,7 +11,8 @@
 #define VTRACK_VEC_BYTES 64
 #define VTRACK_ISA_AVX512 1
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"))), apply_to = function)
+// (prefer-vector-width is a GCC target option only; Clang is not tested here)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2,popcnt"))), apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512")
