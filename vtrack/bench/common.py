@@ -178,6 +178,8 @@ def cpu_kernel_paths() -> dict[str, Any]:
         info["cpp_isa"] = cpp_ops.isa()
     except ImportError:
         info["cpp_isa"] = None
+    except (AttributeError, RuntimeError):  # a vtrack._C built before the ISA dispatch: rebuild it
+        info["cpp_isa"] = "unknown (vtrack._C predates the ISA dispatch; rebuild it)"
     return info
 
 
