@@ -109,7 +109,7 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     cfg = train_config(Path(cfg_path), opts, data_root)
     run_dir = opts.out / "train" / name
     t0 = time.perf_counter()
-    ckpt = train(cfg, out_dir=run_dir)
+    ckpt = train(cfg, out_dir=run_dir, overwrite=True)  # a demo rerun replaces its own training
     minutes = (time.perf_counter() - t0) / 60.0
     cfg_file = run_dir / "demo_config.yaml"
     import yaml

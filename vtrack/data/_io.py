@@ -176,7 +176,11 @@ def read_sentence(path: str | Path) -> str:
 
 
 def read_list(path: str | Path) -> list[str]:
-    """Read a list file (one name per line, blank lines ignored, duplicates rejected)."""
+    """Read a list file (one name per line, blank lines ignored, duplicates rejected).
+
+    Entries are names inside the dataset folder: an absolute path or a ``..`` component (an entry
+    that leaves the dataset root) is an error naming the file and line.
+    """
     path = require_file(path, "list file")
     names: list[str] = []
     seen: dict[str, int] = {}
@@ -184,11 +188,49 @@ def read_list(path: str | Path) -> list[str]:
         name = line.strip()
         if not name:
             continue
+        parts = re.split(r"[\\/]", name)
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\0" in name:
+            raise AnnotationError(path, number, f"entry {name!r} leaves the dataset folder (expected a sequence name)")
         if name in seen:
             raise AnnotationError(path, number, f"duplicate entry {name!r} (first on line {seen[name]})")
         seen[name] = number
         names.append(name)
     return names
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """True when a JPEG's byte stream ends with its EOI marker after the last scan (SOS); bytes
+    after EOI (camera trailers) are allowed, a stream cut inside the scan data is not."""
+    sos = data.rfind(b"\xff\xda")
+    return sos >= 0 and data.find(b"\xff\xd9", sos + 2) >= 0
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as an HxWx3 uint8 **RGB** array, strictly.
+
+    A missing file, an undecodable file, a JPEG cut short (no end-of-image marker after its last
+    scan: OpenCV would decode it silently with grey or repeated rows) or a PNG without its IEND
+    chunk raises ``OSError`` naming the file.
+    """
+    import cv2
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file is missing: {path}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"image path is a directory: {path}") from None
+    if not data:
+        raise OSError(f"image file is empty (0 bytes): {path}")
+    if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
+        raise OSError(f"JPEG file is truncated (no end-of-image marker after its last scan): {path}")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
+        raise OSError(f"PNG file is truncated (no IEND chunk): {path}")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"image file could not be decoded: {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def list_images(directory: str | Path, *, numeric: bool = False) -> list[str]:

@@ -1,7 +1,6 @@
 """The one sequence type every dataset reader returns."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,17 +65,15 @@ class Sequence:
 
         Raises:
             IndexError: ``index`` outside the sequence.
-            IOError: the file is missing or fails to decode (the message names it).
+            IOError: the file is missing, truncated or fails to decode (the message names it).
         """
-        import cv2
-
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"index: expected an int, got {type(index).__name__}")
         if not -len(self.frames) <= index < len(self.frames):
             raise IndexError(f"{self.name}: frame index {index} out of range for {len(self.frames)} frames")
-        path = self.frames[index]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            reason = "file is missing" if not os.path.isfile(path) else "could not be decoded"
-            raise IOError(f"{self.name}: frame {index} {reason}: {path}")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        from vtrack.data._io import read_image
+
+        try:
+            return read_image(self.frames[index])
+        except OSError as err:
+            raise type(err)(f"{self.name}: frame {index}: {err}") from None

@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Run a tracker over a dataset split, write its results in the benchmark's official "
             "layout under --out (resumable: finished sequences are skipped) and score them; "
-            "the scores and curves go to OUT/summary.json."
+            "the scores and curves go to OUT/summary.json. OUT/manifest.json records the results' "
+            "origin (tracker, config and checkpoint hashes, dataset, split, protocol, vtrack version): "
+            "a run of another origin into the same folder is refused unless --overwrite."
         ),
     )
     p.add_argument("--tracker", required=True, help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a name for a trained tracker (with --config)")
@@ -64,7 +66,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--eao-interval", type=_eao_interval, default="vot2018", help="VOT EAO range: LOW,HIGH or vot2015..vot2019")
     p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
     p.add_argument("--max-sequences", type=positive_int, help="run only the first N sequences")
-    p.add_argument("--overwrite", action="store_true", help="re-run sequences that already have results")
+    p.add_argument("--overwrite", action="store_true",
+                   help="re-run every sequence; replace the results of another tracker, config, checkpoint, "
+                   "dataset or protocol in --out (default: resume, and refuse a folder of another origin)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_eval)
 
@@ -94,9 +98,8 @@ def _select(seqs: list, names: str | None, limit: int | None) -> list:
 def run_eval(args: argparse.Namespace) -> int:
     """Run and score a tracker (``vtrack eval``)."""
     from vtrack.data import load_dataset
-    from vtrack.eval.evaluate import evaluate_results
-    from vtrack.eval.reports import comparison_table
-    from vtrack.eval.runner import run_tracker
+    from vtrack.eval.runner import build_manifest
+    from vtrack.io import FolderLock
     from vtrack.tracking import TrackerFactory, TrackerUnavailableError
 
     protocol = args.protocol or DEFAULT_PROTOCOL.get(args.dataset.lower(), "ope")
@@ -127,6 +130,19 @@ def run_eval(args: argparse.Namespace) -> int:
     if not seqs:
         raise ValueError(f"--dataset: no sequences in {args.dataset} at {args.root} (split {args.split})")
     out = Path(args.out)
+    manifest = build_manifest(factory.name, protocol=protocol, dataset=args.dataset, split=args.split,
+                              config=factory.config, checkpoint=factory.checkpoint)
+    with FolderLock(out, "eval"):  # held until summary.json is written
+        return _run_and_score(args, factory, seqs, out, protocol, manifest)
+
+
+def _run_and_score(args: argparse.Namespace, factory: Any, seqs: list, out: Path, protocol: str,
+                   manifest: dict[str, Any]) -> int:
+    from vtrack.eval.evaluate import evaluate_results
+    from vtrack.eval.reports import comparison_table
+    from vtrack.eval.runner import run_tracker
+    from vtrack.tracking import TrackerUnavailableError
+
     try:
         run = run_tracker(
             factory,
@@ -137,6 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
             repetitions=args.repetitions,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            manifest=manifest,
         )
     except TrackerUnavailableError as err:
         raise ValueError(str(err)) from None
@@ -173,7 +190,7 @@ def run_report(args: argparse.Namespace) -> int:
     """Write report.md and plots (``vtrack report``)."""
     from vtrack.eval.reports import write_report
 
-    report = write_report(args.results, args.out)
+    report = write_report(args.results, args.out)  # refuses an --out that is one of the inputs
     sys.stdout.write(report.read_text(encoding="utf-8"))
     sys.stdout.write(f"\nreport: {report}\n")
     return 0

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence as Seq
 import numpy as np
 
 from vtrack.eval.evaluate import PRIMARY_SCORE, load_summary
-from vtrack.io import AtomicPath, atomic_write_text
+from vtrack.io import AtomicPath, atomic_write_text, refuse_overwrite_input, safe_name
 
 __all__ = [
     "plot_curves",
@@ -206,8 +206,9 @@ def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.Pat
     dirs = list(result_dirs)
     if not dirs:
         raise ValueError("result_dirs: expected at least one result folder, got none")
-    summaries = [load_summary(d) for d in dirs]
     out = Path(out_dir)
+    refuse_overwrite_input(out, dirs + [Path(d) / "summary.json" for d in dirs if Path(d).is_dir()])
+    summaries = [load_summary(d) for d in dirs]
     out.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:
@@ -219,7 +220,7 @@ def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.Pat
         parts.append("\n")
         for key in ("success", "precision", "norm_precision", "eao"):
             if any(key in s.get("curves", {}) for s in items):
-                png = out / f"{dataset}_{protocol}_{key}.png"
+                png = out / f"{safe_name(dataset, what='dataset')}_{protocol}_{key}.png"
                 plot_curves(items, key, png)
                 parts.append(f"![{key}]({png.name})\n")
         parts.append("\n### Attributes\n\n")

@@ -12,13 +12,18 @@ Protocols and their result layouts (``out_dir`` is one tracker's folder):
   alongside. After a failure (overlap <= 0 with the ground truth) the tracker is
   re-initialized from the ground truth ``skip`` (5) frames later.
 
-Runs are resumable (a sequence whose result files exist is skipped; files are written to a
-temporary name then renamed, so a file that exists is complete) and can use several worker
-processes, each building its own tracker from a picklable factory (see
-:class:`vtrack.tracking.TrackerFactory`).
+Runs are resumable: a sequence counts as finished when every result file exists and holds one
+row per frame (files are written to a temporary name then renamed). A result folder belongs to one
+origin: ``manifest.json`` records the tracker, the hashes of its config and checkpoint, the
+dataset, split, protocol and vtrack version, and a run with another origin is refused unless
+``overwrite`` (which first removes the other origin's result files). One run per folder at a time
+(:class:`vtrack.io.FolderLock`). Several worker processes can run, each building its own tracker
+from a picklable factory (see :class:`vtrack.tracking.TrackerFactory`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -33,7 +38,7 @@ import numpy as np
 from vtrack.data.sequence import Sequence
 from vtrack.eval import metrics as M
 from vtrack.tracking.base import Tracker
-from vtrack.io import atomic_write_text
+from vtrack.io import FolderLock, atomic_write_text, remove_stale_temp_files
 
 __all__ = [
     "PROTOCOLS",
@@ -45,6 +50,10 @@ __all__ = [
     "run_tracker",
     "atomic_write_text",
     "read_box_file",
+    "MANIFEST_FILE",
+    "build_manifest",
+    "file_sha256",
+    "check_manifest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +96,15 @@ def read_box_file(path: str | os.PathLike) -> np.ndarray:
             raise ValueError(f"{path}:{number}: expected 4 numbers, got {len(vals)}")
         rows.append(vals)
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def _row_count(path: Path) -> int:
+    """Non-blank lines of a result file (-1 when it does not exist)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError):
+        return -1
 
 
 def _read_times(path: Path) -> np.ndarray | None:
@@ -243,9 +261,14 @@ class Layout:
         """Per-frame time file of ``name``."""
         return out_dir / f"{name}_time.txt"
 
-    def is_done(self, out_dir: Path, name: str, repetitions: int) -> bool:
-        """True when every result file of ``name`` exists."""
-        return all(p.is_file() for p in self.files(out_dir, name, repetitions))
+    def is_done(self, out_dir: Path, name: str, repetitions: int, frames: int) -> bool:
+        """True when every result file of ``name`` exists and holds one row per frame (a file
+        cut short by hand or by a crash of another writer does not count)."""
+        return all(_row_count(p) == frames for p in self.files(out_dir, name, repetitions))
+
+    def result_files(self, out_dir: Path) -> list[Path]:
+        """Every result file of this layout in ``out_dir`` (whatever the sequence)."""
+        return sorted(p for p in out_dir.glob("*.txt") if p.is_file())
 
     def run(self, tracker: Tracker, seq: Sequence, **options: Any) -> SequenceOutput:
         """Track ``seq`` for this protocol."""
@@ -282,6 +305,10 @@ class _GOT10kLayout(Layout):
         reps = [out_dir / name / f"{name}_{r + 1:03d}.txt" for r in range(repetitions)]
         return reps + [self.time_file(out_dir, name)]
 
+    def result_files(self, out_dir: Path) -> list[Path]:
+        found = set(out_dir.glob("*/*_[0-9][0-9][0-9].txt")) | set(out_dir.glob("*/*_time.txt"))
+        return sorted(p for p in found if p.is_file() and p.name.startswith(p.parent.name + "_"))
+
     def write(self, out_dir: Path, outputs: list[SequenceOutput]) -> None:
         name = outputs[0].name
         for r, out in enumerate(outputs):
@@ -305,6 +332,9 @@ class _VOTLayout(Layout):
     def files(self, out_dir: Path, name: str, repetitions: int) -> list[Path]:
         reps = [out_dir / "baseline" / name / f"{name}_{r + 1:03d}.txt" for r in range(repetitions)]
         return reps + [self.time_file(out_dir, name)]
+
+    def result_files(self, out_dir: Path) -> list[Path]:
+        return sorted(p for p in out_dir.glob("baseline/*/*.txt") if p.is_file())
 
     def run(self, tracker: Tracker, seq: Sequence, **options: Any) -> SequenceOutput:
         return track_sequence_vot(tracker, seq, skip=int(options.get("skip", 5)))
@@ -344,6 +374,120 @@ def get_layout(protocol: str) -> Layout:
     if protocol not in _LAYOUTS:
         raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     return _LAYOUTS[protocol]
+
+
+# --------------------------------------------------------------------------------------------
+# origin of a result folder
+# --------------------------------------------------------------------------------------------
+MANIFEST_FILE = "manifest.json"
+#: Manifest keys that must match for a run to add results to an existing folder.
+ORIGIN_KEYS = ("tracker", "config_sha256", "checkpoint_sha256", "zoo", "dataset", "split", "protocol",
+               "vtrack_version")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_sha256(config: Any) -> str | None:
+    """Hash of a tracker config's content (a YAML path or a loaded dict), whitespace and
+    comments aside; None without a config."""
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        import yaml
+
+        with open(config, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_manifest(
+    tracker: str,
+    *,
+    protocol: str,
+    dataset: str | None,
+    split: str | None = None,
+    config: Any = None,
+    checkpoint: str | os.PathLike | None = None,
+    zoo: str | None = None,
+) -> dict[str, Any]:
+    """The origin of a result folder: tracker name, config hash, checkpoint hash (or zoo model
+    name), dataset, split, protocol and vtrack version."""
+    import vtrack
+
+    return {
+        "tracker": str(tracker),
+        "config_sha256": _config_sha256(config),
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint is not None else None,
+        "zoo": zoo,
+        "dataset": dataset,
+        "split": split,
+        "protocol": protocol,
+        "vtrack_version": vtrack.__version__,
+    }
+
+
+def _factory_manifest(factory: Callable[[], Tracker], protocol: str, seqs: list[Sequence]) -> dict[str, Any]:
+    name = getattr(factory, "name", None) or getattr(factory, "__qualname__", type(factory).__name__)
+    return build_manifest(
+        name,
+        protocol=protocol,
+        dataset=seqs[0].dataset or None,
+        config=getattr(factory, "config", None),
+        checkpoint=getattr(factory, "checkpoint", None),
+        zoo=getattr(factory, "zoo", None),
+    )
+
+
+def _describe_origin(m: dict[str, Any]) -> str:
+    parts = [f"{k}={m.get(k)}" if not str(k).endswith("sha256") or m.get(k) is None
+             else f"{k}={str(m.get(k))[:12]}" for k in ORIGIN_KEYS]
+    return ", ".join(parts)
+
+
+def check_manifest(out_dir: Path, manifest: dict[str, Any], layout: Layout, overwrite: bool) -> None:
+    """Compare ``manifest`` with the folder's ``manifest.json``: same origin -> nothing to do; no
+    manifest and no results -> new folder; otherwise refuse unless ``overwrite``, which removes
+    the other origin's result files and summary first. Writes ``manifest``."""
+    path = out_dir / MANIFEST_FILE
+    old: dict[str, Any] | None = None
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if not isinstance(old, dict):
+            old = {}
+    existing = layout.result_files(out_dir)
+    if old is not None:
+        same = all(old.get(k) == manifest.get(k) for k in ORIGIN_KEYS)
+    else:
+        same = not existing  # results without a manifest: origin unknown
+    if not same:
+        if not overwrite:
+            theirs = f"results of another origin ({_describe_origin(old)})" if old else \
+                f"{len(existing)} result file(s) of unknown origin (no {MANIFEST_FILE})"
+            raise ValueError(
+                f"out_dir: {out_dir} holds {theirs}; this run is {_describe_origin(manifest)}. "
+                "Pass --overwrite (overwrite=True) to replace them, or write to another folder")
+        logger.warning("%s: removing %d result file(s) of another origin (--overwrite)", out_dir, len(existing))
+        for p in existing:
+            p.unlink()
+        for d in sorted({p.parent for p in existing}, key=lambda q: -len(q.parts)):
+            if d != out_dir and not any(d.iterdir()):
+                d.rmdir()
+                if d.parent != out_dir and d.parent.is_dir() and not any(d.parent.iterdir()):
+                    d.parent.rmdir()
+        (out_dir / "summary.json").unlink(missing_ok=True)
+    if old != manifest:
+        atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,6 +535,7 @@ def run_tracker(
     overwrite: bool = False,
     progress: bool = True,
     skip: int = 5,
+    manifest: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run a tracker over sequences and write its results in ``protocol``'s layout.
 
@@ -404,15 +549,20 @@ def run_tracker(
         workers: number of worker processes (1 = in this process).
         repetitions: runs per sequence (GOT-10k/VOT files ``_001``, ``_002``...; only
             stochastic trackers need more than one).
-        overwrite: re-run sequences whose result files exist (default: skip them, i.e. resume).
+        overwrite: re-run every sequence, and replace the results of another origin (default:
+            resume: finished sequences are skipped, and a folder of another origin is refused).
         progress: show a tqdm bar.
         skip: VOT frames skipped before re-initialization after a failure.
+        manifest: the origin of these results (:func:`build_manifest`); default: from the
+            factory (its ``name``, ``config``, ``checkpoint``), ``protocol`` and the dataset.
+
+    Raises:
+        ValueError: bad arguments, or ``out_dir`` holds results of another origin.
+        vtrack.io.FolderLockedError: another process is writing to ``out_dir``.
 
     Returns:
         Per sequence: ``{"frames", "fps", "status": "done"|"skipped", ...}``.
     """
-    from tqdm import tqdm
-
     layout = get_layout(protocol)
     if not callable(factory):
         raise TypeError(f"factory: expected a callable returning a Tracker, got {type(factory).__name__}")
@@ -432,12 +582,27 @@ def run_tracker(
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"sequences: names must be unique, repeated: {dup[:5]}")
+    bad = [n for n in names if not n or n in (".", "..") or any(c in n for c in "/\\\0")]
+    if bad:
+        raise ValueError(f"sequences: a sequence name becomes a file name; got {bad[0]!r} (a path)")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        manifest = _factory_manifest(factory, protocol, seqs)
+    with FolderLock(out, "eval"):
+        remove_stale_temp_files(out, recursive=True)
+        check_manifest(out, manifest, layout, overwrite)
+        return _run_all(factory, seqs, out, layout, protocol, workers, repetitions, overwrite, progress, skip)
+
+
+def _run_all(factory: Callable[[], Tracker], seqs: list[Sequence], out: Path, layout: Layout, protocol: str,
+             workers: int, repetitions: int, overwrite: bool, progress: bool, skip: int) -> dict[str, dict[str, Any]]:
+    from tqdm import tqdm
+
+    names = [s.name for s in seqs]
     report: dict[str, dict[str, Any]] = {}
     todo = []
     for s in seqs:
-        if not overwrite and layout.is_done(out, s.name, repetitions):
+        if not overwrite and layout.is_done(out, s.name, repetitions, len(s)):
             report[s.name] = {"name": s.name, "frames": len(s), "status": "skipped"}
         else:
             todo.append(s)

@@ -59,12 +59,15 @@ def register(subparsers: Any) -> None:
 def run_track(args: argparse.Namespace) -> int:
     """Track an object through a video (``vtrack track``)."""
     from vtrack.eval.reports import VideoWriter, draw_boxes
-    from vtrack.io import atomic_write_text
+    from vtrack.io import atomic_write_text, refuse_overwrite_input
     from vtrack.tracking import TrackerUnavailableError, build_tracker
     from vtrack.tracking.video import iter_frames, source_fps
 
     if not str(args.out).lower().endswith((".mp4", ".m4v", ".mov")):
         raise ValueError(f"--out: expected an .mp4 file, got {args.out!r}")
+    refuse_overwrite_input(args.out, [args.video, args.config, args.checkpoint, args.boxes])
+    if args.boxes:
+        refuse_overwrite_input(args.boxes, [args.video, args.config, args.checkpoint], flag="--boxes")
     if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
         raise ValueError(f"--fps: expected a positive number, got {args.fps}")
     try:

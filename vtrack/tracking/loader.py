@@ -60,20 +60,20 @@ def load_state_into(model: Any, state: Any, *, source: str) -> None:
 def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, Any]:
     """The weights of a checkpoint file: the trainer's ``{"model": state_dict, ...}`` format or a
     raw state dict (``torch.load(weights_only=True)`` on the CPU), or a ``.safetensors`` file."""
-    import torch
+    from vtrack.io import load_torch_file
 
     p = Path(checkpoint)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint: file not found: {p}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if p.suffix == ".safetensors":
+        if not p.is_file():
+            raise FileNotFoundError(f"checkpoint: file not found: {p}")
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"checkpoint: cannot read {p}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+            raise ValueError(f"checkpoint: cannot read {p}: {err}") from None
+    else:
+        state = load_torch_file(p, what="checkpoint")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     return state
@@ -177,6 +177,12 @@ def build_tracker(
     if checkpoint is None:
         raise ValueError(f"checkpoint: the trained tracker {spec!r} needs a checkpoint (--checkpoint)")
     cfg = config if isinstance(config, dict) else load_tracker_config(config)
+    from vtrack.models.registry import list_families
+
+    if spec in list_families(include_private=True) and spec != cfg["model"]["name"]:
+        raise ValueError(f"tracker: {spec!r} names a tracker family but the config's model.name is "
+                         f"{cfg['model']['name']!r}; use --tracker {cfg['model']['name']} (or a free label "
+                         "that is not a family name) with this config")
     name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
     return build_trained_tracker(name, cfg, read_state_dict(checkpoint), device=device, source=str(checkpoint),
                                  runtime=runtime, onnx_dir=onnx_dir)

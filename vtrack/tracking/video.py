@@ -30,6 +30,8 @@ def iter_frames(source: str | os.PathLike, max_frames: int | None = None) -> Ite
     """
     import cv2
 
+    from vtrack.data._io import read_image
+
     path = Path(source)
     if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
         raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
@@ -43,11 +45,12 @@ def iter_frames(source: str | os.PathLike, max_frames: int | None = None) -> Ite
         for f in files:
             if max_frames is not None and count >= max_frames:
                 return
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise IOError(f"video: image could not be decoded: {f}")
+            try:
+                img = read_image(f)
+            except OSError as err:
+                raise type(err)(f"video: {err}") from None
             count += 1
-            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            yield img
         return
     cap = cv2.VideoCapture(str(path))
     try:

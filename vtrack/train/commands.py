@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, help="checkpoint to resume from (or a folder: its newest checkpoint)")
     p.add_argument("--out-dir", type=Path, default=None, help="output folder (default runs/<config name>)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a non-empty --out-dir, removing the run there (default: refuse)")
     p.set_defaults(func=run)
 
 
@@ -34,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out_dir = args.out_dir if args.out_dir is not None else Path("runs") / args.config.stem
-    path = train(cfg, resume=args.resume, out_dir=out_dir, max_steps=args.max_steps)
+    path = train(cfg, resume=args.resume, out_dir=out_dir, max_steps=args.max_steps, overwrite=args.overwrite)
     print(path)
     return 0

@@ -44,7 +44,7 @@ from vtrack.train.distributed import (
 from vtrack.train.processing import Processor
 from vtrack.train.samplers import ShardedSampler, TrackingDataset, TrackingSampler, seed_worker
 from vtrack.train.schema import DataConfig, ProcessingConfig, SamplerConfig, ScheduleConfig, TrainConfig
-from vtrack.io import AtomicPath, atomic_write_text
+from vtrack.io import AtomicPath, atomic_write_text, load_torch_file, remove_stale_temp_files
 
 __all__ = [
     "train",
@@ -207,12 +207,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     p = Path(path)
     if p.is_dir():
         p = _latest_checkpoint(p)
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"resume: no such checkpoint file: {p}")
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types (pickle, zip, EOF, runtime) for corrupt files
-        raise ValueError(f"resume: {p} is not a readable checkpoint (corrupt or truncated?): {type(err).__name__}: {err}") from None
+    ckpt = load_torch_file(p, what="resume", map_location=map_location)
     if not isinstance(ckpt, dict):
         raise ValueError(f"resume: {p} does not hold a vtrack training checkpoint (got {type(ckpt).__name__})")
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
@@ -342,6 +339,7 @@ def train(
     resume: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
     max_steps: int | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the tracker described by ``cfg`` and return the path of the last checkpoint written.
 
@@ -355,6 +353,9 @@ def train(
             (default ``runs/<model.name>``).
         max_steps: stop after this many optimizer steps in total (a checkpoint is written), e.g.
             to fit a job's time limit; the schedule still follows ``train.epochs``.
+        overwrite: start a new run in an ``out_dir`` that holds another run, removing that
+            run's checkpoints, log and config first. Without it (and without ``resume``) a
+            non-empty ``out_dir`` is refused, so a run never destroys another.
 
     Raises:
         ValueError / TypeError: an invalid config (naming the key), a missing or empty dataset,
@@ -386,6 +387,7 @@ def train(
         if changed:
             log.warning("resume: the config differs from the checkpoint's in section(s) %s", changed)
     out = Path(out_dir) if out_dir is not None else Path("runs") / model_sec["name"]
+    claim_out_dir(out, resume=ckpt is not None, overwrite=overwrite)
 
     datasets = load_datasets(data_cfg)
     sampler = TrackingSampler(
@@ -509,6 +511,7 @@ class _Run:
             step = _restore(self.ckpt, model, self.optimizer, self.scheduler, self.scaler, self.ema, self.steps_per_epoch)
         self.start_epoch, self.skip = divmod(step, self.steps_per_epoch)
         self.state = _LoopState(step=step, accum=accum)
+        self.own = _RunCheckpoints(self.out, self.ckpt)
         self.train_model: nn.Module = model
         self.ddp: nn.parallel.DistributedDataParallel | None = None
         if info.enabled:
@@ -524,8 +527,6 @@ class _Run:
         out, tc = self.out, self.tc
         if not self.info.is_main:
             return
-        if self.ckpt is None and any(out.glob("checkpoint_*.pth")):
-            log.warning("%s already holds checkpoints: starting a new run there (resume with --resume %s)", out, out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
         self.csv_log = _CsvLog(out / "log.csv")
@@ -554,9 +555,10 @@ class _Run:
             "step": self.state.step,
             "steps_per_epoch": self.steps_per_epoch,
             "config": self.cfg,
+            "checkpoints": [n for n in self.own.names if n != name] + [name],
         }
         path = save_checkpoint(self.out / name, payload)
-        _prune(self.out, self.tc.keep_checkpoints)
+        self.own.written(name, self.tc.keep_checkpoints)
         log.info("checkpoint %s (epoch %d, step %d)", path, epoch, self.state.step)
         self.last_path = path
 
@@ -734,10 +736,52 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     return step
 
 
-def _prune(out: Path, keep: int) -> None:
-    if keep <= 0:
+#: Files a training run writes into its ``out_dir`` (removed by ``overwrite``).
+RUN_FILES = ("checkpoint_*.pth", "log.csv", "config.yaml")
+
+
+def claim_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Make ``out`` ready for a run: refuse a folder that holds anything (another run) unless
+    resuming or ``overwrite`` (which removes the other run's files); remove temporary files a
+    killed writer left there."""
+    main = os.environ.get("RANK", "0") == "0"
+    if main:
+        remove_stale_temp_files(out)
+    if not out.is_dir() or resume:
         return
-    found = sorted(out.glob("checkpoint_*.pth"), key=lambda p: (p.stat().st_mtime, p.name))
-    for old in found[:-keep]:
-        with contextlib.suppress(FileNotFoundError):
-            old.unlink()
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        raise ValueError(f"out_dir: {out} is not empty ({shown}); pass --resume {out} to continue the run "
+                         "there, --overwrite to replace it, or choose another --out-dir")
+    if main:
+        log.warning("out_dir: --overwrite: removing the previous run in %s", out)
+        import shutil
+
+        for pattern in RUN_FILES:
+            for p in out.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+
+
+class _RunCheckpoints:
+    """The checkpoints this run wrote in ``out`` (carried across resumes in the checkpoints),
+    oldest first: ``keep_checkpoints`` prunes only these, never another run's files."""
+
+    def __init__(self, out: Path, ckpt: dict[str, Any] | None) -> None:
+        self.out = out
+        self.names: list[str] = []
+        if ckpt is not None and Path(ckpt["_path"]).parent.resolve() == out.resolve():
+            self.names = [str(n) for n in ckpt.get("checkpoints", []) if isinstance(n, str)]
+
+    def written(self, name: str, keep: int) -> None:
+        """Record checkpoint ``name`` and remove this run's oldest ones beyond ``keep`` (0: keep all)."""
+        self.names = [n for n in self.names if n != name] + [name]
+        if keep > 0:
+            for old in self.names[:-keep]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / old).unlink()
+            self.names = self.names[-keep:]
