@@ -36,12 +36,16 @@ install-vot-toolkit: install
 demo: install
 	$(VENV)/bin/vtrack demo
 
+# The tests need the built vtrack._C: VTRACK_REQUIRE_EXT=1 turns the JIT fallback off and makes a
+# missing or stale extension fail the suite (tests/ext_required.py) instead of skipping it.
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	@$(PY) -c "import torch, vtrack._C" || { echo "error: vtrack._C was not built (see docs/cpp.md)"; exit 1; }
+	VTRACK_REQUIRE_EXT=1 $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Also runs the tests marked slow.
 test-all: install-vot-toolkit
-	$(PY) -m pytest -q --runslow $(PYTEST_ARGS) tests
+	@$(PY) -c "import torch, vtrack._C" || { echo "error: vtrack._C was not built (see docs/cpp.md)"; exit 1; }
+	VTRACK_REQUIRE_EXT=1 $(PY) -m pytest -q --runslow $(PYTEST_ARGS) tests
 
 clean:
 	rm -rf build *.egg-info vtrack/*.so

@@ -1,4 +1,5 @@
-"""Test configuration: Triton runs as its interpreter on CPU-only machines.
+"""Test configuration: Triton runs as its interpreter on CPU-only machines; with
+VTRACK_REQUIRE_EXT=1 (CI) the JIT fallback of the C++ extension is off (tests/ext_required.py).
 
 TRITON_INTERPRET must be set before any Triton kernel is defined, so it is set here at
 import time, before vtrack is imported by any test module.
@@ -16,6 +17,10 @@ except Exception:  # pragma: no cover - torch missing is a broken install
 
 if not _HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# CI (make test, .ci/run) sets VTRACK_REQUIRE_EXT=1: the built vtrack._C must load; no JIT fallback
+if os.environ.get("VTRACK_REQUIRE_EXT", "0") == "1":
+    os.environ["VTRACK_NO_JIT"] = "1"
 
 
 def pytest_addoption(parser):

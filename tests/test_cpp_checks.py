@@ -5,7 +5,9 @@ import torch
 import vtrack.kernels as K
 from vtrack.kernels import _ext, cpp_ops
 
-pytestmark = pytest.mark.skipif(not cpp_ops.register_meta(), reason=f"vtrack._C unavailable: {_ext.unavailable_reason()}")
+from ext_required import needs_cpp
+
+pytestmark = needs_cpp()
 
 ops = torch.ops.vtrack if cpp_ops.register_meta() else None
 

@@ -8,6 +8,8 @@ import torch
 import vtrack.kernels as K
 from vtrack.kernels import _ext, cpp_ops
 
+from ext_required import REQUIRE_EXT
+
 pytestmark = pytest.mark.gpu
 
 FDA = {"alpha": 0.7, "beta": 0.2, "delta": 0.15}
@@ -15,6 +17,8 @@ FDA = {"alpha": 0.7, "beta": 0.2, "delta": 0.15}
 
 def _need_kernels():
     if not cpp_ops.register_meta():
+        if REQUIRE_EXT:
+            pytest.fail(f"vtrack._C unavailable although VTRACK_REQUIRE_EXT=1: {_ext.unavailable_reason()}")
         pytest.skip(f"vtrack._C unavailable: {_ext.unavailable_reason()}")
     if not _ext.cuda_kernels_built():
         pytest.fail("vtrack._C has no CUDA kernels although a GPU is present: rebuild with nvcc and CUDA torch")

@@ -44,3 +44,39 @@ def test_build_flags_are_probed():
     assert all(p.endswith(".cu") for p in _ext.source_files(with_cuda=True)[len(_ext.source_files()):])
     if torch.version.cuda is None:  # CPU torch: the CUDA kernels are only compile-checked, never built
         assert not _ext.cuda_build_possible()
+
+
+def _schemas() -> set[str]:
+    """Operator names declared in csrc (m.def("name(...")."""
+    import re
+
+    names = set()
+    for src in (ROOT / "csrc").rglob("*.c*"):
+        names |= set(re.findall(r'\.def\(\s*"(\w+)\(', src.read_text(encoding="utf-8", errors="replace")))
+    return names
+
+
+def test_extension_is_present_and_current():
+    """A stale vtrack._C (built from older sources: an operator of csrc missing, or older than a
+    source file) fails; a missing one fails under VTRACK_REQUIRE_EXT=1 (CI) and skips otherwise."""
+    import pytest
+
+    from ext_required import REQUIRE_EXT
+
+    if not _ext.load():
+        if REQUIRE_EXT:
+            pytest.fail(f"VTRACK_REQUIRE_EXT=1 but vtrack._C does not load: {_ext.unavailable_reason()}")
+        pytest.skip(f"vtrack._C unavailable: {_ext.unavailable_reason()}")
+    if REQUIRE_EXT:
+        assert _ext.loaded_from() in ("vtrack._C", "already registered"), _ext.loaded_from()
+    declared = _schemas()
+    assert {"topk_attention", "fda_attention", "ce_attention"} <= declared
+    missing = sorted(n for n in declared if not hasattr(torch.ops.vtrack, n))
+    assert not missing, f"vtrack._C is stale: operators {missing} of csrc/ are not registered (rebuild it)"
+    if _ext.loaded_from() == "vtrack._C":
+        import vtrack._C as built
+
+        so = Path(built.__file__)
+        newest = max((p for p in (ROOT / "csrc").rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
+        if so.resolve().parent == (ROOT / "vtrack").resolve():  # the in-tree build of this checkout
+            assert so.stat().st_mtime >= newest.stat().st_mtime, f"vtrack._C is older than {newest}: rebuild it"

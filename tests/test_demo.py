@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from vtrack.cli import main
-
-pytest.importorskip("vtrack.data.synthetic", reason="the synthetic benchmark generator (vtrack.data) is not built yet")
 
 
 def test_demo_quick_writes_a_report(tmp_path, capsys):

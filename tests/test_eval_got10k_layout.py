@@ -34,7 +34,6 @@ def _write_got10k(root, split="val"):
 
 
 def test_eval_static_on_got10k_layout(tmp_path, capsys):
-    pytest.importorskip("vtrack.data.got10k")
     names = _write_got10k(tmp_path / "GOT-10k")
     out = tmp_path / "res"
     argv = ["eval", "--tracker", "static", "--dataset", "got10k", "--root", str(tmp_path / "GOT-10k"),

@@ -26,7 +26,12 @@ def qkv():
 
 def test_reference_registered_and_auto_works(qkv):
     assert "reference" in K.registered_backends()
-    assert K.available_backends(device="cpu")[-1] == "reference" or "reference" in K.available_backends()
+    # priorities on the CPU: cpp (50) before the reference (0), the Triton interpreter (-100) after it
+    cpu = K.available_backends(device="cpu")
+    assert cpu == K.registered_backends("cpu")
+    assert cpu.index("reference") < cpu.index("triton")
+    assert "cpp" not in cpu or cpu.index("cpp") < cpu.index("reference")
+    assert K.select_backend(K.build_inputs(*qkv, topk=2)).name == cpu[0]
     out = K.topk_attention(*qkv, 2)
     assert out.shape == (1, 2, 5, 4)
 

@@ -6,7 +6,8 @@ import torch
 
 import vtrack.kernels as K
 
-triton_backend = pytest.importorskip("vtrack.kernels.triton")
+pytest.importorskip("triton")  # the third-party package (the "triton" extra); vtrack's own module must import
+import vtrack.kernels.triton as triton_backend  # noqa: E402
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 if DEV == "cpu" and not triton_backend.INTERPRET:
     pytest.skip("Triton on CPU needs TRITON_INTERPRET=1 (set by conftest)", allow_module_level=True)
@@ -122,34 +123,6 @@ def test_triton_matches_reference(case, dtype):
             assert torch.all(score[1] == 0) and keep_index[1].tolist() == list(range(keep_index.shape[1]))
 
 
-def test_triton_topk_ties_and_exact_count():
-    q = torch.zeros(1, 2, 5, 16, device=DEV)
-    k = torch.randn(1, 2, 40, 16, device=DEV)
-    v = torch.arange(40, dtype=torch.float32, device=DEV).reshape(1, 1, 40, 1).expand(1, 2, 40, 16).contiguous()
-    out = K.topk_attention(q, k, v, 3, backend="triton")
-    torch.testing.assert_close(out, torch.full_like(out, 1.0))  # keys 0, 1, 2
-    mask = torch.zeros(1, 40, dtype=torch.bool, device=DEV)
-    mask[0, :38] = True
-    out = K.topk_attention(q, k, v, 3, key_padding_mask=mask, backend="triton")  # only 2 valid keys
-    torch.testing.assert_close(out, torch.full_like(out, 38.5))
-
-
-def test_triton_ce_ties_lower_index():
-    t, _ = _make(1, 2, 20, 20, 16, torch.float32)
-    q = torch.zeros(1, 2, 20, 16, device=DEV)
-    _, keep_index, score = K.ce_attention(q, t[1].to(DEV), t[2].to(DEV), num_template=4, keep=6, backend="triton")
-    assert keep_index.tolist() == [[0, 1, 2, 3, 4, 5]]
-    torch.testing.assert_close(score, torch.full_like(score, 1 / 20))
-
-
-def test_triton_non_contiguous_inputs():
-    x = torch.randn(2, 13, 3, 2, 16, device=DEV)  # [B, N, (q,k,v), H, D] as in a fused qkv projection
-    q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
-    assert not q.is_contiguous()
-    torch.testing.assert_close(K.topk_attention(q, k, v, 4, backend="triton"),
-                               K.topk_attention(q, k, v, 4, backend="reference"), atol=1e-5, rtol=1e-5)
-
-
 def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
     q = torch.randn(1, 1, 4, 16)
     inputs = K.build_inputs(q, q, q, topk=2)
@@ -242,7 +215,6 @@ def test_scale_parameter_respected():
     a = K.topk_attention(*(x.to(DEV) for x in t), 4, scale=0.5 / math.sqrt(16), backend="triton")
     b = K.topk_attention(*(x.to(DEV) for x in t), 4, scale=0.5 / math.sqrt(16), backend="reference")
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-
 
 
 @pytest.mark.slow

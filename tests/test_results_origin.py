@@ -24,6 +24,7 @@ from vtrack.io import (
 from vtrack.tracking import StaticTracker, Tracker, TrackResult
 
 from test_eval_runner import OracleTracker, make_sequence
+from test_zoo import checkpoint, data_root, zoo_root  # noqa: F401 - fixtures
 
 
 class Named:
@@ -334,3 +335,16 @@ def test_tracker_family_name_must_match_the_config(tmp_path):
     cfg = {"model": {"name": "ostrack"}, "tracker": {}}
     with pytest.raises(ValueError, match="'sparsett' names a tracker family.*model.name is 'ostrack'"):
         build_tracker("sparsett", config=cfg, checkpoint=tmp_path / "x.pth")
+
+
+# ------------------------------------------------------------------ zoo trackers: the zoo name is the origin
+def test_eval_by_zoo_name_records_the_zoo_entry(zoo_root, data_root, tmp_path, capsys):
+    from vtrack import zoo
+
+    out = tmp_path / "res"
+    rc = cli.main(["eval", "--tracker", "tiny_zoo", "--dataset", "synthetic", "--root", str(data_root),
+                   "--split", "val", "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["zoo"] == "tiny_zoo" and manifest["checkpoint_sha256"] == zoo.get_entry("tiny_zoo").sha256
+    assert manifest["dataset"] == "synthetic" and manifest["split"] == "val" and manifest["protocol"] == "got10k"

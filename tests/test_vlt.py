@@ -171,13 +171,19 @@ def test_tracker_runs_with_and_without_language(head, strategy):
     cfg = _cfg(head, arch=Architecture.random(SPEC).to_list(), missing_language=strategy)
     model = fam.build_model(cfg["model"])
     frames, boxes = _sequence()
-    for info in ({"language": "a red rectangle"}, {}):
+    runs = []
+    for info in ({"language": "a red rectangle"}, {}, {"language": "a red rectangle"}):
         tracker = fam.build_tracker(model, cfg, "cpu")
         tracker.initialize(frames[0], boxes[0], info)
+        run = []
         for img in frames[1:]:
             res = tracker.track(img)
             x, y, w, h = res.box
             assert w > 0 and h > 0 and 0 <= x <= 96 and 0 <= y <= 96 and np.isfinite(res.score)
+            run.append([*res.box, res.score])
+        runs.append(np.asarray(run))
+    np.testing.assert_array_equal(runs[0], runs[2])  # deterministic: the same language, the same run
+    assert not np.array_equal(runs[0], runs[1])  # the language reaches the output (tiny on a random model)
 
 
 def test_tracker_requires_fixed_arch():

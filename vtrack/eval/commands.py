@@ -98,7 +98,6 @@ def _select(seqs: list, names: str | None, limit: int | None) -> list:
 def run_eval(args: argparse.Namespace) -> int:
     """Run and score a tracker (``vtrack eval``)."""
     from vtrack.data import load_dataset
-    from vtrack.eval.runner import build_manifest
     from vtrack.io import FolderLock
     from vtrack.tracking import TrackerFactory, TrackerUnavailableError
 
@@ -130,10 +129,24 @@ def run_eval(args: argparse.Namespace) -> int:
     if not seqs:
         raise ValueError(f"--dataset: no sequences in {args.dataset} at {args.root} (split {args.split})")
     out = Path(args.out)
-    manifest = build_manifest(factory.name, protocol=protocol, dataset=args.dataset, split=args.split,
-                              config=factory.config, checkpoint=factory.checkpoint)
+    manifest = _origin(args, factory, protocol)
     with FolderLock(out, "eval"):  # held until summary.json is written
         return _run_and_score(args, factory, seqs, out, protocol, manifest)
+
+
+def _origin(args: argparse.Namespace, factory: Any, protocol: str) -> dict[str, Any]:
+    """The manifest of this run's results (see :func:`vtrack.eval.runner.build_manifest`)."""
+    from vtrack import zoo
+    from vtrack.eval.runner import build_manifest
+    from vtrack.tracking import BASELINES
+
+    config = factory.config or (args.tracker if args.tracker.endswith((".yaml", ".yml")) else None)
+    manifest = build_manifest(factory.name, protocol=protocol, dataset=args.dataset, split=args.split,
+                              config=config, checkpoint=factory.checkpoint)
+    if config is None and args.tracker not in BASELINES and zoo.is_zoo_name(args.tracker):
+        entry = zoo.get_entry(args.tracker)
+        manifest.update(zoo=entry.name, checkpoint_sha256=entry.sha256)
+    return manifest
 
 
 def _run_and_score(args: argparse.Namespace, factory: Any, seqs: list, out: Path, protocol: str,

@@ -147,12 +147,17 @@ def check_mask(mask: Any, q: torch.Tensor, k: torch.Tensor) -> Optional[torch.Te
     return mask
 
 
+#: Largest topk accepted (kernels count keys in int32); any value >= M already means dense attention.
+MAX_TOPK = 2**31 - 1
+
+
 def check_topk(topk: Any) -> int:
-    """Check topk: a Python int >= 1 (values above M mean dense attention)."""
+    """Check topk: a Python int in [1, 2**31 - 1] (values >= M mean dense attention)."""
     if isinstance(topk, bool) or not isinstance(topk, int):
-        raise TypeError(f"topk: expected an int >= 1, got {_describe(topk)}")
-    if topk < 1:
-        raise ValueError(f"topk: expected an int >= 1, got {topk}")
+        raise TypeError(f"topk: expected an int in [1, {MAX_TOPK}], got {_describe(topk)}")
+    if not 1 <= topk <= MAX_TOPK:
+        raise ValueError(f"topk: expected an int in [1, {MAX_TOPK}] (any value >= the number of keys means "
+                         f"dense attention), got {topk}")
     return topk
 
 
@@ -171,7 +176,17 @@ def _check_coef(name: str, x: Any, q: torch.Tensor) -> Scalar:
     x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"fda.{name}: expected a finite float, got {x}")
+    if x < 0:
+        # ESAT (Eq. 5-7): A_rep = delta*|q-k|^2 is a repulsion (>= 0), alpha scales the attraction
+        # exp(-A_rep) that is added and beta the repulsion that is subtracted: all three are >= 0.
+        # A negative delta makes exp(-A_rep) overflow to inf and the logits NaN.
+        raise ValueError(f"fda.{name}: expected a float >= 0 (ESAT's {_FDA_ROLE[name]}), got {x}")
     return x
+
+
+_FDA_ROLE = {"alpha": "weight of the added attraction exp(-delta*|q-k|^2)",
+             "beta": "weight of the subtracted repulsion delta*|q-k|^2",
+             "delta": "scale of the squared query-key distance"}
 
 
 def check_fda(fda: Any, q: torch.Tensor) -> Optional[FDAParams]:

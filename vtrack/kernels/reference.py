@@ -14,8 +14,11 @@ Numerics (shared by all backends, see docs/kernels.md):
   toward the lower key index (a stable descending sort); the selection is a constant for autograd;
 * masked keys (``key_padding_mask`` True) get zero probability. A row with no valid key (every
   key masked) has an all-zero probability row, so its output is **zero** and its gradients are
-  zero - never NaN. NaN or inf in q/k/v are not scanned for (that would cost a device sync); they
-  propagate to the affected output rows.
+  zero - never NaN.
+* non-finite values (the contract of every backend, docs/kernels.md): a query row whose unmasked
+  logits include a NaN or a +inf is NaN in ``out`` (with or without top-K: the NaN is never
+  dropped by the selection), and so is its CE score row; -inf logits get zero weight. Inputs are
+  not scanned (that would cost a device sync): the NaN propagates.
 * CE score ``[B, Ls]``: the probabilities of the template query rows ``template_index`` toward
   each search key, averaged over those rows and over heads (float32; float64 for float64 inputs);
   ``keep_index`` ``[B, keep]`` int64: the search-token indices (0-based within the search part)
@@ -89,12 +92,13 @@ def topk_select(s: torch.Tensor, topk: int, key_padding_mask: Optional[torch.Ten
 
 
 def safe_softmax(s: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim where an all ``-inf`` row gives zeros (not NaN), also in backward."""
-    mx = s.detach().amax(-1, keepdim=True)
-    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    """Softmax over the last dim where an all ``-inf`` row gives zeros (not NaN), also in backward;
+    a row holding a NaN or a +inf is NaN (as an online softmax computes it)."""
+    mx = s.detach().amax(-1, keepdim=True)  # NaN when the row holds a NaN, +inf with a +inf
+    mx = torch.where(mx == float("-inf"), torch.zeros_like(mx), mx)
     e = torch.exp(s - mx)
     den = e.sum(-1, keepdim=True)
-    return e / torch.where(den > 0, den, torch.ones_like(den))
+    return e / torch.where(den == 0, torch.ones_like(den), den)
 
 
 def probabilities(inputs: AttentionInputs) -> torch.Tensor:
@@ -102,6 +106,8 @@ def probabilities(inputs: AttentionInputs) -> torch.Tensor:
     s = logits(inputs.q, inputs.k, inputs.scale, inputs.fda, inputs.key_padding_mask)
     if inputs.topk is not None:
         sel = topk_select(s, inputs.topk, inputs.key_padding_mask)
+        # a NaN/+inf logit is never dropped by the selection: it makes its row NaN (the contract)
+        sel = sel | (torch.isnan(s) | torch.isposinf(s))
         s = s.masked_fill(~sel, float("-inf"))
     return safe_softmax(s)
 

@@ -61,11 +61,16 @@ class TritonBackend:
             t = ce.template_index.numel()
             ce_weight = torch.zeros(n, dtype=torch.float32, device=q.device).index_add_(
                 0, ce.template_index, torch.full((t,), 1.0 / (h * t), dtype=torch.float32, device=q.device))
-        out, _, _, ce_buf = torch.ops.vtrack.triton_attn_fwd(q, k, v, inputs.key_padding_mask, coef, ce_weight,
-                                                             inputs.scale, topk)
+        out, lse, _, ce_buf = torch.ops.vtrack.triton_attn_fwd(q, k, v, inputs.key_padding_mask, coef, ce_weight,
+                                                               inputs.scale, topk)
         if ce is None:
             return out, None, None
         score = ce_buf.sum(1)[:, ce.num_template:]
+        # NaN contract (docs/kernels.md): a template row that saw a NaN logit makes its score row NaN.
+        # The kernel gives such a row lse = +inf like a fully masked row, but a NaN output.
+        rows = ce.template_index
+        saw_nan = (torch.isinf(lse[:, :, rows]) & torch.isnan(out[:, :, rows]).any(-1)).flatten(1).any(1)
+        score = score.masked_fill(saw_nan[:, None], float("nan"))
         return out, keep_index_of(score, ce.keep), score
 
 
