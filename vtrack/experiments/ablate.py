@@ -163,7 +163,7 @@ def train_point(exp: Experiment, overrides: dict[str, Any], out: Path) -> Path:
         cfg.setdefault("data", {}).setdefault("sampler", {})["samples_per_epoch"] = max(
             batch, -(-exp.steps * batch // epochs))
     t0 = time.time()
-    ckpt = Path(train(cfg, out_dir=run_dir, max_steps=exp.steps))
+    ckpt = Path(train(cfg, out_dir=run_dir, max_steps=exp.steps, overwrite=True))  # an unfinished run restarts
     log.info("trained %s in %.0f s -> %s", run_dir.name, time.time() - t0, ckpt)
     atomic_write_text(run_dir / "train_seconds.txt", f"{time.time() - t0:.1f}\n")
     atomic_write_text(done, str(ckpt))
