@@ -253,3 +253,22 @@ def test_demo_quick_with_an_empty_zoo_says_so_and_goes_on(quick_data, tmp_path, 
     assert rc == 0
     text = (out / "README.md").read_text()
     assert "holds no trackers yet" in text and "| static |" in text
+
+
+def test_concurrent_adds_keep_every_entry(zoo_root, checkpoint, monkeypatch):
+    """An entry written while another `zoo add` was evaluating survives that add's manifest write."""
+    real_cpu_model = zoo.cpu_model
+    calls = []
+
+    def cpu_model_with_a_concurrent_add():
+        if not calls:  # while 'second' is being added, another process adds 'other'
+            calls.append(1)
+            zoo.add_entry("other", checkpoint, train_command=f"vtrack train {CONFIG} train.seed=3", seed=3,
+                          wall_minutes=1.0, metrics=METRICS)
+        return real_cpu_model()
+
+    monkeypatch.setattr(zoo, "cpu_model", cpu_model_with_a_concurrent_add)
+    zoo.add_entry("second", checkpoint, train_command=f"vtrack train {CONFIG} train.seed=3", seed=3,
+                  wall_minutes=1.0, metrics=METRICS)
+    names = [e["name"] for e in json.loads((zoo_root / zoo.MANIFEST).read_text())["entries"]]
+    assert sorted(names) == ["other", "second", "tiny_zoo"]

@@ -19,6 +19,7 @@ run, and the val and test metrics.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -30,7 +31,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from vtrack.io import atomic_write_bytes, atomic_write_text
 
@@ -457,6 +458,22 @@ def add_entry(
     raw = entry.to_json(base)
     raw.pop("config_path")
     raw["weights"].pop("path")
-    entries = [e for e in raw_entries if e.get("name") != name] + [raw]
-    atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=2) + "\n")
+    with _manifest_lock(base):
+        # re-read under the lock: another `zoo add` may have written the manifest while this one evaluated
+        entries = [e for e in _read_manifest(base) if e.get("name") != name] + [raw]
+        atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=2) + "\n")
     return entry
+
+
+@contextlib.contextmanager
+def _manifest_lock(base: Path) -> Iterator[None]:
+    """Exclusive lock (``fcntl.flock`` on ``.manifest.lock``) around a manifest read-modify-write."""
+    import fcntl
+
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".manifest.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
