@@ -7,7 +7,7 @@ STAMP := $(VENV)/.vtrack-installed
 SOURCES := setup.py pyproject.toml constraints.txt $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
 PYTEST_ARGS ?=
 # pyproject extras that `make install` adds: what the tests need (vot-toolkit, for the slow tests: make install-vot-toolkit)
-EXTRAS ?= test,deploy,vot,text
+EXTRAS ?= test,deploy,vot,text,triton
 
 .PHONY: install install-vot-toolkit demo test test-all clean
 
