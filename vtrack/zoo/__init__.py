@@ -38,7 +38,7 @@ from vtrack.io import atomic_write_bytes, atomic_write_text
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
     "add_entry", "build_zoo_tracker", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
-    "list_entries", "load_zoo_state_dict", "metrics_row", "sha256_file", "verified_weights", "zoo_dir",
+    "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "sha256_file", "verified_weights", "zoo_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class ZooEntry:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     base_config: str = ""
     dtype: str = "float16"
+    from_build: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
         """The entry as ``vtrack zoo list --json`` prints it (``config``/``weights`` inside the package)."""
@@ -80,7 +81,7 @@ class ZooEntry:
             "name": self.name, "family": self.family,
             "config": self.config, "config_path": str(root / self.config),
             "weights": {"file": self.weights, "path": str(root / self.weights), "sha256": self.sha256,
-                        "bytes": self.bytes, "dtype": self.dtype},
+                        "bytes": self.bytes, "dtype": self.dtype, "from_build": self.from_build},
             "base_config": self.base_config, "training": self.training, "metrics": self.metrics,
         }
 
@@ -115,7 +116,8 @@ def _entry(raw: Any, path: Path) -> ZooEntry:
         entry = ZooEntry(
             name=raw["name"], family=raw["family"], config=raw["config"], weights=raw["weights"]["file"],
             sha256=raw["weights"]["sha256"], bytes=int(raw["weights"]["bytes"]),
-            dtype=raw["weights"].get("dtype", "float16"), training=dict(raw.get("training") or {}),
+            dtype=raw["weights"].get("dtype", "float16"), from_build=dict(raw["weights"].get("from_build") or {}),
+            training=dict(raw.get("training") or {}),
             metrics=dict(raw.get("metrics") or {}), base_config=str(raw.get("base_config") or ""),
         )
     except (KeyError, TypeError) as err:
@@ -191,6 +193,44 @@ def load_zoo_state_dict(entry: ZooEntry, root: str | os.PathLike | None = None) 
         raise ZooWeightsError(f"zoo tracker {entry.name!r}: cannot read {path}: {err}") from None
 
 
+def _digest(state: dict[str, Any], keys: Iterable[str]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state[keys]``."""
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(keys):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def load_entry_weights(model: Any, entry: ZooEntry, root: str | os.PathLike | None = None) -> None:
+    """Load the entry's verified weights into ``model`` (built from the entry's config), strictly.
+
+    Tensors that the model's build itself reproduces exactly (``from_build``: e.g. a frozen
+    pretrained text encoder loaded from its package) are not stored in the weights file; their
+    digest is checked against the freshly built model, so a different package version is an
+    error, not a silently different tracker.
+    """
+    from vtrack.tracking.loader import load_state_into
+
+    stored = load_zoo_state_dict(entry, root)
+    state = dict(stored)
+    keys = list(entry.from_build.get("keys", []))
+    if keys:
+        fresh = model.state_dict()
+        missing = [k for k in keys if k not in fresh]
+        if missing or _digest(fresh, keys) != entry.from_build.get("sha256"):
+            raise ZooWeightsError(
+                f"zoo tracker {entry.name!r}: the model built from {entry.config} does not reproduce the "
+                f"{len(keys)} tensors its manifest entry takes from the build (e.g. {keys[0]}; expected sha256 "
+                f"{entry.from_build.get('sha256')}): a pretrained component's package differs from the one it "
+                "was added with")
+        state.update({k: fresh[k] for k in keys})
+    load_state_into(model, state, source=f"{entry.weights} (zoo tracker {entry.name!r})")
+
+
 def zoo_config(entry: ZooEntry, root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The entry's full tracker config (sections ``model`` and ``tracker``, and the training ones)."""
     from vtrack.config import load_yaml
@@ -203,12 +243,15 @@ def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike
                       runtime: str = "pytorch", onnx_dir: str | os.PathLike | None = None) -> Any:
     """Build the zoo tracker ``name`` (weights verified first) on ``device``; ``runtime`` and
     ``onnx_dir`` as in :func:`vtrack.tracking.loader.build_trained_tracker`."""
+    from vtrack.models import get_family
     from vtrack.tracking.loader import build_trained_tracker
 
     entry = get_entry(name, root)
-    state = load_zoo_state_dict(entry, root)
-    return build_trained_tracker(name, zoo_config(entry, root), state, device=device, source=entry.weights,
-                                 runtime=runtime, onnx_dir=onnx_dir)
+    verified_weights(entry, root)  # a damaged file fails before the (possibly slow) model build
+    cfg = zoo_config(entry, root)
+    model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+    load_entry_weights(model, entry, root)
+    return build_trained_tracker(name, cfg, None, model=model, device=device, runtime=runtime, onnx_dir=onnx_dir)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -419,10 +462,31 @@ def add_entry(
     if cfg_seed is not None and cfg_seed != seed:
         raise ValueError(f"seed: {seed} differs from the config's train.seed {cfg_seed}")
     family = cfg["model"]["name"]
+    # non-constant tensors that every build of the model reproduces exactly (a pretrained
+    # component loaded from its package, index tables) are taken from the build instead of being
+    # stored: two builds under different seeds tell them from randomly initialised ones; constant
+    # ones (zero biases, unit norms an initialisation may change) are stored
+    import torch
+
+    builds = []
+    rng = torch.random.get_rng_state()
+    try:
+        for build_seed in (1, 2):
+            torch.manual_seed(build_seed)
+            builds.append(get_family(family).build_model(cfg["model"]))
+    finally:
+        torch.random.set_rng_state(rng)
+    model, other = builds
+    fresh, fresh2 = model.state_dict(), other.state_dict()
+    from_build = sorted(
+        k for k, v in state.items()
+        if k in fresh and fresh[k].shape == v.shape and fresh[k].dtype == v.dtype
+        and v.numel() > 1 and not bool((v == v.reshape(-1)[0]).all())
+        and torch.equal(fresh[k], fresh2[k]) and torch.equal(fresh[k].cpu(), v.detach().cpu()))
+    half = _fp16({k: v for k, v in state.items() if k not in from_build})
     # the shipped weights must load (strict) into the model the shipped config builds
-    model = get_family(family).build_model(cfg["model"])
-    half = _fp16(state)
-    load_state_into(model, half, source=str(checkpoint))
+    load_state_into(model, {**half, **{k: fresh[k] for k in from_build}}, source=str(checkpoint))
+    built = {"keys": from_build, "sha256": _digest(fresh, from_build)} if from_build else {}
     blob = st_save(half, metadata={"name": name, "family": family})
     if len(blob) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"checkpoint: {name}'s fp16 weights take {len(blob) / 2**20:.1f} MB; the zoo allows at most "
@@ -450,7 +514,7 @@ def add_entry(
     atomic_write_text(base / config_file, yaml.safe_dump(cfg, sort_keys=False))
     entry = ZooEntry(
         name=name, family=family, config=config_file, weights=weights_file,
-        sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob), from_build=built,
         training={"command": train_command, "seed": seed, "commit": git_commit(), "wall_minutes": float(wall_minutes),
                   "cpu": cpu_model(), "checkpoint": Path(checkpoint).name, "step": step, "ema": bool(ema)},
         metrics=metrics, base_config=str(config) if config is not None else "",
