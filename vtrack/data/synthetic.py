@@ -204,6 +204,17 @@ def _pattern(pattern: str, res: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"pattern: expected one of {', '.join(PATTERNS)}, got {pattern!r}")
 
 
+def _mip_levels(rgba: np.ndarray) -> list[np.ndarray]:
+    """Premultiplied RGBA sprite levels of side _SPRITE and _SPRITE / 2 from a high-resolution
+    premultiplied RGBA (0-255) image of the object, padded by _PAD."""
+    inner = cv2.resize(rgba, (_SPRITE - 2 * _PAD,) * 2, interpolation=cv2.INTER_AREA) / 255.0
+    level0 = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
+    level0[_PAD:-_PAD, _PAD:-_PAD] = inner
+    level0[..., :3] *= 255.0
+    level1 = cv2.resize(level0, (_SPRITE // 2, _SPRITE // 2), interpolation=cv2.INTER_AREA)
+    return [level0, level1]
+
+
 def _make_sprite(shape: str, colour: str, pattern: str, rng: np.random.Generator) -> list[np.ndarray]:
     """Premultiplied RGBA float32 sprites (mip levels 64 and 32 px) of a textured object."""
     hi = 4 * (_SPRITE - 2 * _PAD)
@@ -217,12 +228,7 @@ def _make_sprite(shape: str, colour: str, pattern: str, rng: np.random.Generator
     shading = 1.0 - 0.18 * np.clip((u - 0.3) ** 2 + (v - 0.3) ** 2, 0, 2) / 2  # soft highlight
     rgb = np.clip(rgb * shading[..., None], 0, 255)
     rgba = np.concatenate([rgb * mask[..., None], mask[..., None] * 255.0], axis=2)
-    inner = cv2.resize(rgba, (_SPRITE - 2 * _PAD,) * 2, interpolation=cv2.INTER_AREA) / 255.0
-    level0 = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
-    level0[_PAD:-_PAD, _PAD:-_PAD] = inner
-    level0[..., :3] *= 255.0
-    level1 = cv2.resize(level0, (_SPRITE // 2, _SPRITE // 2), interpolation=cv2.INTER_AREA)
-    return [level0, level1]
+    return _mip_levels(rgba)
 
 
 def _natural_mask(kind: str, res: int, rng: np.random.Generator) -> np.ndarray:
@@ -260,12 +266,7 @@ def _make_natural_sprite(photo: str, mask_kind: str, rng: np.random.Generator) -
     rgb = np.clip(rgb * rng.uniform(0.85, 1.15, size=3).astype(np.float32), 0, 255)
     mask = _natural_mask(mask_kind, hi, rng)
     rgba = np.concatenate([rgb * mask[..., None], mask[..., None] * 255.0], axis=2)
-    inner = cv2.resize(rgba, (_SPRITE - 2 * _PAD,) * 2, interpolation=cv2.INTER_AREA) / 255.0
-    level0 = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
-    level0[_PAD:-_PAD, _PAD:-_PAD] = inner
-    level0[..., :3] *= 255.0
-    level1 = cv2.resize(level0, (_SPRITE // 2, _SPRITE // 2), interpolation=cv2.INTER_AREA)
-    return [level0, level1]
+    return _mip_levels(rgba)
 
 
 def _colour_name(sprite: np.ndarray) -> str:
