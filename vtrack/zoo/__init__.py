@@ -492,21 +492,7 @@ def add_entry(
         raise ValueError(f"checkpoint: {name}'s fp16 weights take {len(blob) / 2**20:.1f} MB; the zoo allows at most "
                          f"{MAX_WEIGHTS_BYTES / 2**20:.0f} MB")
     if metrics is None:
-        import functools
-        import tempfile
-
-        import torch
-
-        from vtrack.tracking.loader import build_trained_tracker
-
-        factory = functools.partial(build_trained_tracker, name, cfg, half, source=f"{name} (fp16)")
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)  # batch-1 tracking: the FPS the zoo reports is single-threaded
-        try:
-            with tempfile.TemporaryDirectory(prefix="vtrack-zoo-") as tmp:
-                metrics = _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
-        finally:
-            torch.set_num_threads(before)
+        metrics = _measure_metrics(name, cfg, half, data_root)
     import yaml
 
     weights_file, config_file = f"{name}.safetensors", f"{name}.yaml"
@@ -522,11 +508,35 @@ def add_entry(
     raw = entry.to_json(base)
     raw.pop("config_path")
     raw["weights"].pop("path")
+    _store_entry(base, name, raw)
+    return entry
+
+
+def _measure_metrics(name: str, cfg: dict[str, Any], half: dict[str, Any], data_root: Any) -> dict[str, Any]:
+    """Val and test metrics of the shipped (fp16) weights on ``data_root``, tracking on one thread."""
+    import functools
+    import tempfile
+
+    import torch
+
+    from vtrack.tracking.loader import build_trained_tracker
+
+    factory = functools.partial(build_trained_tracker, name, cfg, half, source=f"{name} (fp16)")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-1 tracking: the FPS the zoo reports is single-threaded
+    try:
+        with tempfile.TemporaryDirectory(prefix="vtrack-zoo-") as tmp:
+            return _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _store_entry(base: Path, name: str, raw: dict[str, Any]) -> None:
+    """Put ``raw`` into the manifest, replacing an entry of that name."""
     with _manifest_lock(base):
         # re-read under the lock: another `zoo add` may have written the manifest while this one evaluated
         entries = [e for e in _read_manifest(base) if e.get("name") != name] + [raw]
         atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=2) + "\n")
-    return entry
 
 
 @contextlib.contextmanager
