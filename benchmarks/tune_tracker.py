@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import torch
 
+from vtrack.config import set_by_path
 from vtrack.data import load_dataset
 from vtrack.eval import metrics as M
 from vtrack.eval.runner import track_sequence
@@ -28,11 +29,7 @@ from vtrack.tracking.loader import build_tracker, load_tracker_config
 def _with(cfg: dict, overrides: dict) -> dict:
     out = copy.deepcopy(cfg)
     for key, value in overrides.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        set_by_path(out, key, value)
     return out
 
 
