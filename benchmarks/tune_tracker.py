@@ -5,7 +5,7 @@
 
 Prints one JSON line per grid point: the overrides, GOT-10k AO / SR0.5 (x100) and the tracking FPS.
 Tracking goes through the shared loop (``vtrack.eval.runner.track_sequence``) and the scores through
-``vtrack.eval.metrics.got10k_metrics``; one thread, as the zoo's FPS. This is how the zoo's tracker
+``vtrack.eval.evaluate.got10k_scores``; one thread, as the zoo's FPS. This is how the zoo's tracker
 options and the CE-by-epoch table of docs/ostrack.md were obtained.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from vtrack.config import set_by_path
 from vtrack.data import load_dataset
-from vtrack.eval import metrics as M
+from vtrack.eval.evaluate import got10k_scores
 from vtrack.eval.runner import track_sequence
 from vtrack.tracking.loader import build_tracker, load_tracker_config
 
@@ -54,11 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(zip(keys, combo))
         tracker = build_tracker("candidate", config=_with(base, overrides), checkpoint=args.checkpoint)
         outs = [track_sequence(tracker, s) for s in seqs]
-        res = M.got10k_metrics(
-            {o.name: o.boxes for o in outs}, {s.name: s.boxes for s in seqs},
-            covers={s.name: s.attributes.get("cover") for s in seqs},
-            resolutions={s.name: s.frame(0).shape[1::-1] for s in seqs},
-        ).as_dict()
+        res = got10k_scores({o.name: o.boxes for o in outs}, seqs).as_dict()
         seconds = sum(float(np.sum(o.times[1:])) for o in outs)
         frames = sum(len(o.times) - 1 for o in outs)
         sys.stdout.write(json.dumps({"overrides": overrides, "ao": round(100 * res["ao"], 2),

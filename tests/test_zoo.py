@@ -151,6 +151,33 @@ def test_eval_by_zoo_name(zoo_root, data_root, tmp_path, capsys):
     assert 0.0 <= summary["scores"]["ao"] <= 1.0
 
 
+def test_zoo_measure_scores_like_vtrack_eval_with_absent_frames(zoo_root, data_root, tmp_path, capsys):
+    """The manifest's AO is the GOT-10k toolkit's, as `vtrack eval` prints it: frames whose target is
+    absent (cover 0) are left out. (The zoo once scored them too and reported lower AOs than eval.)"""
+    import shutil
+
+    root = tmp_path / "synth"
+    shutil.copytree(data_root, root)
+    for split in ("val", "test"):
+        for seq in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            cover = (seq / "cover.label").read_text().split()
+            cover[2:5] = ["0"] * 3  # the target is absent in frames 3-5
+            (seq / "cover.label").write_text("\n".join(cover) + "\n")
+    assert main(["zoo", "measure", "tiny_zoo", "--data-root", str(root)]) == 0, capsys.readouterr().err
+    entry = zoo.get_entry("tiny_zoo")
+    assert entry.metrics != METRICS and entry.metrics_measured["cpu"] and entry.metrics_measured["commit"]
+    assert entry.training["wall_minutes"] == 1.5  # provenance untouched
+    for split in ("val", "test"):
+        out = tmp_path / f"eval_{split}"
+        assert main(["eval", "--tracker", "tiny_zoo", "--dataset", "synthetic", "--root", str(root), "--split", split,
+                     "--out", str(out), "--no-progress"]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["scores"]["ao"] == pytest.approx(entry.metrics[split]["ao"], abs=1e-12)
+        assert summary["scores"]["sr50"] == pytest.approx(entry.metrics[split]["sr50"], abs=1e-12)
+    with pytest.raises(ValueError, match="data_root"):
+        zoo.measure_entry("tiny_zoo", tmp_path / "missing")
+
+
 def test_track_video_by_zoo_name(zoo_root, data_root, tmp_path):
     seq = data_root / "test" / sorted(p.name for p in (data_root / "test").iterdir() if p.is_dir())[0]
     out = tmp_path / "out.mp4"

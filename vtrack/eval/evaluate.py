@@ -229,16 +229,30 @@ def _score_trackingnet(summary: dict, seqs: list[Sequence], loaded: dict) -> Non
     }
 
 
-def _score_got10k(summary: dict, seqs: list[Sequence], loaded: dict) -> None:
-    preds = {s.name: loaded[s.name][0] for s in seqs}
-    gts = {s.name: s.boxes for s in seqs}
+def got10k_scores(preds: dict[str, Any], sequences: Iterable[Sequence], times: dict[str, Any] | None = None
+                  ) -> M.GOT10kResult:
+    """GOT-10k toolkit scores (AO, SR0.5, SR0.75) of ``preds`` (sequence name -> boxes, or a list of
+    repetitions) on ``sequences``, as ``vtrack eval`` reports them: frames whose target is absent
+    (cover 0; where a dataset has no cover labels, its invalid frames) are left out, as the
+    official toolkit does. Every AO that vtrack prints (eval, the zoo manifest, the demo, the
+    tuning script) comes from here."""
+    seqs = list(sequences)
+    missing = [s.name for s in seqs if s.name not in preds]
+    if missing:
+        raise ValueError(f"preds: no boxes for {len(missing)} sequence(s): {', '.join(missing[:5])}")
     covers = {s.name: s.attributes.get("cover") for s in seqs}
     for s in seqs:
         if covers[s.name] is None:  # no cover.label: valid flags stand in (absent = cover 0)
             covers[s.name] = s.valid.astype(np.int64)
     sizes = {s.name: _frame_size(s) for s in seqs}
+    return M.got10k_metrics({s.name: preds[s.name] for s in seqs}, {s.name: s.boxes for s in seqs},
+                            covers=covers, resolutions=sizes, times=times)
+
+
+def _score_got10k(summary: dict, seqs: list[Sequence], loaded: dict) -> None:
+    preds = {s.name: loaded[s.name][0] for s in seqs}
     times = {s.name: loaded[s.name][1] or None for s in seqs}
-    res = M.got10k_metrics(preds, gts, covers=covers, resolutions=sizes, times=times)
+    res = got10k_scores(preds, seqs, times=times)
     for name, vals in res.per_sequence.items():
         summary["sequences"][name].update(ao=vals["ao"], sr50=vals["sr50"])
     summary["scores"] = res.as_dict()

@@ -14,6 +14,7 @@ run, and the val and test metrics.
 * :func:`build_zoo_tracker` builds the tracker (used by ``build_tracker(NAME)``, hence by
   ``vtrack eval/track --tracker NAME``);
 * :func:`add_entry` turns a ``vtrack train`` checkpoint into an entry (``vtrack zoo add``);
+* :func:`measure_entry` measures an entry's val/test metrics again (``vtrack zoo measure``);
 * :func:`metrics_row` scores a result folder with the zoo's metrics (AO, SR0.5, SR0.75, success
   AUC, precision, FPS), as the manifest and ``vtrack demo`` report them.
 """
@@ -37,7 +38,7 @@ from vtrack.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
-    "add_entry", "build_zoo_tracker", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
+    "add_entry", "build_zoo_tracker", "measure_entry", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
     "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "sha256_file", "verified_weights", "zoo_dir",
 ]
 
@@ -73,6 +74,7 @@ class ZooEntry:
     base_config: str = ""
     dtype: str = "float16"
     from_build: dict[str, Any] = field(default_factory=dict)
+    metrics_measured: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
         """The entry as ``vtrack zoo list --json`` prints it (``config``/``weights`` inside the package)."""
@@ -83,6 +85,7 @@ class ZooEntry:
             "weights": {"file": self.weights, "path": str(root / self.weights), "sha256": self.sha256,
                         "bytes": self.bytes, "dtype": self.dtype, "from_build": self.from_build},
             "base_config": self.base_config, "training": self.training, "metrics": self.metrics,
+            **({"metrics_measured": self.metrics_measured} if self.metrics_measured else {}),
         }
 
 
@@ -119,6 +122,7 @@ def _entry(raw: Any, path: Path) -> ZooEntry:
             dtype=raw["weights"].get("dtype", "float16"), from_build=dict(raw["weights"].get("from_build") or {}),
             training=dict(raw.get("training") or {}),
             metrics=dict(raw.get("metrics") or {}), base_config=str(raw.get("base_config") or ""),
+            metrics_measured=dict(raw.get("metrics_measured") or {}),
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"zoo manifest: {path}: entry {raw.get('name', '?')!r} lacks {err}") from None
@@ -285,17 +289,17 @@ def cpu_model() -> str:
 # metrics
 # ----------------------------------------------------------------------------------------------
 def metrics_row(result_dir: str | os.PathLike, sequences: Iterable[Any]) -> dict[str, float]:
-    """AO, SR0.5, SR0.75 (GOT-10k toolkit), success AUC and precision at 20 px (OPE) and FPS of
-    the one-pass results in ``result_dir`` (as :func:`vtrack.eval.runner.run_tracker` writes them
-    with ``protocol="ope"``), all fractions except FPS."""
-    from vtrack.eval.evaluate import evaluate_results
-    from vtrack.eval.metrics import got10k_metrics
+    """AO, SR0.5, SR0.75 (GOT-10k toolkit, :func:`vtrack.eval.evaluate.got10k_scores`: absent-target
+    frames left out, the same numbers as ``vtrack eval``), success AUC and precision at 20 px (OPE)
+    and FPS of the one-pass results in ``result_dir`` (as :func:`vtrack.eval.runner.run_tracker`
+    writes them with ``protocol="ope"``), all fractions except FPS."""
+    from vtrack.eval.evaluate import evaluate_results, got10k_scores
     from vtrack.eval.runner import read_box_file
 
     seqs = list(sequences)
     summary = evaluate_results(result_dir, seqs, protocol="ope", write=False)
     preds = {s.name: read_box_file(Path(result_dir) / f"{s.name}.txt") for s in seqs}
-    got = got10k_metrics(preds, {s.name: s.boxes for s in seqs})
+    got = got10k_scores(preds, seqs)
     scores = summary.get("scores", {})
     return {"ao": float(got.ao), "sr50": float(got.sr50), "sr75": float(got.sr75),
             "auc": float(scores["auc"]), "precision": float(scores["precision"]),
@@ -529,6 +533,39 @@ def _measure_metrics(name: str, cfg: dict[str, Any], half: dict[str, Any], data_
             return _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
     finally:
         torch.set_num_threads(before)
+
+
+def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.PathLike | None = None) -> ZooEntry:
+    """Measure the zoo entry ``name``'s val and test metrics again with its shipped weights on the
+    synthetic benchmark at ``data_root`` (one thread, :func:`metrics_row`) and store them in its
+    manifest entry, with the commit and CPU of this measurement under ``metrics_measured``; the
+    weights, config and training provenance stay as they are. ``vtrack zoo measure``."""
+    import functools
+    import tempfile
+
+    import torch
+
+    if data_root is None or not Path(data_root).is_dir():
+        raise ValueError(f"data_root: expected the synthetic benchmark's folder, got {data_root!r}")
+    base = zoo_dir() if root is None else Path(root)
+    get_entry(name, base)  # unknown names fail before any tracking
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="vtrack-zoo-") as tmp:
+            factory = functools.partial(build_zoo_tracker, name, root=base)
+            metrics = _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
+    finally:
+        torch.set_num_threads(before)
+    with _manifest_lock(base):
+        raws = _read_manifest(base)
+        raw = next((e for e in raws if e.get("name") == name), None)
+        if raw is None:
+            raise ValueError(f"name: {name!r} left the zoo while it was measured")
+        raw["metrics"] = metrics
+        raw["metrics_measured"] = {"commit": git_commit(), "cpu": cpu_model()}
+        atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": raws}, indent=2) + "\n")
+    return get_entry(name, base)
 
 
 def _store_entry(base: Path, name: str, raw: dict[str, Any]) -> None:

@@ -54,6 +54,13 @@ def register(subparsers: Any) -> None:
     add.add_argument("--ema", action="store_true", help="ship the checkpoint's EMA weights")
     add.add_argument("--replace", action="store_true", help="overwrite an existing entry of that name")
     add.set_defaults(func=_add)
+    meas = sub.add_parser("measure", help="measure an entry's val and test metrics again with its shipped weights",
+                          description="Track the synthetic benchmark's val and test splits with the entry's shipped "
+                                      "weights on one thread and store the metrics (with this commit and CPU) in its "
+                                      "manifest entry; weights, config and training provenance are unchanged.")
+    meas.add_argument("names", nargs="+", help="zoo entry names")
+    meas.add_argument("--data-root", required=True, type=Path, help="synthetic benchmark folder (vtrack synth)")
+    meas.set_defaults(func=_measure)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -85,4 +92,12 @@ def _add(args: argparse.Namespace) -> int:
     print(f"vtrack zoo: added {entry.name} ({entry.family}) to {zoo_dir()}: {entry.weights} "
           f"({entry.bytes / 2**20:.2f} MB, sha256 {entry.sha256})")
     print(format_entries([entry]))
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from vtrack.zoo import measure_entry
+
+    entries = [measure_entry(name, args.data_root) for name in args.names]
+    print(format_entries(entries))
     return 0
