@@ -1,4 +1,5 @@
 """`vtrack pack`: the GOT-10k and TrackingNet server zips, read back, and the refusals."""
+import os
 import zipfile
 
 import cv2
@@ -116,8 +117,12 @@ def test_pack_refuses_an_output_that_is_an_input(tmp_path):
     res = tmp_path / "res"
     res.mkdir()
     (res / "a.txt").write_text("1,2,3,4\n")
-    with pytest.raises(ValueError, match="one of the inputs"):
+    with pytest.raises(ValueError, match="one of this command's inputs"):
         pack_results(res, res / "a.txt", fmt="trackingnet", sequences={"a": 1}, overwrite=True)
+    os.link(res / "a.txt", tmp_path / "hard.zip")  # another name of an input file is that input
+    with pytest.raises(ValueError, match=r"out: .*hard\.zip is one of this command's inputs"):
+        pack_results(res, tmp_path / "hard.zip", fmt="trackingnet", sequences={"a": 1}, overwrite=True)
+    assert (res / "a.txt").read_text() == "1,2,3,4\n"
     (res / "b.zip").mkdir()
     with pytest.raises(ValueError, match="is a folder"):
         pack_results(res, res / "b.zip", fmt="trackingnet", sequences={"a": 1})

@@ -27,7 +27,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from vtrack.io import atomic_write_bytes
+from vtrack.io import atomic_write_bytes, refuse_overwrite_input
 
 __all__ = ["PACK_FORMATS", "IncompleteResultsError", "pack_results", "register"]
 
@@ -157,9 +157,7 @@ def pack_results(
             if problem:
                 problems.append(f"{name}: {problem}")
         pairs.extend(entries)
-    resolved = target.resolve()
-    if resolved == root.resolve() or any(resolved == src.resolve() for _, src in pairs):
-        raise ValueError(f"out: {target} is one of the inputs; choose another path")
+    refuse_overwrite_input(target, [root, *(src for _, src in pairs)], flag="out")
     if target.suffix.lower() != ".zip":
         raise ValueError(f"out: expected a .zip path, got {target}")
     if problems:
