@@ -77,3 +77,46 @@ def test_stale_temp_files_are_removed_on_start(setup, tmp_path):
     stale.write_bytes(b"half a checkpoint")
     T.train(tiny_config(root, epochs=2), out_dir=out, resume=ck)
     assert not list(out.glob("*.tmp"))
+
+
+def _log_steps(folder):
+    import csv
+
+    with (folder / "log.csv").open(newline="") as fh:
+        return [int(r["step"]) for r in csv.DictReader(fh)]
+
+
+def test_resume_after_a_kill_logs_each_step_once(setup, tmp_path):
+    root, _ = setup
+    cfg = tiny_config(root, epochs=2, checkpoint_steps=1)
+    ref = tmp_path / "ref"
+    T.train(cfg, out_dir=ref)
+    out = tmp_path / "run"
+    ck = T.train(cfg, out_dir=out, max_steps=2)
+    # the killed run had logged step 3 after its last checkpoint and was cut while writing step 4
+    with (out / "log.csv").open("a") as fh:
+        fh.write((ref / "log.csv").read_text().splitlines()[3] + "\n4,0.00")
+    T.train(cfg, out_dir=out, resume=ck)
+    assert _log_steps(out) == _log_steps(ref) == [1, 2, 3, 4, 5, 6]
+    assert (out / "log.csv").read_text().endswith("\n")
+
+
+def test_resume_prunes_what_a_killed_run_had_not_pruned(setup, tmp_path, monkeypatch):
+    root, _ = setup
+    cfg = tiny_config(root, epochs=2, checkpoint_steps=1, keep_checkpoints=2)
+    written = T._RunCheckpoints.written
+
+    def killed_after_the_last_checkpoint(self, name, keep):
+        if name == "checkpoint_e0002.pth":
+            raise SystemExit(137)  # the last checkpoint is on disk, its pruning never ran
+        written(self, name, keep)
+
+    monkeypatch.setattr(T._RunCheckpoints, "written", killed_after_the_last_checkpoint)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        T.train(cfg, out_dir=out)
+    assert len(list(out.glob("checkpoint_*.pth"))) == 3
+    monkeypatch.setattr(T._RunCheckpoints, "written", written)
+    T.train(cfg, out_dir=out, resume=out)
+    assert [n for n in _names(out) if n.startswith("checkpoint_")] == ["checkpoint_e0002.pth",
+                                                                       "checkpoint_s00000005.pth"]

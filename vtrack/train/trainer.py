@@ -310,14 +310,30 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 
 class _CsvLog:
-    """Append-only CSV log with a header fixed at the first row (rank 0 only)."""
+    """Append-only CSV log with a header fixed at the first row (rank 0 only).
 
-    def __init__(self, path: Path) -> None:
+    ``resume_step``: the run continues from a checkpoint of that step, so the rows logged after
+    it by the run that stopped (and a row cut short by a kill) are dropped first: the log of a
+    resumed run holds each step once, like an uninterrupted run's.
+    """
+
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
         self.path = path
         self.fields: list[str] | None = None
         if path.exists() and path.stat().st_size > 0:
-            with path.open(newline="") as fh:
-                self.fields = next(csv.reader(fh), None)
+            text = path.read_text(encoding="utf-8")
+            lines = text.splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):
+                lines = lines[:-1]  # a row cut short by a kill
+            self.fields = next(csv.reader(lines[:1]), None)
+            if resume_step is not None and self.fields and "step" in self.fields:
+                col = self.fields.index("step")
+                lines = lines[:1] + [ln for ln, row in zip(lines[1:], csv.reader(lines[1:]))
+                                     if len(row) > col and row[col].isdigit() and int(row[col]) <= resume_step]
+            if "".join(lines) != text:
+                atomic_write_text(path, "".join(lines))
+            if not lines:
+                self.fields = None
 
     def write(self, row: Mapping[str, Any]) -> None:
         new = self.fields is None
@@ -512,6 +528,8 @@ class _Run:
         self.start_epoch, self.skip = divmod(step, self.steps_per_epoch)
         self.state = _LoopState(step=step, accum=accum)
         self.own = _RunCheckpoints(self.out, self.ckpt)
+        if self.ckpt is not None and info.is_main:
+            self.own.prune(tc.keep_checkpoints)  # a run killed between a checkpoint and its pruning
         self.train_model: nn.Module = model
         self.ddp: nn.parallel.DistributedDataParallel | None = None
         if info.enabled:
@@ -529,7 +547,7 @@ class _Run:
             return
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
-        self.csv_log = _CsvLog(out / "log.csv")
+        self.csv_log = _CsvLog(out / "log.csv", self.state.step if self.ckpt is not None else None)
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -780,6 +798,10 @@ class _RunCheckpoints:
     def written(self, name: str, keep: int) -> None:
         """Record checkpoint ``name`` and remove this run's oldest ones beyond ``keep`` (0: keep all)."""
         self.names = [n for n in self.names if n != name] + [name]
+        self.prune(keep)
+
+    def prune(self, keep: int) -> None:
+        """Remove this run's oldest checkpoints beyond ``keep`` (0: keep all)."""
         if keep > 0:
             for old in self.names[:-keep]:
                 with contextlib.suppress(FileNotFoundError):
