@@ -4,7 +4,7 @@ Importing the package registers the ``duml`` family (``vtrack.models.get_family(
 """
 from vtrack.models.duml.config import DuMLModelConfig, DuMLTrackerConfig, model_config, tracker_config
 from vtrack.models.duml.family import DuMLFamily
-from vtrack.models.duml.loss import DuMLCriterion
+from vtrack.models.duml.criterion import DuMLCriterion
 from vtrack.models.duml.model import DuML
 from vtrack.models.duml.tracker import DuMLTracker
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vtrack.models.duml.config import DuMLModelConfig, model_config, parse_model, tracker_config
-from vtrack.models.duml.loss import DuMLCriterion
+from vtrack.models.duml.criterion import DuMLCriterion
 from vtrack.models.duml.model import DuML
 from vtrack.models.duml.tracker import DuMLTracker
 from vtrack.models.registry import FamilyBase, register_family

@@ -8,8 +8,8 @@ runs one uniformly sampled path (single-path one-shot); :meth:`VLTModel.set_arch
 from __future__ import annotations
 
 import json
+import math
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vtrack.io import atomic_write_text
+from vtrack.models.vlt.config import VLTConfig
 from vtrack.models.vlt.heads import CARHead, TTFusionHead
 from vtrack.models.vlt.language import build_language_encoder
 from vtrack.models.vlt.modamixer import ModaMixer
@@ -24,77 +25,21 @@ from vtrack.models.layers.backend import BackendSwitchable
 from vtrack.models.vlt.supernet import Architecture, SupernetBackbone, SupernetSpec
 
 
-@dataclass
-class LanguageConfig:
-    """``kind``: hashing (built-in) | transformers (local ``model_dir``) | minilm (optional package)."""
-
-    kind: str = "hashing"
-    dim: int = 128
-    model_dir: str | None = None
+def feature_size(size: int, strides: list[int]) -> int:
+    """Spatial size after the stem (stride 2) and the stages (``strides``), each rounding up."""
+    for s in [2, *strides]:
+        size = math.ceil(size / s)
+    return size
 
 
-@dataclass
-class SCARConfig:
-    """SiamCAR head options."""
-
-    tower_depth: int = 4
-    template_crop: int | None = 7
-
-
-@dataclass
-class TTConfig:
-    """TransT-style fusion options (attention runs on vtrack.kernels with ``model.backend``)."""
-
-    dim: int = 256
-    heads: int = 8
-    layers: int = 4
-    ffn: int = 2048
-    dropout: float = 0.1
-    topk: int | None = None
-
-
-@dataclass
-class VLTConfig:
-    """The ``model`` section of a VLT config."""
-
-    name: str = "vlt"
-    head: str = "scar"
-    stem: int = 16
-    widths: list[int] = field(default_factory=lambda: [64, 160, 320, 640])
-    depths: list[int] = field(default_factory=lambda: [4, 4, 8, 4])
-    strides: list[int] = field(default_factory=lambda: [2, 2, 1, 1])
-    out_channels: int = 256
-    share_backbone: bool = False
-    arch: list[int] | str | None = None
-    language: LanguageConfig = field(default_factory=LanguageConfig)
-    use_language: bool = True
-    missing_language: str = "zero"
-    mixer_residual: bool = True
-    template_size: int = 127
-    search_size: int = 255
-    scar: SCARConfig = field(default_factory=SCARConfig)
-    tt: TTConfig = field(default_factory=TTConfig)
-    backend: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.head not in ("scar", "tt"):
-            raise ValueError(f"model.head: expected 'scar' or 'tt', got {self.head!r}")
-        if self.missing_language not in ("zero", "template"):
-            raise ValueError(f"model.missing_language: expected 'zero' or 'template', got {self.missing_language!r}")
-
-    @property
-    def spec(self) -> SupernetSpec:
-        """Supernet geometry."""
-        return SupernetSpec(self.stem, tuple(self.widths), tuple(self.depths), tuple(self.strides), self.out_channels)
-
-    @property
-    def stride(self) -> int:
-        """Total backbone stride."""
-        s = 2
-        for v in self.strides:
-            s *= v
-        return s
+def score_size(mcfg: VLTConfig) -> int:
+    """Side of the head's score map for the configured crop sizes."""
+    fx = feature_size(mcfg.search_size, mcfg.strides)
+    if mcfg.head == "tt":
+        return fx
+    fz = feature_size(mcfg.template_size, mcfg.strides)
+    crop = mcfg.scar.template_crop
+    return fx - (fz if crop is None else min(crop, fz)) + 1
 
 
 def load_arch(value: list[int] | str | Path | None, spec: SupernetSpec) -> Architecture | None:

@@ -5,7 +5,6 @@ image; a lost target widens the search crop)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,34 +12,12 @@ import torch
 
 from vtrack.deploy.engine import Engine, TorchEngine
 from vtrack.models.vlt.branches import vlt_branches
+from vtrack.models.vlt.config import VLTTrackerConfig
 from vtrack.tracking.base import Tracker, TrackResult
 from vtrack.tracking.crops import box_to_crop
-from vtrack.tracking.postprocess import StateUpdateConfig, TrackState, update_state
+from vtrack.tracking.postprocess import TrackState, update_state
 from vtrack.tracking.preprocess import sample_target, to_tensor
 from vtrack.tracking.windows import cosine_window
-
-
-
-@dataclass
-class VLTTrackerConfig:
-    """The ``tracker`` section: crops, SiamCAR post-processing constants and the state update.
-
-    ``update`` (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`) holds SiamCAR's size
-    smoothing ``lr = size_lr * penalty * score`` (``size_lr_by_score: true``, ``size_lr`` 0.33 by
-    default); a partial ``update`` mapping starts from StateUpdateConfig's own defaults, so give both.
-    """
-
-    context: str = "siamfc"
-    template_factor: float = 1.0
-    search_factor: float = 2.0
-    penalty_k: float = 0.04
-    window_influence: float = 0.4
-    update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.33, size_lr_by_score=True))
-    use_language: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.window_influence <= 1.0:
-            raise ValueError(f"tracker.window_influence: expected a value in [0, 1], got {self.window_influence}")
 
 
 class VLTTracker(Tracker):
