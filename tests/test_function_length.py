@@ -7,8 +7,6 @@ import vtrack
 
 ROOT = Path(vtrack.__file__).resolve().parent
 MAX_LINES = 80
-# TODO(lead): remove once render_sequence is split (the lead is rewriting vtrack/data/synthetic.py).
-KNOWN_EXCEPTIONS = {"vtrack/data/synthetic.py:render_sequence"}
 
 
 def body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -33,8 +31,7 @@ def long_functions(root: Path = ROOT) -> dict[str, int]:
 
 
 def test_no_function_over_80_lines():
-    long = long_functions()
-    assert {k: v for k, v in long.items() if k not in KNOWN_EXCEPTIONS} == {}
+    assert long_functions() == {}
 
 
 def test_the_check_measures_the_body(tmp_path):

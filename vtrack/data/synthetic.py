@@ -546,48 +546,37 @@ def _object_track(rng: np.random.Generator, n: int, W: int, H: int, unit: float,
     return {"cx": cx, "cy": cy, "w": w, "h": h, "angle": angle}
 
 
-def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, Any]:
-    """Render sequence ``index`` of ``split`` in memory.
-
-    Returns a dict with ``frames`` (list of HxWx3 uint8 RGB), ``boxes`` [T, 4] float64 xywh,
-    ``absence``/``cover``/``cut_by_image`` per-frame int arrays, ``language`` and ``attributes``.
-    """
-    plan = _plan_sequence(cfg, split, index)
-    rng: np.random.Generator = plan["rng"]
-    n, unit, attrs = plan["n"], plan["unit"], plan["attrs"]
-    W, H = cfg.width, cfg.height
-    shape, colour, pattern = plan["shape"], plan["colour"], plan["pattern"]
-    fast = attrs["motion"] == "fast"
-
-    canvas = _background(attrs["background"], rng, H + 2 * _MARGIN, W + 2 * _MARGIN)
-    target_track = _object_track(rng, n, W, H, unit, shape=shape, fast=fast, scale_change=attrs["scale_change"],
-                                 aspect_change=attrs["aspect_change"], rotation=attrs["rotation"])
-    quiet = min(5, n // 4)  # the first frames stay clean: the target is fully visible at init
-
-    # out-of-view excursion (second half of the sequence when there is also an occlusion)
-    windows: dict[str, tuple[int, int]] = {}
-    occl_range = (quiet + 3, n // 2 if attrs["out_of_view"] else n - 4)
-    oov_range = (n // 2 + 2 if attrs["occlusion"] != "none" else quiet + 3, n - 4)
-    if attrs["out_of_view"] and oov_range[1] - oov_range[0] >= 4:
-        a, b = _window(rng, oov_range[0], oov_range[1], (3, max(3, n // 8)))
-        rise = int(rng.integers(2, 5))
-        e = _ramp(n, a, b, rise)
-        e[: max(1, quiet)] = 0
-        cx, cy = target_track["cx"], target_track["cy"]
-        ext = np.hypot(target_track["w"], target_track["h"]).max() * 0.7 + 8
-        side = rng.integers(4)
-        if side == 0:
-            cx[:] = (1 - e) * cx + e * (-ext)
-        elif side == 1:
-            cx[:] = (1 - e) * cx + e * (W + ext)
-        elif side == 2:
-            cy[:] = (1 - e) * cy + e * (-ext)
-        else:
-            cy[:] = (1 - e) * cy + e * (H + ext)
-        windows["out_of_view"] = (a, b)
-    else:
+def _out_of_view(rng: np.random.Generator, attrs: dict[str, Any], track: dict[str, np.ndarray], n: int, quiet: int,
+                 W: int, H: int, windows: dict[str, tuple[int, int]]) -> None:
+    """Move the target out of the frame and back during a window (in place; the excursion falls in
+    the second half of the sequence when there is also an occlusion); clears ``out_of_view`` when
+    the sequence is too short for one."""
+    lo, hi = (n // 2 + 2 if attrs["occlusion"] != "none" else quiet + 3, n - 4)
+    if not (attrs["out_of_view"] and hi - lo >= 4):
         attrs["out_of_view"] = False
+        return
+    a, b = _window(rng, lo, hi, (3, max(3, n // 8)))
+    rise = int(rng.integers(2, 5))
+    e = _ramp(n, a, b, rise)
+    e[: max(1, quiet)] = 0
+    cx, cy = track["cx"], track["cy"]
+    ext = np.hypot(track["w"], track["h"]).max() * 0.7 + 8
+    side = rng.integers(4)
+    if side == 0:
+        cx[:] = (1 - e) * cx + e * (-ext)
+    elif side == 1:
+        cx[:] = (1 - e) * cx + e * (W + ext)
+    elif side == 2:
+        cy[:] = (1 - e) * cy + e * (-ext)
+    else:
+        cy[:] = (1 - e) * cy + e * (H + ext)
+    windows["out_of_view"] = (a, b)
 
+
+def _target(rng: np.random.Generator, plan: dict[str, Any], track: dict[str, np.ndarray]) -> tuple[_Object, dict[str, Any]]:
+    """The target object on ``track`` and its look (``shape``, ``colour``, ``pattern``; a natural
+    target adds ``natural``, ``photo`` and ``silhouette`` and is ``textured`` in its main colour)."""
+    shape, colour, pattern = plan["shape"], plan["colour"], plan["pattern"]
     photo = mask_kind = ""
     if plan["natural"]:
         photo, mask_kind = str(rng.choice(PHOTOS)), str(rng.choice(NATURAL_MASKS))
@@ -595,66 +584,83 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
         colour, pattern = _colour_name(sprites[0]), "textured"
     else:
         sprites = _make_sprite(shape, colour, pattern, rng)
-    target = _Object(sprites, 0.0, blur=rng.uniform(0.6, 1.0) if attrs["motion_blur"] else 0.0, **target_track)
+    target = _Object(sprites, 0.0, blur=rng.uniform(0.6, 1.0) if plan["attrs"]["motion_blur"] else 0.0, **track)
     target.area0 = float(target.sprites[0][..., 3].sum())
+    look: dict[str, Any] = {"shape": shape, "colour": colour, "pattern": pattern}
+    if plan["natural"]:
+        look.update({"natural": True, "photo": photo, "silhouette": mask_kind})
+    return target, look
 
-    # look-alike distractors: same shape, different colour or pattern
+
+def _distractors(rng: np.random.Generator, plan: dict[str, Any], target: _Object, look: dict[str, Any], W: int,
+                 H: int) -> tuple[list[_Object], list[dict[str, str]]]:
+    """Look-alike distractors: the target's shape (silhouette) in another colour or pattern (another
+    region of a photo); returns the objects and their looks."""
+    n, unit, attrs = plan["n"], plan["unit"], plan["attrs"]
+    shape = look["shape"]
+    taken = {(look["colour"], look["pattern"])}
     distractors: list[_Object] = []
-    taken = {(colour, pattern)}
     looks: list[dict[str, str]] = []
     side_mean = float(np.sqrt(target.w * target.h).mean())
     for _ in range(attrs["distractors"]):
-        d_colour, d_pattern = _pick_look_alike(rng, colour, pattern, taken)
+        d_colour, d_pattern = _pick_look_alike(rng, look["colour"], look["pattern"], taken)
         taken.add((d_colour, d_pattern))
         track = _object_track(rng, n, W, H, unit, shape=shape, fast=bool(rng.random() < 0.3),
                               scale_change=bool(rng.random() < 0.3), aspect_change=False,
                               rotation=attrs["rotation"] and bool(rng.random() < 0.5),
                               base=side_mean * rng.uniform(0.8, 1.2))
         if plan["natural"]:  # a look-alike: another region of the same photo (or another photo), same silhouette
-            source = photo if rng.random() < 0.6 else str(rng.choice(PHOTOS))
-            d_sprites = _make_natural_sprite(source, mask_kind, rng)
+            source = look["photo"] if rng.random() < 0.6 else str(rng.choice(PHOTOS))
+            d_sprites = _make_natural_sprite(source, look["silhouette"], rng)
             d_colour, d_pattern = _colour_name(d_sprites[0]), "textured"
         else:
             d_sprites = _make_sprite(shape, d_colour, d_pattern, rng)
-        obj = _Object(d_sprites, 0.0, blur=target.blur, **track)
-        distractors.append(obj)
+        distractors.append(_Object(d_sprites, 0.0, blur=target.blur, **track))
         looks.append({"colour": d_colour, "pattern": d_pattern, "shape": shape,
                       "description": describe("", d_colour, d_pattern, shape)})
+    return distractors, looks
 
-    # occluder: a textured bar that passes over the target (fully or partly) during a window
-    occluders: list[_Object] = []
-    if attrs["occlusion"] != "none" and occl_range[1] - occl_range[0] >= 3:
-        a, b = _window(rng, occl_range[0], occl_range[1], (3, max(3, n // 7)) if attrs["occlusion"] == "full" else (4, max(4, n // 5)))
-        diag = np.hypot(target.w, target.h)
-        full = attrs["occlusion"] == "full"
-        radius = float(diag[a : b + 1].max()) / 2
-        if full:
-            ow = np.full(n, 2 * radius * rng.uniform(1.25, 1.6) + 6)
-            oh = np.full(n, 2 * radius * rng.uniform(1.25, 1.6) + 6)
-        else:
-            ow = np.full(n, radius * rng.uniform(1.0, 1.6))
-            oh = ow * rng.uniform(0.9, 1.3)
-        direction = rng.normal(size=2)
-        direction /= np.linalg.norm(direction)
-        speed = rng.uniform(5, 10) * unit
-        tt = np.arange(n, dtype=np.float64)
-        travel = np.where(tt < a, tt - a, np.where(tt > b, tt - b, 0.0)) * speed
-        # partial: the occluder's near edge stays between -0.15 and 0.35 radii from the target centre
-        offset = 0.0 if full else float(radius * rng.uniform(-0.15, 0.35) + np.hypot(ow[0], oh[0]) / 2)
-        perp = np.array([-direction[1], direction[0]])
-        ocx = target.cx + direction[0] * travel + perp[0] * offset
-        ocy = target.cy + direction[1] * travel + perp[1] * offset
-        texture = _background(str(rng.choice(PROCEDURAL)), rng, _SPRITE - 2 * _PAD, _SPRITE - 2 * _PAD)
-        sprite = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
-        sprite[_PAD:-_PAD, _PAD:-_PAD, :3] = texture
-        sprite[_PAD:-_PAD, _PAD:-_PAD, 3] = 1.0
-        occluders.append(_Object([sprite, cv2.resize(sprite, (_SPRITE // 2,) * 2, interpolation=cv2.INTER_AREA)],
-                                 float(sprite[..., 3].sum()), ocx, ocy, ow, oh, np.full(n, rng.uniform(-30, 30))))
-        windows["occlusion"] = (a, b)
-    else:
+
+def _occluders(rng: np.random.Generator, attrs: dict[str, Any], target: _Object, span: tuple[int, int], unit: float,
+               windows: dict[str, tuple[int, int]]) -> list[_Object]:
+    """A textured bar that passes over the target (fully or partly) during a window within ``span``;
+    clears ``occlusion`` when the span is too short for one."""
+    n = len(target.cx)
+    if attrs["occlusion"] == "none" or span[1] - span[0] < 3:
         attrs["occlusion"] = "none"
+        return []
+    full = attrs["occlusion"] == "full"
+    a, b = _window(rng, span[0], span[1], (3, max(3, n // 7)) if full else (4, max(4, n // 5)))
+    radius = float(np.hypot(target.w, target.h)[a : b + 1].max()) / 2
+    if full:
+        ow = np.full(n, 2 * radius * rng.uniform(1.25, 1.6) + 6)
+        oh = np.full(n, 2 * radius * rng.uniform(1.25, 1.6) + 6)
+    else:
+        ow = np.full(n, radius * rng.uniform(1.0, 1.6))
+        oh = ow * rng.uniform(0.9, 1.3)
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction)
+    speed = rng.uniform(5, 10) * unit
+    tt = np.arange(n, dtype=np.float64)
+    travel = np.where(tt < a, tt - a, np.where(tt > b, tt - b, 0.0)) * speed
+    # partial: the occluder's near edge stays between -0.15 and 0.35 radii from the target centre
+    offset = 0.0 if full else float(radius * rng.uniform(-0.15, 0.35) + np.hypot(ow[0], oh[0]) / 2)
+    perp = np.array([-direction[1], direction[0]])
+    ocx = target.cx + direction[0] * travel + perp[0] * offset
+    ocy = target.cy + direction[1] * travel + perp[1] * offset
+    texture = _background(str(rng.choice(PROCEDURAL)), rng, _SPRITE - 2 * _PAD, _SPRITE - 2 * _PAD)
+    sprite = np.zeros((_SPRITE, _SPRITE, 4), dtype=np.float32)
+    sprite[_PAD:-_PAD, _PAD:-_PAD, :3] = texture
+    sprite[_PAD:-_PAD, _PAD:-_PAD, 3] = 1.0
+    windows["occlusion"] = (a, b)
+    return [_Object([sprite, cv2.resize(sprite, (_SPRITE // 2,) * 2, interpolation=cv2.INTER_AREA)],
+                    float(sprite[..., 3].sum()), ocx, ocy, ow, oh, np.full(n, rng.uniform(-30, 30)))]
 
-    # camera shake and illumination
+
+def _camera_and_light(rng: np.random.Generator, attrs: dict[str, Any], n: int, unit: float, quiet: int, W: int,
+                      H: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Camera offsets [n, 2] (shake), per-frame RGB gains [n, 3] (illumination) and three sensor
+    noise images that the frames cycle through."""
     cam = np.zeros((n, 2))
     if attrs["camera_shake"]:
         cam = np.clip(rng.normal(0, rng.uniform(2.0, 5.0) * unit, size=(n, 2)), -_MARGIN + 1, _MARGIN - 1)
@@ -672,48 +678,93 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
         gain[0] = 1.0
     noise_sigma = rng.uniform(1.5, 4.0)
     noise_bank = [rng.normal(0, noise_sigma, size=(H, W, 3)).astype(np.float32) for _ in range(3)]
+    return cam, gain, noise_bank
 
+
+def _draw(frame: np.ndarray, objects: list[_Object], t: int, cam: tuple[float, float]) -> None:
+    """Composite ``objects`` at frame ``t`` into ``frame`` (motion-blurred where they have blur)."""
+    for obj in objects:
+        rendered = _render(obj, t, cam, frame.shape[1], frame.shape[0], _velocity(obj, t) if obj.blur else None)
+        if rendered is not None:
+            _composite(frame, rendered)
+
+
+def _draw_target(frame: np.ndarray, target: _Object, occluders: list[_Object], t: int,
+                 cam: tuple[float, float]) -> tuple[tuple[int, int, int, int] | None, float, int]:
+    """Composite the target, then the occluders, at frame ``t``; returns the box of its sharp
+    pixels (None when there are none), the visible fraction of its area and whether the image
+    border cuts it (1) or not (0)."""
+    W, H = frame.shape[1], frame.shape[0]
+    rendered = _render(target, t, cam, W, H, _velocity(target, t) if target.blur else None)
+    if rendered is None:
+        _draw(frame, occluders, t, cam)
+        return None, 0.0, 0
+    _composite(frame, rendered)
+    x0, y0, _, sharp = rendered
+    ys, xs = np.nonzero(sharp > 0.5)
+    box = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) if len(xs) else None
+    hidden = np.zeros_like(sharp)
+    for occ in occluders:
+        occ_r = _render(occ, t, cam, W, H, None)
+        if occ_r is None:
+            continue
+        _composite(frame, occ_r)
+        _paste_max(hidden, x0, y0, occ_r)
+    area = target.area0 * (target.w[t] / (_SPRITE - 2 * _PAD)) * (target.h[t] / (_SPRITE - 2 * _PAD))
+    visible = float((sharp * (1 - hidden)).sum()) / max(area, 1e-6)
+    return box, visible, int(float(sharp.sum()) / max(area, 1e-6) < 0.97)
+
+
+def _render_frames(canvas: np.ndarray, target: _Object, distractors: list[_Object], occluders: list[_Object],
+                   cam: np.ndarray, gain: np.ndarray, noise_bank: list[np.ndarray], W: int,
+                   H: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Every frame (distractors, target, occluders over the camera's view of ``canvas``, then light
+    and noise); returns the uint8 frames, the boxes [n, 4] xywh, ``cover`` (0-8) and ``cut_by_image``."""
+    n = len(cam)
     frames: list[np.ndarray] = []
     boxes = np.zeros((n, 4), dtype=np.float64)
     cover = np.zeros(n, dtype=np.int64)
     cut = np.zeros(n, dtype=np.int64)
     for t in range(n):
-        cx_cam, cy_cam = float(cam[t, 0]), float(cam[t, 1])
-        oy, ox = _MARGIN + int(cy_cam), _MARGIN + int(cx_cam)
+        view = (float(cam[t, 0]), float(cam[t, 1]))
+        oy, ox = _MARGIN + int(view[1]), _MARGIN + int(view[0])
         frame = canvas[oy : oy + H, ox : ox + W].copy()
-        for obj in distractors:
-            vel = _velocity(obj, t) if obj.blur else None
-            rendered = _render(obj, t, (cx_cam, cy_cam), W, H, vel)
-            if rendered is not None:
-                _composite(frame, rendered)
-        vel = _velocity(target, t) if target.blur else None
-        rendered = _render(target, t, (cx_cam, cy_cam), W, H, vel)
-        visible = 0.0
-        if rendered is not None:
-            _composite(frame, rendered)
-            x0, y0, _, sharp = rendered
-            ys, xs = np.nonzero(sharp > 0.5)
-            if len(xs):
-                boxes[t] = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
-            hidden = np.zeros_like(sharp)
-            for occ in occluders:
-                occ_r = _render(occ, t, (cx_cam, cy_cam), W, H, None)
-                if occ_r is None:
-                    continue
-                _composite(frame, occ_r)
-                _paste_max(hidden, x0, y0, occ_r)
-            area = target.area0 * (target.w[t] / (_SPRITE - 2 * _PAD)) * (target.h[t] / (_SPRITE - 2 * _PAD))
-            visible = float((sharp * (1 - hidden)).sum()) / max(area, 1e-6)
-            cut[t] = int(float(sharp.sum()) / max(area, 1e-6) < 0.97)
-        else:
-            for occ in occluders:
-                occ_r = _render(occ, t, (cx_cam, cy_cam), W, H, None)
-                if occ_r is not None:
-                    _composite(frame, occ_r)
+        _draw(frame, distractors, t, view)
+        box, visible, cut[t] = _draw_target(frame, target, occluders, t, view)
+        if box is not None:
+            boxes[t] = box
         visible = min(visible, 1.0)
         cover[t] = 0 if visible < 0.05 else int(np.clip(round(visible * 8), 1, 8))
         frame = frame * gain[t] + noise_bank[t % 3]
         frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+    return frames, boxes, cover, cut
+
+
+def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, Any]:
+    """Render sequence ``index`` of ``split`` in memory.
+
+    Returns a dict with ``frames`` (list of HxWx3 uint8 RGB), ``boxes`` [T, 4] float64 xywh,
+    ``absence``/``cover``/``cut_by_image`` per-frame int arrays, ``language`` and ``attributes``.
+    Every random draw comes from the sequence's own stream, in a fixed order (background, target
+    path, out-of-view excursion, target, distractors, occluder, camera and light).
+    """
+    plan = _plan_sequence(cfg, split, index)
+    rng: np.random.Generator = plan["rng"]
+    n, unit, attrs = plan["n"], plan["unit"], plan["attrs"]
+    W, H = cfg.width, cfg.height
+    canvas = _background(attrs["background"], rng, H + 2 * _MARGIN, W + 2 * _MARGIN)
+    track = _object_track(rng, n, W, H, unit, shape=plan["shape"], fast=attrs["motion"] == "fast",
+                          scale_change=attrs["scale_change"], aspect_change=attrs["aspect_change"],
+                          rotation=attrs["rotation"])
+    quiet = min(5, n // 4)  # the first frames stay clean: the target is fully visible at init
+    windows: dict[str, tuple[int, int]] = {}
+    occlusion_span = (quiet + 3, n // 2 if attrs["out_of_view"] else n - 4)
+    _out_of_view(rng, attrs, track, n, quiet, W, H, windows)
+    target, look = _target(rng, plan, track)
+    distractors, looks = _distractors(rng, plan, target, look, W, H)
+    occluders = _occluders(rng, attrs, target, occlusion_span, unit, windows)
+    cam, gain, noise_bank = _camera_and_light(rng, attrs, n, unit, quiet, W, H)
+    frames, boxes, cover, cut = _render_frames(canvas, target, distractors, occluders, cam, gain, noise_bank, W, H)
     absence = (cover == 0).astype(np.int64)
     if absence[0]:
         raise RuntimeError(f"internal error: target absent in the first frame of {sequence_name(split, index)}")
@@ -721,8 +772,7 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
     valid_sides = np.sqrt(boxes[cover > 0, 2] * boxes[cover > 0, 3])
     size_word = _size_word(float(valid_sides.mean()), float(min(W, H)))
     attrs.update({
-        "target": {"shape": shape, "colour": colour, "pattern": pattern,
-                   **({"natural": True, "photo": photo, "silhouette": mask_kind} if plan["natural"] else {})},
+        "target": look,
         "distractor_appearance": looks,
         "windows": {k: list(v) for k, v in windows.items()},
         "absent_frames": int(absence.sum()),
@@ -733,7 +783,7 @@ def render_sequence(cfg: SyntheticConfig, split: str, index: int) -> dict[str, A
         "absence": absence,
         "cover": cover,
         "cut_by_image": cut,
-        "language": describe(size_word, colour, pattern, "object" if plan["natural"] else shape),
+        "language": describe(size_word, look["colour"], look["pattern"], "object" if plan["natural"] else look["shape"]),
         "attributes": attrs,
     }
 
