@@ -17,6 +17,7 @@ import torch
 from vtrack import zoo
 from vtrack.cli import main
 from vtrack.config import load_yaml
+from vtrack.io import file_sha256
 from vtrack.models import get_family
 from vtrack.tracking import build_tracker
 from vtrack.tracking.loader import TrackerFactory
@@ -72,7 +73,7 @@ def test_add_writes_fp16_safetensors_config_and_manifest(zoo_root, checkpoint):
     (raw,) = manifest["entries"]
     assert raw["name"] == "tiny_zoo" and raw["family"] == "ostrack" and raw["config"] == "tiny_zoo.yaml"
     weights = zoo_root / raw["weights"]["file"]
-    assert raw["weights"]["sha256"] == zoo.sha256_file(weights)
+    assert raw["weights"]["sha256"] == file_sha256(weights)
     assert raw["weights"]["bytes"] == weights.stat().st_size <= zoo.MAX_WEIGHTS_BYTES
     training = raw["training"]
     assert training["command"] == f"vtrack train {CONFIG} train.seed=3" and training["seed"] == 3

@@ -7,13 +7,16 @@ in-memory content, ``with AtomicPath(path) as tmp:`` for writers that need a pat
 
 Also: :func:`refuse_overwrite_input` (a command never overwrites its inputs), :class:`FolderLock`
 (one writer per folder: a lock file holding the pid; a dead holder's lock is taken over),
-:func:`safe_name` (file names from data strings), :func:`remove_stale_temp_files` and
-:func:`load_torch_file` (``torch.load(weights_only=True)`` with errors that name the problem).
+:func:`safe_name` (file names from data strings), :func:`remove_stale_temp_files`,
+:func:`load_torch_file` (``torch.load(weights_only=True)`` with errors that name the problem),
+:func:`read_json` (a malformed file is an error naming it) and :func:`file_sha256`.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import re
 import socket
@@ -242,6 +245,24 @@ class FolderLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def read_json(path: str | os.PathLike, *, what: str) -> Any:
+    """The JSON document in ``path`` (UTF-8); malformed JSON is a ValueError naming ``what`` and the file."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what}: {p} is not valid JSON: {err}") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 _ZIP_MAGIC = b"PK\x03\x04"

@@ -28,7 +28,7 @@ from torch import nn
 
 from vtrack.deploy.engine import OrtEngine, TorchEngine
 from vtrack.extras import require
-from vtrack.io import atomic_write_text
+from vtrack.io import atomic_write_text, read_json
 
 __all__ = ["FORMAT", "export_engine", "read_manifest", "cache_dir", "model_key", "use_onnxruntime"]
 
@@ -158,10 +158,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"onnx_dir: {folder} holds no {MANIFEST} (not written by `vtrack export`)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"onnx_dir: {path} is not valid JSON: {err}") from None
+    manifest = read_json(path, what="onnx_dir")
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("branches"), dict):
         raise ValueError(f"onnx_dir: {path} has format {manifest.get('format')!r}, expected {FORMAT}; export again")
     for name, b in manifest["branches"].items():

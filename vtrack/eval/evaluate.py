@@ -16,7 +16,7 @@ import numpy as np
 from vtrack.data.sequence import Sequence
 from vtrack.eval import metrics as M
 from vtrack.eval.runner import PROTOCOLS, get_layout
-from vtrack.io import atomic_write_text
+from vtrack.io import atomic_write_text, read_json
 
 __all__ = ["SUMMARY_FILE", "PRIMARY_SCORE", "evaluate_results", "load_summary", "scalar_attributes"]
 
@@ -290,10 +290,7 @@ def load_summary(path: str | os.PathLike) -> dict[str, Any]:
         p = p / SUMMARY_FILE
     if not p.is_file():
         raise FileNotFoundError(f"results: no {SUMMARY_FILE} at {p} (run `vtrack eval` first)")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"results: {p} is not valid JSON: {err}") from None
+    data = read_json(p, what="results")
     for key in ("tracker", "protocol", "scores", "sequences"):
         if key not in data:
             raise ValueError(f"results: {p} lacks the key {key!r}; not a vtrack summary")

@@ -38,7 +38,7 @@ import numpy as np
 from vtrack.data.sequence import Sequence
 from vtrack.eval import metrics as M
 from vtrack.tracking.base import Tracker
-from vtrack.io import FolderLock, atomic_write_text, remove_stale_temp_files
+from vtrack.io import FolderLock, atomic_write_text, file_sha256, remove_stale_temp_files
 
 __all__ = [
     "PROTOCOLS",
@@ -52,7 +52,6 @@ __all__ = [
     "read_box_file",
     "MANIFEST_FILE",
     "build_manifest",
-    "file_sha256",
     "check_manifest",
 ]
 
@@ -383,15 +382,6 @@ MANIFEST_FILE = "manifest.json"
 #: Manifest keys that must match for a run to add results to an existing folder.
 ORIGIN_KEYS = ("tracker", "config_sha256", "checkpoint_sha256", "zoo", "dataset", "split", "protocol",
                "vtrack_version")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _config_sha256(config: Any) -> str | None:

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from vtrack.io import atomic_write_bytes, atomic_write_text
+from vtrack.io import atomic_write_bytes, atomic_write_text, file_sha256, read_json
 
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
     "add_entry", "build_zoo_tracker", "measure_entry", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
-    "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "sha256_file", "verified_weights", "zoo_dir",
+    "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "verified_weights", "zoo_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,7 @@ def _read_manifest(root: Path) -> list[dict[str, Any]]:
     path = _manifest_path(root)
     if not path.is_file():
         return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"zoo manifest: {path} is not valid JSON: {err}") from None
+    data = read_json(path, what="zoo manifest")
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("entries"), list):
         raise ValueError(f"zoo manifest: {path} must be {{'format': {MANIFEST_FORMAT}, 'entries': [...]}}")
     return data["entries"]
@@ -153,15 +150,6 @@ def get_entry(name: str, root: str | os.PathLike | None = None) -> ZooEntry:
     raise ValueError(f"name: no zoo tracker {name!r}; the zoo holds {sorted(e.name for e in entries) or 'nothing'}")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verified_weights(entry: ZooEntry, root: str | os.PathLike | None = None) -> Path:
     """The entry's weights file after checking its size and sha256 against the manifest.
 
@@ -178,7 +166,7 @@ def verified_weights(entry: ZooEntry, root: str | os.PathLike | None = None) -> 
     if size != entry.bytes:
         raise ZooWeightsError(f"zoo tracker {entry.name!r}: weights file {path} has {size} bytes (truncated or "
                               f"altered); {expect}")
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     if digest != entry.sha256:
         raise ZooWeightsError(f"zoo tracker {entry.name!r}: weights file {path} has sha256 {digest} (altered); "
                               f"{expect}")

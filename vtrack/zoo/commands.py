@@ -78,14 +78,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from vtrack.io import read_json
     from vtrack.zoo import add_entry, zoo_dir
 
     metrics = None
     if args.metrics_json is not None:
-        try:
-            metrics = json.loads(args.metrics_json.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"--metrics-json: {args.metrics_json} is not valid JSON: {err}") from None
+        metrics = read_json(args.metrics_json, what="--metrics-json")
     entry = add_entry(args.name, args.checkpoint, train_command=args.train_command, seed=args.seed,
                       wall_minutes=args.wall_minutes, metrics=metrics, data_root=args.data_root, config=args.config,
                       overrides=args.overrides, ema=args.ema, replace=args.replace)
