@@ -1,4 +1,5 @@
-"""Helpers that write tiny fake dataset folders in the official layouts (for the reader tests)."""
+"""Helpers that write tiny fake dataset folders in the official layouts (for the reader tests) and
+make tiny moving-box sequences (for the tracker tests)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,3 +30,17 @@ def write_text(path: Path, text: str) -> Path:
 def box_lines(n: int, sep: str = ",", start: float = 1.0) -> str:
     """``n`` lines of distinct x,y,w,h boxes."""
     return "".join(sep.join(str(v) for v in (start + i, 2 + i, 5, 6)) + "\n" for i in range(n))
+
+
+def moving_box(background: np.ndarray, n: int, start: tuple[int, int], wh: tuple[int, int],
+               colour: tuple[int, int, int]) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
+    """``n`` RGB frames of ``background`` with a ``wh`` box of ``colour`` that starts at ``start``
+    (x, y) and moves by (2, 1) pixels a frame; returns the frames and the x, y, w, h boxes."""
+    frames, boxes = [], []
+    for t in range(n):
+        img = background.copy()
+        x, y = start[0] + 2 * t, start[1] + t
+        img[y : y + wh[1], x : x + wh[0]] = colour
+        frames.append(img)
+        boxes.append((x, y, *wh))
+    return frames, boxes

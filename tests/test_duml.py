@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from data_fakes import moving_box
 from vtrack.models import get_family
 from vtrack.models.duml import DuML, DuMLCriterion, model_config, tracker_config
 from vtrack.models.duml.anchors import atss_assign, decode, encode, make_anchors
@@ -216,15 +217,8 @@ def test_score_voting_on_hand_made_predictions() -> None:
 
 
 def _synthetic_frames(n: int = 24, size: tuple[int, int] = (160, 200)) -> tuple[list[np.ndarray], np.ndarray]:
-    rng = np.random.default_rng(0)
-    bg = rng.integers(40, 90, (*size, 3), dtype=np.uint8)
-    frames, boxes = [], []
-    for t in range(n):
-        img = bg.copy()
-        x, y = 60 + 2 * t, 50 + t
-        img[y : y + 30, x : x + 24] = (230, 60, 40)
-        frames.append(img)
-        boxes.append((x, y, 24, 30))
+    bg = np.random.default_rng(0).integers(40, 90, (*size, 3), dtype=np.uint8)
+    frames, boxes = moving_box(bg, n, (60, 50), (24, 30), (230, 60, 40))
     return frames, np.array(boxes, dtype=np.float64)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from data_fakes import moving_box
 from vtrack import kernels
 from vtrack.models import get_family
 from vtrack.models.backbones.swin import SwinBackbone, swin_feature_size
@@ -314,16 +315,8 @@ def test_siamfcpp_penalty():
 
 
 def _moving_square(n=6, size=96):
-    rng = np.random.default_rng(0)
-    bg = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-    frames, boxes = [], []
-    for t in range(n):
-        img = bg.copy()
-        x, y = 30 + 2 * t, 34 + t
-        img[y:y + 20, x:x + 16] = (230, 40, 40)
-        frames.append(img)
-        boxes.append((x, y, 16, 20))
-    return frames, boxes
+    bg = np.random.default_rng(0).integers(0, 60, (size, size, 3), dtype=np.uint8)
+    return moving_box(bg, n, (30, 34), (16, 20), (230, 40, 40))
 
 
 def test_tracker_runs_on_synthetic_sequence(family, tiny_model):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from data_fakes import moving_box
 from vtrack.models import get_family
 from vtrack.models.vlt import (
     Architecture,
@@ -154,14 +155,19 @@ def test_training_step_reduces_loss(head):
 
 
 def _sequence(n=6, size=96):
-    frames, boxes = [], []
-    for t in range(n):
-        img = np.full((size, size, 3), 90, np.uint8)
-        x, y = 30 + 2 * t, 34 + t
-        img[y : y + 16, x : x + 20] = (220, 40, 40)
-        frames.append(img)
-        boxes.append((x, y, 20, 16))
-    return frames, boxes
+    return moving_box(np.full((size, size, 3), 90, np.uint8), n, (30, 34), (20, 16), (220, 40, 40))
+
+
+def _write_jpgs(frames, folder):
+    """Write RGB ``frames`` as folder/00000000.jpg, ...; returns their paths."""
+    import cv2
+
+    paths = []
+    for i, img in enumerate(frames):
+        p = folder / f"{i:08d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    return paths
 
 
 @pytest.mark.parametrize("head", ["scar", "tt"])
@@ -240,17 +246,11 @@ def test_tt_sparse_fusion_matches_reference_backend():
 
 
 def test_search_pipeline_on_a_tiny_sequence(tmp_path):
-    import cv2
-
     from vtrack.data.sequence import Sequence
     from vtrack.experiments.vlt_search import search_architecture
 
     frames, boxes = _sequence(n=4)
-    paths = []
-    for i, img in enumerate(frames):
-        p = tmp_path / f"{i:08d}.jpg"
-        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        paths.append(str(p))
+    paths = _write_jpgs(frames, tmp_path)
     seq = Sequence("toy", paths, np.array(boxes, dtype=float), language="a red rectangle")
     fam = get_family("vlt")
     cfg = _cfg()
@@ -267,19 +267,13 @@ def test_search_pipeline_on_a_tiny_sequence(tmp_path):
 
 
 def test_ablation_score_groups_distractor_sequences(tmp_path):
-    import cv2
-
     from vtrack.data.sequence import Sequence
     from vtrack.eval.runner import run_tracker
     from vtrack.experiments.ablate import evaluate_groups
     from vtrack.tracking.baselines import StaticTracker
 
     frames, boxes = _sequence(n=5)
-    paths = []
-    for i, img in enumerate(frames):
-        p = tmp_path / f"{i:08d}.jpg"
-        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        paths.append(str(p))
+    paths = _write_jpgs(frames, tmp_path)
     seqs = [Sequence(f"s{d}", paths, np.array(boxes, float), attributes={"distractors": d, "cover": np.full(5, 8)})
             for d in (0, 2)]
     for p in ("ope", "got10k"):
