@@ -76,3 +76,13 @@ def test_the_rule_catches_a_function_level_import(tmp_path):
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from vtrack.eval.runner import run_tracker\n    import vtrack.data\n")
     assert [n for _, n in _imports(bad)] == ["vtrack.eval.runner", "vtrack.data"]
+
+
+def test_the_cli_reaches_the_models_only_through_the_registry():
+    cli = ROOT / "cli.py"
+    names = [n for _, n in _imports(cli) if _within(n, ("vtrack.models",))]
+    assert names and set(names) <= {"vtrack.models.registry"}, names
+    # nor by a module name in its command table (a family's commands come from TrackerFamily.commands())
+    strings = [n.value for n in ast.walk(ast.parse(cli.read_text())) if isinstance(n, ast.Constant)
+               and isinstance(n.value, str) and n.value.startswith("vtrack.models")]
+    assert strings == []

@@ -1,6 +1,7 @@
 """VLT: ModaMixer, supernet/architecture lists, evolutionary search, language encoders,
 losses and both trackers (SCAR and TT heads) with and without language."""
 import json
+import random
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_modamixer_shapes_and_residual_sum():
 
 
 def test_architecture_list_round_trip(tmp_path):
-    arch = Architecture.random(SPEC)
+    arch = Architecture.random(SPEC, random.Random(0))
     flat = arch.to_list()
     assert len(flat) == 2 * SPEC.num_layers + 4 * SPEC.num_stages
     assert Architecture.from_list(flat, SPEC) == arch
@@ -136,7 +137,7 @@ def _batch(fam, cfg, language):
 def test_training_step_reduces_loss(head):
     torch.manual_seed(0)
     fam = get_family("vlt")
-    cfg = _cfg(head, arch=Architecture.random(SPEC).to_list())
+    cfg = _cfg(head, arch=Architecture.random(SPEC, random.Random(0)).to_list())
     model, crit = fam.build_model(cfg["model"]), fam.build_criterion(cfg)
     batch = _batch(fam, cfg, ["a red disc", "a blue square"])
     out = model(batch)
@@ -174,7 +175,7 @@ def _write_jpgs(frames, folder):
 @pytest.mark.parametrize("strategy", ["zero", "template"])
 def test_tracker_runs_with_and_without_language(head, strategy):
     fam = get_family("vlt")
-    cfg = _cfg(head, arch=Architecture.random(SPEC).to_list(), missing_language=strategy)
+    cfg = _cfg(head, arch=Architecture.random(SPEC, random.Random(0)).to_list(), missing_language=strategy)
     model = fam.build_model(cfg["model"])
     frames, boxes = _sequence()
     runs = []
@@ -232,7 +233,7 @@ def test_set_backend_reaches_tt_attention():
 
 def test_tt_sparse_fusion_matches_reference_backend():
     fam = get_family("vlt")
-    arch = Architecture.random(SPEC).to_list()
+    arch = Architecture.random(SPEC, random.Random(0)).to_list()
     cfg = _cfg("tt", arch=arch, tt={**TINY["tt"], "topk": 8})
     model = fam.build_model(cfg["model"]).eval()
     batch = _batch(fam, cfg, ["a red disc", ""])
@@ -291,7 +292,7 @@ def test_minilm_language_end_to_end():
     forward/backward and a tracker run whose output depends on the sentence."""
     torch.manual_seed(0)
     fam = get_family("vlt")
-    cfg = _cfg("scar", arch=Architecture.random(SPEC).to_list(), language={"kind": "minilm"})
+    cfg = _cfg("scar", arch=Architecture.random(SPEC, random.Random(0)).to_list(), language={"kind": "minilm"})
     model = fam.build_model(cfg["model"])
     enc = model.language
     assert isinstance(enc, TransformersLanguageEncoder) and enc.dim == 384
