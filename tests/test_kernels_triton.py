@@ -123,6 +123,29 @@ def test_triton_matches_reference(case, dtype):
             assert torch.all(score[1] == 0) and keep_index[1].tolist() == list(range(keep_index.shape[1]))
 
 
+GPU_TABLE_CASES = [
+    # name, dtype, (B, H, N, M, D), kwargs, fda coefficients; shapes span several tiles of the GPU table
+    ("fp32-fda-mask-d128", torch.float32, (2, 1, 20, 37, 128), {"mask": True}, {"alpha": 0.1, "beta": 0.1, "delta": 0.02}),
+    ("fp16-topk5-mask-d32", torch.float16, (1, 1, 40, 70, 32), {"topk": 5, "mask": True}, None),
+    ("fp16-dense-d64", torch.float16, (1, 1, 70, 70, 64), {}, None),
+]
+
+
+@pytest.mark.parametrize("case", GPU_TABLE_CASES, ids=[c[0] for c in GPU_TABLE_CASES])
+def test_triton_gpu_launch_configs_match_reference(case, monkeypatch):
+    """The GPU table's tiles (configs.GPU_CONFIGS, not the interpreter's 16x16) give the reference's results.
+
+    On CPU this runs the interpreter with the GPU tile sizes (warps and stages do not matter there); it covers
+    the top-K merge of key blocks wider than KP, which the interpreter's own tiles never take.
+    """
+    import vtrack.kernels.triton.ops as triton_ops
+
+    monkeypatch.setattr(triton_ops, "INTERPRET", False)
+    name, dtype, shape, kw, coef = case
+    t, fda = _make(*shape, dtype, coef=coef)
+    _check_flash_rule(t, dtype, fda, **_kwargs(shape, kw))
+
+
 def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
     q = torch.randn(1, 1, 4, 16)
     inputs = K.build_inputs(q, q, q, topk=2)

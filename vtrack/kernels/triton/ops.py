@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 import triton
 
+from .configs import launch_config
 from .kernels import _attn_bwd_dkdv, _attn_bwd_dq, _attn_fwd
 
 #: True when the kernels were defined under the Triton interpreter (CPU tensors only work then).
@@ -35,27 +36,19 @@ def topk_pad(topk: int) -> int:
     return _pow2(topk) if topk > 0 else 1
 
 
-def _config(dtype: torch.dtype, d: int, topk: int, phase: str) -> dict:
-    """Launch configuration for ``phase`` ("fwd" or "bwd").
+def _config(dtype: torch.dtype, d: int, topk: int, kernel: str) -> dict:
+    """Launch configuration of ``kernel`` (a name of ``configs.KERNELS``) from the table in ``configs.py``.
 
-    GPU choices are spill-free on sm_90 according to ``ptxas -v`` on offline compiles of every
-    variant (fp16/bf16/fp32, D 32/64/128, all flags); they are not autotuned (no GPU was available
-    when they were chosen). The interpreter uses one small configuration.
+    Adds the padded head dim ``DP``, the top-K width ``KP`` (16 when dense) and the dot precision;
+    for ``fwd_topk`` the key block ``BM`` is raised to ``KP`` (each block is merged into a
+    ``[BN, KP]`` buffer).
     """
     dp = _pow2(d)
     kp = _pow2(topk) if topk > 0 else 16
-    if INTERPRET:
-        bn, bm, warps = 16, (kp if topk > 0 else 16), 1
-    elif topk > 0:
-        bn, bm, warps = (32 if dp <= 32 else 16), max(kp, 64), 8
-    elif dtype == torch.float32:  # IEEE float32 dots run on FMA units: small tiles avoid spills
-        bn, bm, warps = 32, 32, 4
-    elif phase == "fwd":
-        bn, bm, warps = (64, 64, 4) if dp <= 64 else (64, 32, 4)
-    else:
-        bn, bm, warps = (64, 32, 4) if dp <= 32 else (32, 32, 4)
+    cfg = launch_config(dtype, dp, kernel, interpret=INTERPRET)
+    bm = max(cfg.BM, kp) if kernel == "fwd_topk" else cfg.BM
     prec = "ieee" if dtype == torch.float32 else "tf32"
-    return dict(BN=bn, BM=bm, DP=dp, KP=kp, num_warps=warps, num_stages=1 if INTERPRET else 2, PREC=prec)
+    return dict(BN=cfg.BN, BM=bm, DP=dp, KP=kp, num_warps=cfg.num_warps, num_stages=cfg.num_stages, PREC=prec)
 
 
 def _strides(t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -77,7 +70,7 @@ def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Opt
     """Fused attention forward (see module docstring)."""
     b, h, n, d = q.shape
     m = k.shape[2]
-    cfg = _config(q.dtype, d, topk, "fwd")
+    cfg = _config(q.dtype, d, topk, "fwd_topk" if topk > 0 else "fwd")
     q, sq = _strides(q)
     k, sk = _strides(k)
     v, sv = _strides(v)
@@ -118,7 +111,7 @@ def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: tor
     """Fused attention backward -> (dq, dk, dv, dcoef [3,H] float32 (empty without FDA))."""
     b, h, n, d = q.shape
     m = k.shape[2]
-    cfg = _config(q.dtype, d, topk, "bwd")
+    cfg = _config(q.dtype, d, topk, "bwd_dq_topk" if topk > 0 else "bwd_dq")
     q, sq = _strides(q)
     k, sk = _strides(k)
     v, sv = _strides(v)
@@ -131,24 +124,26 @@ def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: tor
     n_blocks = triton.cdiv(n, cfg["BN"])
     dq = torch.empty(b, h, n, d, dtype=q.dtype, device=q.device)
     dcoef_part = torch.zeros((3, b, h, n_blocks) if fda else (1,), dtype=torch.float32, device=q.device)
-    common = dict(BN=cfg["BN"], BM=cfg["BM"], DP=cfg["DP"], HAS_MASK=has_mask, FDA=fda, PREC=cfg["PREC"],
+    launch = dict(BN=cfg["BN"], BM=cfg["BM"], DP=cfg["DP"], HAS_MASK=has_mask, FDA=fda, PREC=cfg["PREC"],
                   num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if topk > 0:
         dk32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
         dv32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
         _attn_bwd_dq[(n_blocks, b * h)](
             q, k, v, dout, lse, delta, idx, mask_t, coef_t, dq, dk32, dv32, dcoef_part,
-            *sq, *sk, *sv, h, n, m, d, float(scale), int(topk), n_blocks, KP=cfg["KP"], TOPK=True, **common)
+            *sq, *sk, *sv, h, n, m, d, float(scale), int(topk), n_blocks, KP=cfg["KP"], TOPK=True, **launch)
         dk, dv = dk32.to(q.dtype), dv32.to(q.dtype)
     else:
         dk = torch.empty(b, h, m, d, dtype=q.dtype, device=q.device)
         dv = torch.empty(b, h, m, d, dtype=q.dtype, device=q.device)
         _attn_bwd_dq[(n_blocks, b * h)](
             q, k, v, dout, lse, delta, dummy, mask_t, coef_t, dq, dummy, dummy, dcoef_part,
-            *sq, *sk, *sv, h, n, m, d, float(scale), 0, n_blocks, KP=16, TOPK=False, **common)
-        _attn_bwd_dkdv[(triton.cdiv(m, cfg["BM"]), b * h)](
+            *sq, *sk, *sv, h, n, m, d, float(scale), 0, n_blocks, KP=16, TOPK=False, **launch)
+        kv = _config(q.dtype, d, 0, "bwd_dkdv")
+        _attn_bwd_dkdv[(triton.cdiv(m, kv["BM"]), b * h)](
             q, k, v, dout, lse, delta, mask_t, coef_t, dk, dv,
-            *sq, *sk, *sv, h, n, m, d, float(scale), **common)
+            *sq, *sk, *sv, h, n, m, d, float(scale), BN=kv["BN"], BM=kv["BM"], DP=kv["DP"], HAS_MASK=has_mask,
+            FDA=fda, PREC=kv["PREC"], num_warps=kv["num_warps"], num_stages=kv["num_stages"])
     dcoef = dcoef_part.sum(dim=(1, 3)) if fda else q.new_empty((0,), dtype=torch.float32)
     return dq, dk, dv, dcoef
 
