@@ -184,12 +184,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"| first of two evals into one --out | {first['expected']} | {first['written']} | {first['identical']} | "
         f"{len(first['differences'])} |",
         "",
+        "Identical: the sequence's box files byte-equal to `--workers 1`'s. Other differences: against "
+        "`--workers 1`, files only one folder has (a temporary file, a lock) or that differ apart from the timing "
+        "(`*_time.txt`, `fps` in summary.json, which is compared too).",
+        "",
         f"Second eval into the same --out: exit code {pair['second_exit_code']}, clear refusal: "
         f"{pair['second_refused_clearly']}: `{pair['second_error']}`",
         "",
         f"Passed: {r['passed']}. Exit codes: {r['exit_codes']}.",
         "",
-    ])
+    ] + ([f"Note: {r['recounted']} (the first count looked for OPE file names in this GOT-10k-layout folder "
+          "and found none; the runs themselves were not repeated)."] if r.get("recounted") else []) + [""])
 
 
 if __name__ == "__main__":
