@@ -6,6 +6,7 @@ Sub-commands, each a module of this package providing ``add_arguments(parser)`` 
 * ``kernels`` - :mod:`vtrack.bench.kernels` (attention ops x backends at tracker shapes),
 * ``trackers`` - :mod:`vtrack.bench.trackers` (tracker FPS per config x kernel backend x CE on/off),
 * ``train`` - :mod:`vtrack.bench.train` (training-step speed), when that module exists,
+* ``deploy`` - :mod:`vtrack.bench.deploy` (ONNX export, onnxruntime vs PyTorch boxes and FPS),
 * ``all`` (alias ``suite``) - :mod:`vtrack.bench.suite` (the three above, results under
   ``benchmarks/results/<device>/`` with a README summary).
 
@@ -21,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "kernels": "attention kernels: time and peak memory of every op x backend at tracker shapes",
     "trackers": "tracker FPS at batch 1 per config, kernel backend and CE on/off",
     "train": "training-step speed per tracker config and kernel backend",
+    "deploy": "ONNX export time and size, onnxruntime vs PyTorch IoU and interleaved FPS per tracker",
     "all": "the whole suite (kernels + trackers + train): JSON, tables, plots and a README per device",
     "suite": "alias of `all`",
 }

@@ -83,6 +83,11 @@ class FamilyBase:
         """No extra commands."""
         return {}
 
+    def deploy_note(self, cfg: dict[str, Any]) -> str:
+        """What of the tracker of ``cfg`` stays in PyTorch on the onnxruntime runtime ("" = nothing:
+        every network call is an exported branch). Optional hook, read by ``vtrack bench deploy``."""
+        return ""
+
 
 _FAMILIES: dict[str, type] = {}
 _INSTANCES: dict[str, TrackerFamily] = {}

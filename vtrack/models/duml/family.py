@@ -53,3 +53,10 @@ class DuMLFamily(FamilyBase):
     def build_tracker(self, model: nn.Module, cfg: dict[str, Any], device: str | torch.device = "cpu") -> DuMLTracker:
         """A :class:`DuMLTracker` with the ``tracker`` section's options."""
         return DuMLTracker(model, tracker_config(cfg), device)
+
+    def deploy_note(self, cfg: dict[str, Any]) -> str:
+        """The search branch is exported; initialisation and the online optimiser stay in PyTorch."""
+        online = tracker_config(cfg).online and parse_model(cfg["model"]).mode in ("dual", "onr")
+        return ("offline network exported (search branch); first-frame samples, template kernels "
+                + ("and the online ONR filter (applied and optimised by steepest descent, online: true) "
+                   if online else "") + "run in PyTorch around it")

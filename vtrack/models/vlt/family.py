@@ -58,3 +58,7 @@ class VLTFamily(FamilyBase):
     def build_tracker(self, model: VLTModel, cfg: dict[str, Any], device: torch.device | str = "cpu") -> VLTTracker:
         """Inference tracker from the ``tracker`` section."""
         return VLTTracker(model, from_dict(VLTTrackerConfig, cfg.get("tracker", {}), "tracker"), device)
+
+    def deploy_note(self, cfg: dict[str, Any]) -> str:
+        """The sentence vector (once per sequence) stays in PyTorch."""
+        return "the sentence vector (text encoder or template embedding, once per sequence) runs in PyTorch"
