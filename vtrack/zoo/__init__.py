@@ -3,7 +3,7 @@
 The zoo folder (``vtrack/zoo/``; the environment variable ``VTRACK_ZOO_DIR`` points elsewhere,
 e.g. in tests) holds ``manifest.json`` and, per entry, the tracker's full config
 (``<name>.yaml``) and its weights (``<name>.safetensors``, floating tensors in fp16, at most
-10 MB). The manifest entry gives the name, family, config, weights file with its sha256 and size,
+24 MB). The manifest entry gives the name, family, config, weights file with its sha256 and size,
 the exact training command with its seed, the commit, wall time and CPU model of the training
 run, and the val and test metrics.
 
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 ZOO_ENV = "VTRACK_ZOO_DIR"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-#: the largest weights file an entry may ship
-MAX_WEIGHTS_BYTES = 10 * 1024 * 1024
+#: the largest weights file an entry may ship, a cap that keeps the package lean: duml_cpu (a
+#: ResNet-18 trained from scratch, 11.3 M parameters) takes 22.5 MB in fp16, the others 1-3 MB
+MAX_WEIGHTS_BYTES = 24 * 1024 * 1024
 #: the metrics of a split, in the order tables show them (fractions, FPS in frames per second)
 METRIC_KEYS = ("ao", "sr50", "sr75", "auc", "precision", "fps")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
