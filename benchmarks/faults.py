@@ -25,6 +25,8 @@ Kill moments (half of the tries each, alternating):
   file complete, not renamed), ``half`` (temporary file cut to half its size, as if killed while
   writing), ``after`` (right after the rename, before anything else).
 
+``--sweep`` adds one try at every commit of the uninterrupted run in every phase.
+
 Each run is a ``fork`` of this process that calls ``vtrack.cli.main`` (the CLI's code path, in
 its own process and process group, killed with a real SIGKILL); forking skips the seconds of
 ``import torch`` per run, which dominate on a loaded 2-core machine. Tries run ``--jobs`` at a
@@ -339,8 +341,9 @@ class Try:
         return d
 
 
-def plan(kind: str, tries: int, setup: Setup, rng: random.Random) -> list[Try]:
-    """``tries`` kill moments: even tries at a random CPU time, odd ones at a random commit."""
+def plan(kind: str, tries: int, setup: Setup, rng: random.Random, sweep: bool = False) -> list[Try]:
+    """``tries`` kill moments: even tries at a random CPU time, odd ones at a random commit;
+    ``sweep`` adds one try at every commit in every phase."""
     out = []
     for i in range(tries):
         t = Try(kind, i, "cpu" if i % 2 == 0 else "write", rng=random.Random(rng.random()))
@@ -351,6 +354,12 @@ def plan(kind: str, tries: int, setup: Setup, rng: random.Random) -> list[Try]:
             t.phase = rng.choice(PHASES)
             t.target = setup.commits[kind][t.commit - 1]  # type: ignore[attr-defined]
         out.append(t)
+    if sweep:
+        for commit, target in enumerate(setup.commits[kind], 1):
+            for phase in PHASES:
+                t = Try(kind, len(out), "write", commit=commit, phase=phase)
+                t.target = target  # type: ignore[attr-defined]
+                out.append(t)
     return out
 
 
@@ -479,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-tries", type=int, default=None, help="(default: --tries)")
     p.add_argument("--eval-tries", type=int, default=None, help="(default: --tries)")
     p.add_argument("--jobs", type=int, default=4, help="tries run at a time")
+    p.add_argument("--sweep", action="store_true", help="also kill once at every file commit in every phase")
     p.add_argument("--work", type=Path, default=Path("/tmp/vtrack_faults"), help="scratch folder (emptied)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu" / "faults.json",
                    help="JSON report (a .md page is written next to it)")
@@ -504,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t.kind} {t.index}: {t.describe()}", flush=True)
 
     for kind, n in (("train", args.train_tries), ("eval", args.eval_tries)):
-        tries = plan(kind, args.tries if n is None else n, setup, rng)
+        tries = plan(kind, args.tries if n is None else n, setup, rng, args.sweep)
         run_tries(tries, setup, args.jobs, progress)
         report[kind] = counts(tries)
         for t, d in zip(tries, report[kind]["runs"]):
