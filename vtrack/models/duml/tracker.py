@@ -132,6 +132,10 @@ class DuMLTracker(Tracker):
             raise TypeError(f"cfg: expected DuMLTrackerConfig, got {type(cfg).__name__}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            # Channels-last convolutions: the ResNet's block4 on a 3x3 map takes a third of the time
+            # (one thread: the tracking step ~1.6x faster), outputs equal up to float rounding.
+            self.model.to(memory_format=torch.channels_last)
         self.cfg = cfg
         mc = model.cfg
         mu = cfg.mu if cfg.mu is not None else {"dual": 0.8, "onr": 1.0, "ofc": 0.0}[mc.mode]
