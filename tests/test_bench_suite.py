@@ -56,6 +56,7 @@ def test_every_family_in_tracker_and_train_tables(quick_run: dict) -> None:
     rows = quick_run["trackers"]
     assert {r.family for r in rows} == families
     assert all(r.fps is not None and r.fps > 0 and r.ms_per_frame > 0 for r in rows), [r.note for r in rows]
+    assert all(r.fps_median is not None and r.fps_median > 0 and r.fps_cpu is not None and r.fps_cpu > 0 for r in rows)
     assert all(r.gmacs_b1 is not None and r.gmacs_b1 > 0 for r in rows)
     assert all(r.throughput_pairs_per_s is not None and r.throughput_pairs_per_s > 0 for r in rows)
     # fused vs reference and CE on/off rows for OSTrack
@@ -166,3 +167,11 @@ def test_target_check() -> None:
     assert suite.target_check("cpu", "ce", "fwd+bwd", None, 1.2, 0.2) == "yes"  # "*" matches every mode
     assert suite.target_check("cuda", "topk", "fwd", 1.0, 9.0, None) == "-"  # no target for that row
     assert "not measured" in suite.target_check("cpu", "fda", "fwd", 1.0, 1.0, None)
+
+
+def test_tracker_fps_counts_every_frame() -> None:
+    """FPS is frames / total time (a slow online-update frame counts), the median and CPU-time FPS beside it."""
+    row = trackers.TrackerSuiteRow("c", "f", "-", "cpp", "cpu", "off", 4)
+    trackers._set_fps(row, [0.01, 0.01, 0.01, 0.05], [0.01, 0.01, 0.01, 0.01])
+    assert row.fps == pytest.approx(4 / 0.08) and row.ms_per_frame == pytest.approx(20.0)
+    assert row.fps_median == pytest.approx(100.0) and row.fps_cpu == pytest.approx(100.0)

@@ -249,11 +249,18 @@ def test_bench_trackers_benches_zoo_trackers_with_their_weights(zoo_root, capsys
     quick = ["--quick", "--batch", "0", "--no-macs", "--frames", "2", "--warmup", "0", "--device", "cpu"]
     assert main(["bench", "trackers", "--zoo", *quick]) == 0
     table = capsys.readouterr().out
+    from vtrack.bench.common import environment
+
+    assert table.splitlines()[0].startswith(environment("cpu")["device_name"])  # the CPU model comes first
+    assert "1 torch thread(s)" in table.splitlines()[0]
     rows = [line for line in table.splitlines() if line.startswith("| tiny_zoo ")]
     backends = {line.split("|")[4].strip() for line in rows}
     assert "reference" in backends and len(backends) == len(tbench.kernel_backends("cpu"))
     (case,) = tbench.suite_cases("cpu", configs=["tiny_zoo"])
     assert case.label == "tiny_zoo" and case.zoo == "tiny_zoo" and case.config == str(zoo_root / "tiny_zoo.yaml")
+    # --zoo with --configs: the zoo's cases, then the configs' (a family whose entry is not in the zoo yet)
+    both = tbench.suite_cases("cpu", configs=["configs/duml/duml_tiny.yaml"], zoo=[])
+    assert [(c.label, c.zoo) for c in both] == [("tiny_zoo", "tiny_zoo"), ("duml_tiny", "")]
     # the weights are verified: an altered file fails the benchmark instead of timing another tracker
     (zoo_root / "tiny_zoo.safetensors").write_bytes(b"x" * zoo.get_entry("tiny_zoo").bytes)
     assert main(["bench", "trackers", "--zoo", "tiny_zoo", *quick]) == 2

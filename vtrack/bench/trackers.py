@@ -7,9 +7,12 @@ registry and the family contract (``family.build_model`` / ``family.build_tracke
 registered family the list misses. Per case x variant x kernel backend (``model.set_backend``;
 reference + every fused backend that runs on the device) it measures:
 
-* FPS at batch 1 through the whole tracking step (crop, normalise, model, window, decode, map back;
-  1 / median time per frame),
-  under autocast when ``--amp`` is given (default fp16 on CUDA);
+* FPS at batch 1 through the whole tracking step (crop, normalise, model, window, decode, map back,
+  online updates): ``fps`` = frames / total wall time (every frame counts, also a tracker's
+  occasional online optimisation, e.g. DuML's), ``fps_median`` = 1 / median wall time per frame,
+  and ``fps_cpu`` = frames / total CPU time of the tracking thread (``time.thread_time``: on a
+  machine shared with other jobs it is the step's own cost, where wall time also counts the time
+  the thread waits for a core), under autocast when ``--amp`` is given (default fp16 on CUDA);
 * the model forward (template + search, the family's training-batch layout) at batch 1, replayed
   from a CUDA graph on CUDA (eager where capture fails);
 * throughput of the model forward at batch 32 (``--batch``);
@@ -218,6 +221,8 @@ class TrackerSuiteRow:
     frames: int
     fps: float | None = None
     ms_per_frame: float | None = None
+    fps_median: float | None = None
+    fps_cpu: float | None = None
     model_ms_b1: float | None = None
     cuda_graph: bool = False
     throughput_batch: int = 0
@@ -378,10 +383,11 @@ def model_gmacs(model: torch.nn.Module, batch: dict[str, Any]) -> float | None:
 
 
 def _time_tracking(tracker: Any, frames: int, warmup: int, image_size: tuple[int, int], device: torch.device,
-                   amp_dtype: torch.dtype | None) -> list[float]:
-    """Seconds of each of ``frames`` tracking steps after ``warmup`` untimed ones (CUDA synchronised)."""
+                   amp_dtype: torch.dtype | None) -> tuple[list[float], list[float]]:
+    """Wall and thread-CPU seconds of each of ``frames`` tracking steps after ``warmup`` untimed ones
+    (CUDA synchronised)."""
     imgs, boxes = _synthetic_frames(frames + warmup + 1, *image_size)
-    times = []
+    times, cpu = [], []
     with _autocast(device, amp_dtype):
         tracker.initialize(imgs[0], boxes[0])
         for img in imgs[1:warmup + 1]:
@@ -389,12 +395,21 @@ def _time_tracking(tracker: Any, frames: int, warmup: int, image_size: tuple[int
         for img in imgs[warmup + 1:]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             tracker.track(img)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - t0)
-    return times
+            cpu.append(time.thread_time() - c0)
+    return times, cpu
+
+
+def _set_fps(row: "TrackerSuiteRow", wall: list[float], cpu: list[float]) -> None:
+    """Fill the FPS fields of ``row`` from per-frame wall and CPU seconds (see the module docstring)."""
+    total = float(np.sum(wall))
+    row.fps, row.ms_per_frame = len(wall) / total, 1e3 * total / len(wall)
+    row.fps_median = 1.0 / float(np.median(wall))
+    row.fps_cpu = len(cpu) / float(np.sum(cpu)) if float(np.sum(cpu)) > 0 else None
 
 
 def kernel_backends(device: torch.device | str) -> list[str]:
@@ -463,9 +478,7 @@ def bench_case(case: TrackerCase, *, backends: Iterable[str] | None = None, devi
             row = TrackerSuiteRow(case.label, family_name, variant, backend, str(dev), amp, frames,
                                   params_m=params, note=note, throughput_batch=throughput_batch)
             try:
-                per_frame = _time_tracking(tracker, frames, warmup, image_size, dev, amp_dtype)
-                med = float(np.median(per_frame))  # robust to other processes' bursts on a shared machine
-                row.fps, row.ms_per_frame = 1.0 / med, 1e3 * med
+                _set_fps(row, *_time_tracking(tracker, frames, warmup, image_size, dev, amp_dtype))
                 from vtrack.train.trainer import _to_device
 
                 b1 = _to_device(batch1, dev)
@@ -506,9 +519,7 @@ def _bench_onnxruntime(case: TrackerCase, fam: Any, model: torch.nn.Module, cfg:
     try:
         tracker = use_onnxruntime(fam.build_tracker(model, cfg, dev), cfg)
         model.eval()
-        per_frame = _time_tracking(tracker, frames, warmup, image_size, dev, None)
-        med = float(np.median(per_frame))
-        row.fps, row.ms_per_frame = 1.0 / med, 1e3 * med
+        _set_fps(row, *_time_tracking(tracker, frames, warmup, image_size, dev, None))
     except (RuntimeError, ValueError) as err:
         row.note += f"; failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
         log.warning("%s %s onnxruntime failed: %s", case.label, variant, err)
@@ -526,7 +537,8 @@ def run_cases(cases: Iterable[TrackerCase], *, progress: bool = True, **kwargs: 
     return rows
 
 
-SUITE_COLUMNS = ["config", "family", "variant", "backend", "fps", "ms_per_frame", "model_ms_b1", "cuda_graph",
+SUITE_COLUMNS = ["config", "family", "variant", "backend", "fps", "ms_per_frame", "fps_median", "fps_cpu",
+                 "model_ms_b1", "cuda_graph",
                  "throughput_pairs_per_s", "gmacs_b1", "params_m", "note"]
 
 
@@ -545,7 +557,7 @@ def format_suite_table(rows: list[TrackerSuiteRow]) -> str:
     batch = max((r.throughput_batch for r in rows), default=0)
     cols = SUITE_COLUMNS[:5] + ["speedup"] + SUITE_COLUMNS[5:]
     heads = ["config", "family", "variant", "backend", "FPS (b=1, tracking step)", "FPS vs reference",
-             "ms/frame", "model fwd ms (b=1)", "CUDA graph", f"pairs/s (b={batch})", "GMACs (b=1)", "params (M)",
+             "ms/frame", "FPS (median frame)", "FPS (thread CPU time)", "model fwd ms (b=1)", "CUDA graph", f"pairs/s (b={batch})", "GMACs (b=1)", "params (M)",
              "note"]
     return markdown_table(table, cols, heads)
 
@@ -569,9 +581,12 @@ def write_suite_results(rows: list[TrackerSuiteRow], out_dir: str | os.PathLike[
             series.setdefault(label, {})[f"{r.config}" + ("" if r.variant == "-" else f" {r.variant}")] = r.fps
     md = [f"# Tracker speed ({env.get('device_name')}, {env.get('device')})\n",
           f"torch {env.get('torch')}, commit `{str(env.get('git_commit'))[:12]}`, {env.get('time_utc')}, "
-          f"{env.get('tracker_threads', env.get('cpu_threads'))} CPU thread(s). Random weights (speed does not depend on them). FPS: whole "
-          "tracking step at batch 1 (crop, normalise, model, post-processing) on synthetic 480x360 frames, from the "
-          "median time per frame. "
+          f"{env.get('tracker_threads', env.get('cpu_threads'))} CPU thread(s). Weights: a zoo tracker's own "
+          "(note 'zoo'), else random. FPS: whole "
+          "tracking step at batch 1 (crop, normalise, model, post-processing, online updates) on synthetic 480x360 "
+          "frames: frames / total wall time; also 1 / median wall time per frame, and frames / total CPU time of the "
+          "tracking thread (the step's own cost when other jobs share the machine; load average "
+          f"{env.get('load_avg_1m')}). "
           "Model forward: template+search (the family's training batch layout) under no_grad. GMACs: "
           "FlopCounterMode on the reference-backend forward (custom fused ops report no FLOPs, so they are "
           "counted on the reference path).\n", format_suite_table(rows)]
@@ -590,7 +605,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "config of every registered family they miss)")
     parser.add_argument("--zoo", nargs="*", default=None, metavar="NAME",
                         help="benchmark model-zoo trackers with their weights (no NAME: every zoo tracker); "
-                             "zoo names are also accepted by --configs")
+                             "zoo names are also accepted by --configs, whose cases follow the zoo's")
     parser.add_argument("--cases", default=None, help=f"YAML case list (default {CASES_FILE})")
     parser.add_argument("--override", nargs="*", default=[], metavar="key=value",
                         help="config overrides applied to every case")
@@ -628,21 +643,23 @@ def zoo_case(name: str) -> TrackerCase:
 def suite_cases(device: torch.device | str, configs: list[str] | None = None, cases_file: str | None = None,
                 overrides: Iterable[str] = (), zoo: list[str] | None = None) -> list[TrackerCase]:
     """The cases to run, each with ``overrides`` appended: ``zoo`` (names of model-zoo trackers;
-    an empty list: every zoo tracker), else explicit ``configs`` (config paths or zoo names), else
-    the spec's cases for the device type (completed with every registered family)."""
+    an empty list: every zoo tracker) followed by explicit ``configs`` (config paths or zoo names;
+    e.g. a family whose zoo entry is still training), else the spec's cases for the device type
+    (completed with every registered family)."""
     from dataclasses import replace
 
     from vtrack import zoo as zoo_mod
 
     dev = torch.device(device)
+    cases: list[TrackerCase] = []
     if zoo is not None:
         names = list(zoo) or [e.name for e in zoo_mod.list_entries()]
         if not names:
             raise ValueError(f"--zoo: the zoo ({zoo_mod.zoo_dir()}) holds no trackers")
         cases = [zoo_case(n) for n in names]
-    elif configs:
-        cases = [zoo_case(c) if zoo_mod.is_zoo_name(c) else TrackerCase(c) for c in configs]
-    else:
+    if configs:
+        cases += [zoo_case(c) if zoo_mod.is_zoo_name(c) else TrackerCase(c) for c in configs]
+    if zoo is None and not configs:
         cases = complete_cases(load_cases(cases_file, dev.type))
     extra = tuple(overrides)
     return [replace(c, overrides=c.overrides + extra) for c in cases]
@@ -660,12 +677,17 @@ def run_from_args(args: argparse.Namespace) -> int:
     frames, repeat, batch = (min(args.frames, 5), 2, min(args.batch, 4)) if args.quick else (
         args.frames, args.repeat, args.batch)
     amp = args.amp or ("fp16" if dev.type == "cuda" else "off")
+    from vtrack.bench.common import environment
+
+    env = environment(dev)
+    print(f"{env['device_name']} ({dev}), {torch.get_num_threads()} torch thread(s), torch {env['torch']}, "
+          f"commit {str(env['git_commit'])[:12]}, load average {env['load_avg_1m']} on {env['cpu_count']} CPUs")
     rows = run_cases(cases, backends=args.backends, device=dev, frames=frames, warmup=args.warmup, repeat=repeat,
                      throughput_batch=batch, amp=amp, cuda_graph=not args.no_graph, macs=not args.no_macs,
                      runtimes=args.runtime)
     print(format_suite_table(rows))
     if args.out:
-        print(f"written: {write_suite_results(rows, args.out, args=_args_dict(args))}")
+        print(f"written: {write_suite_results(rows, args.out, env=env, args=_args_dict(args))}")
     return 0
 
 
