@@ -55,17 +55,35 @@ def _expand(rows: list[tuple[str, str, str, int, int, int, int]]) -> dict[tuple[
     return table
 
 
-_ALL_D = "16 32 64 128 256"
 _HALF = "fp16 bf16"
 # (dtypes, padded head dims, kernels, BN, BM, num_warps, num_stages); later rows override earlier ones.
+# Chosen from offline sm_90 compiles (registers and spill bytes of every variant, compile_check --resources;
+# benchmarks/results/sm90_resources_{before,after}.md), not from GPU timings: no GPU has run them yet.
 _GPU_ROWS = [
+    # fp16 / bf16: tensor-core dots
     (_HALF, "16 32 64", "fwd", 64, 64, 4, 2),
-    (_HALF, "128 256", "fwd", 64, 32, 4, 2),
+    (_HALF, "128", "fwd", 64, 32, 4, 2),
+    (_HALF, "256", "fwd", 32, 32, 8, 2),
     (_HALF, "16 32", "bwd_dq bwd_dkdv", 64, 32, 4, 2),
-    (_HALF, "64 128 256", "bwd_dq bwd_dkdv", 32, 32, 4, 2),
-    ("fp32", _ALL_D, "fwd bwd_dq bwd_dkdv", 32, 32, 4, 2),
-    (_HALF + " fp32", "16 32", "fwd_topk bwd_dq_topk", 32, 64, 8, 2),
-    (_HALF + " fp32", "64 128 256", "fwd_topk bwd_dq_topk", 16, 64, 8, 2),
+    (_HALF, "64", "bwd_dq", 32, 32, 4, 2),
+    (_HALF, "64", "bwd_dkdv", 32, 32, 8, 2),
+    (_HALF, "128", "bwd_dq bwd_dkdv", 32, 32, 8, 2),
+    (_HALF, "256", "bwd_dq bwd_dkdv", 16, 32, 8, 2),
+    (_HALF, "16 32", "fwd_topk bwd_dq_topk", 32, 64, 8, 2),
+    (_HALF, "64 128 256", "fwd_topk", 16, 32, 8, 2),
+    (_HALF, "64 128 256", "bwd_dq_topk", 16, 64, 8, 2),
+    # fp32: IEEE dots run on FMA units, which hold a thread's operand rows and columns along the whole
+    # reduction in registers; small tiles, more warps and one pipeline stage keep them there.
+    ("fp32", "16 32 64", "fwd", 32, 32, 4, 2),
+    ("fp32", "128", "fwd", 16, 16, 4, 2),
+    ("fp32", "256", "fwd", 16, 16, 8, 1),
+    ("fp32", "16 32 64 128 256", "bwd_dq", 16, 16, 4, 2),
+    ("fp32", "16 32 64 128", "bwd_dkdv", 32, 16, 8, 1),
+    ("fp32", "256", "bwd_dkdv", 16, 16, 8, 1),
+    ("fp32", "16 32", "fwd_topk bwd_dq_topk", 32, 64, 8, 2),
+    ("fp32", "16", "fwd_topk", 16, 32, 8, 2),
+    ("fp32", "64 128 256", "fwd_topk", 16, 32, 8, 2),
+    ("fp32", "64 128 256", "bwd_dq_topk", 16, 64, 8, 2),
 ]
 
 #: the GPU launch configuration of every (dtype name, padded head dim, kernel)
