@@ -241,14 +241,20 @@ def test_scale_parameter_respected():
 
 
 @pytest.mark.slow
-def test_triton_kernels_compile_for_sm90():
-    """Every kernel variant compiles to a cubin for sm_90 offline (a subprocess without the interpreter)."""
+def test_triton_kernels_compile_for_sm90(tmp_path):
+    """Every kernel variant compiles to a cubin for sm_90 offline (a subprocess without the interpreter),
+    and with the launch table none spills at the head dims 32/64/128 (docs/kernels.md)."""
+    import json
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    res = subprocess.run([sys.executable, "-m", "vtrack.kernels.triton.compile_check", "--arch", "90"],
-                         capture_output=True, text=True, env=env, timeout=1500)
+    report = tmp_path / "resources.json"
+    res = subprocess.run([sys.executable, "-m", "vtrack.kernels.triton.compile_check", "--arch", "90", "--resources",
+                          "--json", str(report)], capture_output=True, text=True, env=env, timeout=1500)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "0 failed" in res.stdout
+    variants = json.loads(report.read_text())["variants"]
+    assert len(variants) == 108
+    assert [v for v in variants if v["stack"] != 0] == []
