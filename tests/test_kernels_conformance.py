@@ -1,8 +1,10 @@
 """One conformance suite for every attention backend (docs/kernels.md "Semantics").
 
-Each test runs on every backend: ``reference``, ``triton`` (its interpreter on CPU), ``cpp``
-(vtrack._C) and ``cuda`` (GPU only), and compares with the float64 reference or with an exact
-expectation: values, gradients, ties, masks, NaN/inf, empty and strided inputs, bad arguments.
+Each test runs on every backend: ``reference``, ``sdpa``, ``triton`` (its interpreter on CPU),
+``cpp`` (vtrack._C) and ``cuda`` (GPU only), and compares with the float64 reference or with an
+exact expectation: values, gradients, the schema's lse and top-K index, ties, masks, NaN/inf,
+empty and strided inputs, bad arguments. A backend is asked only for the features it declares
+(``Capabilities``: ``sdpa`` gets the dense cases; the pairs are listed at collection, not skipped).
 Shapes are small: the Triton interpreter takes ~0.3 s per call.
 
 A backend that is not registered fails here (it is not skipped), except the compiled ones
@@ -20,7 +22,8 @@ import torch
 import vtrack.kernels as K
 
 REQUIRE_EXT = os.environ.get("VTRACK_REQUIRE_EXT", "0") == "1"
-BACKENDS = ["reference", "triton", "cpp", pytest.param("cuda", marks=pytest.mark.gpu)]
+BACKENDS = ["reference", "sdpa", "triton", "cpp", pytest.param("cuda", marks=pytest.mark.gpu)]
+NAMES = ["reference", "sdpa", "triton", "cpp", "cuda"]
 NAN = float("nan")
 
 
@@ -82,7 +85,27 @@ def _square(op):
     return op == "ce"
 
 
-@pytest.mark.parametrize("op", list(OPS))
+def _declares(name: str, op: str) -> bool:
+    """Whether backend ``name`` declares the features of ``op`` (one not registered here is listed,
+    and the ``backend`` fixture then fails or skips it as for every other test)."""
+    if name not in K.registered_backends():
+        return True
+    caps = K.get_backend(name).capabilities
+    return all(getattr(caps, feature) for feature in ("topk", "fda", "ce") if feature in op)
+
+
+def pairs(ops, names=NAMES):
+    """(backend, op) parameters: every backend with every op it declares (cuda marked gpu)."""
+    return [pytest.param(n, op, marks=[pytest.mark.gpu] if n == "cuda" else [], id=f"{n}-{op}")
+            for n in names for op in ops if _declares(n, op)]
+
+
+def backends_for(op):
+    """The backends that declare ``op``, as parameters of the ``backend`` fixture."""
+    return [pytest.param(n, marks=[pytest.mark.gpu] if n == "cuda" else [], id=n) for n in NAMES if _declares(n, op)]
+
+
+@pytest.mark.parametrize("backend,op", pairs(OPS), indirect=["backend"])
 def test_values_and_gradients_match_the_float64_reference(backend, op):
     kw = dict(OPS[op])
     q, k, v = _qkv(n=9 if _square(op) else 6, m=9)
@@ -100,6 +123,7 @@ def test_values_and_gradients_match_the_float64_reference(backend, op):
         torch.testing.assert_close(a.double().cpu(), b, atol=2e-4, rtol=2e-4, msg=lambda m, n=name: f"grad {n}: {m}")
 
 
+@pytest.mark.parametrize("backend", backends_for("topk"), indirect=True)
 def test_topk_ties_go_to_the_lower_key_index_and_keep_exactly_topk(backend):
     q = torch.zeros(1, 1, 2, 8, dtype=torch.float64)  # every logit equal
     k = torch.randn(1, 1, 6, 8, dtype=torch.float64)
@@ -114,6 +138,7 @@ def test_topk_ties_go_to_the_lower_key_index_and_keep_exactly_topk(backend):
     torch.testing.assert_close(out, torch.full_like(out, 4.5))  # min(topk, valid keys) = keys 4 and 5
 
 
+@pytest.mark.parametrize("backend", backends_for("ce"), indirect=True)
 def test_ce_ties_go_to_the_lower_search_index(backend):
     q, k, v = _qkv(b=1, h=1, n=9, m=9)
     _, keep, score, _ = _call(backend, torch.zeros_like(q), k, v, ce={"num_template": 4, "keep": 3})
@@ -121,7 +146,7 @@ def test_ce_ties_go_to_the_lower_search_index(backend):
     torch.testing.assert_close(score.double().cpu(), torch.full((1, 5), 1 / 9, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("op", ["dense", "topk", "fda"])
+@pytest.mark.parametrize("backend,op", pairs(["dense", "topk", "fda"]), indirect=["backend"])
 def test_masked_keys_are_ignored_and_fully_masked_rows_are_zero(backend, op):
     q, k, v = _qkv(m=9)
     mask = torch.zeros(2, 9, dtype=torch.bool)
@@ -143,7 +168,7 @@ def test_masked_keys_are_ignored_and_fully_masked_rows_are_zero(backend, op):
     torch.testing.assert_close(out2.cpu(), out.detach().cpu(), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("op", ["dense", "topk", "fda", "topk+fda"])
+@pytest.mark.parametrize("backend,op", pairs(["dense", "topk", "fda", "topk+fda"]), indirect=["backend"])
 @pytest.mark.parametrize("where", ["q", "k"])
 def test_a_row_that_sees_a_nan_logit_is_nan(backend, op, where):
     """The contract: a NaN logit among the keys a row attends to makes that row NaN (with top-K
@@ -165,6 +190,7 @@ def test_a_row_that_sees_a_nan_logit_is_nan(backend, op, where):
     assert torch.isfinite(out[finite]).all()
 
 
+@pytest.mark.parametrize("backend", backends_for("ce"), indirect=True)
 def test_ce_score_with_a_nan_is_nan_and_the_rest_normalised(backend):
     q, k, v = _qkv(b=2, h=1, n=9, m=9)
     k[0, 0, 6, 0] = NAN  # batch 0: the template centre row sees it -> its scores are NaN
@@ -175,15 +201,44 @@ def test_ce_score_with_a_nan_is_nan_and_the_rest_normalised(backend):
     assert torch.isnan(out[0].cpu()).all() and torch.isfinite(out[1].cpu()).all()
 
 
-def test_strided_inputs_equal_contiguous_ones(backend):
+@pytest.mark.parametrize("backend,op", pairs(["dense", "topk", "fda"]), indirect=["backend"])
+def test_strided_inputs_equal_contiguous_ones(backend, op):
     dev = _device(backend)
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 6, 2, 8, generator=g).to(dev).transpose(1, 2) for _ in range(3))  # [B,H,N,D] views
     assert not q.is_contiguous()
-    for kw in ({"topk": 3}, {"fda": {"alpha": 0.3, "beta": 0.2, "delta": 0.1}}):
+    for kw in (OPS[op],):
         strided = K.attention(q, k, v, backend=backend, **kw)
         dense = K.attention(q.contiguous(), k.contiguous(), v.contiguous(), backend=backend, **kw)
         torch.testing.assert_close(strided, dense, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend,op", pairs(["dense", "topk", "fda-tensors", "topk+fda", "ce"]), indirect=["backend"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_schema_lse_and_index_match_the_reference(backend, op, masked):
+    """The one output schema (out, lse, index, score, keep_index): lse and the top-K index as the
+    reference computes them, for every backend that declares it returns them (None otherwise)."""
+    dev = _device(backend)
+    q, k, v = (x.to(dev, torch.float32) for x in _qkv(n=9 if _square(op) else 6, m=9))
+    kw = {n: ({c: (t.to(dev) if isinstance(t, torch.Tensor) else t) for c, t in val.items()} if n == "fda" else val)
+          for n, val in OPS[op].items()}
+    if masked:
+        mask = torch.zeros(2, 9, dtype=torch.bool)
+        mask[0, [1, 4]] = True
+        mask[1] = True
+        kw["key_padding_mask"] = mask.to(dev)
+    inputs = K.build_inputs(q, k, v, **kw)
+    got, ref = K.dispatch(inputs, backend), K.dispatch(inputs, "reference")
+    caps = K.get_backend(backend).capabilities
+    assert (got.lse is not None) == caps.returns_lse
+    if got.lse is not None:
+        assert got.lse.dtype == torch.float32 and got.lse.shape == (2, 2, q.shape[2])
+        torch.testing.assert_close(got.lse.cpu(), ref.lse.cpu(), atol=1e-5, rtol=1e-5)  # +inf rows included
+    sparse = "topk" in op
+    assert (got.index is not None) == (sparse and caps.returns_index)
+    if got.index is not None:
+        assert got.index.dtype == torch.int32 and torch.equal(got.index.cpu(), ref.index.cpu())
+    assert (got.score is None) == (got.keep_index is None) == ("ce" not in op)
 
 
 @pytest.mark.parametrize("shape", [(0, 2, 4, 8), (1, 0, 4, 8), (1, 2, 0, 8), (1, 2, 4, 0)])

@@ -6,13 +6,16 @@ import vtrack.kernels as K
 
 
 class _Fake:
-    def __init__(self, name, reasons=()):
+    """A plugin backend: declares its capabilities (default: everything, like the reference)."""
+
+    def __init__(self, name, capabilities=K.Capabilities(), unavailable=None):
         self.name = name
-        self.reasons = list(reasons)
+        self.capabilities = capabilities
+        self.unavailable = unavailable
         self.calls = 0
 
-    def not_supported_reasons(self, inputs):
-        return list(self.reasons)
+    def unavailable_reason(self):
+        return self.unavailable
 
     def run(self, inputs):
         self.calls += 1
@@ -31,13 +34,15 @@ def test_reference_registered_and_auto_works(qkv):
     assert cpu == K.registered_backends("cpu")
     assert cpu.index("reference") < cpu.index("triton")
     assert "cpp" not in cpu or cpu.index("cpp") < cpu.index("reference")
-    assert K.select_backend(K.build_inputs(*qkv, topk=2)).name == cpu[0]
+    topk = K.build_inputs(*qkv, topk=2)
+    assert K.select_backend(topk).name == K.available_backends(topk)[0] == [b for b in cpu if b != "sdpa"][0]
     out = K.topk_attention(*qkv, 2)
     assert out.shape == (1, 2, 5, 4)
 
 
 def test_priority_and_reasons(qkv):
-    fast, broken = _Fake("fake_fast"), _Fake("fake_broken", ["needs CUDA tensors", "head dim must be 64"])
+    fast = _Fake("fake_fast")
+    broken = _Fake("fake_broken", K.Capabilities(dtypes={"cuda": (torch.float16,)}, max_head_dim=2))
     K.register_backend(fast, priority={"cpu": 1000, "default": -1})
     K.register_backend(broken, priority=2000)
     try:
@@ -49,7 +54,7 @@ def test_priority_and_reasons(qkv):
         assert K.available_backends(inputs)[:1] == ["fake_fast"]
         with pytest.raises(ValueError, match="needs CUDA tensors") as exc:
             K.topk_attention(*qkv, 2, backend="fake_broken")
-        assert "head dim must be 64" in str(exc.value)
+        assert "head dim 4 > max_head_dim 2" in str(exc.value)
         with pytest.raises(ValueError, match="already registered"):
             K.register_backend(_Fake("fake_fast"))
         K.register_backend(_Fake("fake_fast"), priority=1, replace=True)
@@ -93,3 +98,113 @@ def test_layers_accept_a_registered_backend_through_the_one_set_backend():
         K.unregister_backend("fake_plugin")
     with pytest.raises(TypeError, match="backend: expected a backend name"):
         attn.set_backend(3)
+
+
+def test_refusals_come_from_the_declared_capabilities():
+    """One generic function turns a declaration into reasons: the same backend code with another
+    declaration refuses other inputs, with messages naming the declared limits."""
+    narrow = _Fake("fake_narrow", K.Capabilities(dtypes={"cpu": (torch.float32,)}, max_head_dim=4, fda=False,
+                                                 notes={"float64": "no double accumulation"}))
+    q = torch.randn(1, 2, 5, 8, dtype=torch.float64)
+    inputs = K.build_inputs(q, q, q, fda={"alpha": 0.1, "beta": 0.1, "delta": 0.1})
+    K.register_backend(narrow, priority=-1000)
+    try:
+        reasons = K.not_supported_reasons("fake_narrow", inputs)
+        assert reasons == K.capability_reasons(narrow.capabilities, inputs)
+        assert reasons == ["dtype torch.float64 not supported on cpu (declared: float32): no double accumulation",
+                           "head dim 8 > max_head_dim 4", "no FDA bias (fda)"]
+        with pytest.raises(ValueError, match=r"max_head_dim 4") as exc:
+            K.fda_attention(q, q, q, alpha=0.1, beta=0.1, delta=0.1, backend="fake_narrow")
+        assert "no FDA bias" in str(exc.value) and "float64" in str(exc.value)
+        narrow.capabilities = K.Capabilities(dtypes={"cpu": (torch.float64,)}, max_head_dim=8)
+        assert K.not_supported_reasons("fake_narrow", inputs) == []
+        narrow.unavailable = "library not loaded"
+        assert K.not_supported_reasons("fake_narrow", inputs) == ["library not loaded"]
+    finally:
+        K.unregister_backend("fake_narrow")
+
+
+def test_every_registered_backend_declares_capabilities_and_sdpa_is_dense_only():
+    for name in K.registered_backends():
+        assert isinstance(K.get_backend(name).capabilities, K.Capabilities), name
+    caps = K.get_backend("sdpa").capabilities
+    assert not (caps.topk or caps.fda or caps.ce or caps.returns_lse or caps.returns_index)
+    assert caps.backward and caps.key_padding_mask
+    q = torch.randn(1, 2, 5, 8)
+    assert K.not_supported_reasons("sdpa", K.build_inputs(q, q, q, topk=2)) == ["no top-K sparse attention (topk=2 < M=5)"]
+    assert K.not_supported_reasons("sdpa", K.build_inputs(q, q, q, topk=5)) == []  # topk >= M is dense attention
+    with pytest.raises(TypeError, match="capabilities"):
+        K.register_backend(type("NoCaps", (), {"name": "x", "capabilities": None, "run": None,
+                                               "unavailable_reason": None})())
+
+
+def test_auto_picks_sdpa_for_dense_attention_on_cpu_and_fused_kernels_otherwise():
+    q = torch.randn(1, 2, 9, 8)
+    mask = torch.zeros(1, 9, dtype=torch.bool)
+    mask[0, 3] = True
+    assert K.select_backend(K.build_inputs(q, q, q)).name == "sdpa"
+    assert K.select_backend(K.build_inputs(q, q, q, key_padding_mask=mask)).name == "sdpa"
+    for kw in ({"topk": 3}, {"fda": {"alpha": 0.1, "beta": 0.1, "delta": 0.1}}, {"ce": {"num_template": 4, "keep": 2}}):
+        assert K.select_backend(K.build_inputs(q, q, q, **kw)).name != "sdpa"
+
+
+def test_dense_vit_and_transformer_layers_run_sdpa_under_auto(monkeypatch):
+    from vtrack.kernels.sdpa import SdpaBackend
+    from vtrack.models.backbones.vit import ViT
+    from vtrack.models.layers.transformer import MultiHeadAttention
+
+    calls = []
+    real = SdpaBackend.run
+    monkeypatch.setattr(SdpaBackend, "run", lambda self, inputs: calls.append(inputs.op_name) or real(self, inputs))
+    vit = ViT(embed_dim=16, depth=2, num_heads=2, patch_size=4).eval()
+    with torch.no_grad():
+        x, _ = vit.embed(torch.randn(1, 3, 16, 16))
+        for block in vit.blocks:
+            x = block(x)
+    assert calls == ["dense", "dense"]
+    mha = MultiHeadAttention(16, 2, topk=4)
+    x = torch.randn(1, 3, 16)
+    mha(x, x, x)  # 3 keys <= topk: dense
+    assert calls[-1] == "dense" and len(calls) == 3
+
+
+def test_the_supported_check_never_loads_or_builds(monkeypatch):
+    """Asking whether a backend runs reads declarations and the loader's state only: with every
+    load/import/build entry of the loader made to fail, the checks still answer."""
+    from vtrack.kernels import _ext
+
+    def boom(*a, **k):
+        raise AssertionError("the supported-check tried to load or build vtrack._C")
+
+    for fn in ("load", "fast_load", "_try_import", "_try_jit", "unavailable_reason", "loaded_from"):
+        monkeypatch.setattr(_ext, fn, boom)
+    q = torch.randn(1, 2, 5, 8)
+    for kw in ({}, {"topk": 2}, {"ce": {"num_template": 4, "keep": 1}}):
+        inputs = K.build_inputs(q, q, q, **kw)
+        for name in K.registered_backends():
+            K.not_supported_reasons(name, inputs)
+        K.available_backends(inputs)
+        K.select_backend(inputs)
+    # and a library that is not loaded: the reason says so (and how to build it) without building it
+    monkeypatch.setattr(_ext._State, "tried", False)
+    monkeypatch.setattr(_ext._State, "import_error", "import vtrack._C failed (missing)")
+    monkeypatch.setattr(_ext, "ops_registered", lambda: False)
+    monkeypatch.delenv("VTRACK_NO_JIT", raising=False)
+    reasons = K.not_supported_reasons("cpp", K.build_inputs(q, q, q, topk=2))
+    assert reasons and "import vtrack._C failed (missing)" in reasons[-1] and "load_extension()" in reasons[-1]
+    assert K.select_backend(K.build_inputs(q, q, q, topk=2)).name == "reference"
+
+
+def test_dispatch_checks_the_one_output_schema(qkv):
+    class Tuple3(_Fake):
+        def run(self, inputs):
+            return tuple(K.get_backend("reference").run(inputs)[:3])
+
+    K.register_backend(Tuple3("fake_tuple"), priority=-1000)
+    try:
+        with pytest.raises(TypeError, match="KernelResult"):
+            K.attention(*qkv, backend="fake_tuple")
+    finally:
+        K.unregister_backend("fake_tuple")
+    res = K.dispatch(K.build_inputs(*qkv, topk=2), "reference")
+    assert isinstance(res, K.KernelResult) and res.lse.shape == (1, 2, 5) and res.index.shape == (1, 2, 5, 2)

@@ -5,9 +5,19 @@ Public ops: :func:`topk_attention`, :func:`fda_attention`, :func:`ce_attention` 
 by :func:`registered_backends` and plugged in with :func:`register_backend` (see docs/kernels.md).
 """
 from .checks import AttentionInputs, CEParams, FDAParams, build_inputs
-from .dispatch import (Backend, available_backends, check_backend, dispatch, get_backend, not_supported_reasons, register_backend,
-                       registered_backends, select_backend, unregister_backend)
+from .dispatch import (ANY, Backend, Capabilities, KernelResult, available_backends, backend_reasons, capability_reasons,
+                       check_backend, dispatch, get_backend, not_supported_reasons, register_backend, registered_backends,
+                       select_backend, unregister_backend)
 from .ops import ReferenceBackend, attention, ce_attention, fda_attention, topk_attention
+from .sdpa import SdpaBackend
+
+
+def load_extension() -> bool:
+    """Load vtrack._C (JIT-building the CPU kernels when it is not built; ``VTRACK_NO_JIT=1`` disables
+    that). The only call that builds: asking the dispatcher whether a backend runs never does."""
+    from .cpp_ops import load_extension as _load
+
+    return _load()
 
 
 def _load_optional_backends() -> None:
@@ -33,7 +43,9 @@ def _load_optional_backends() -> None:
 _load_optional_backends()
 
 __all__ = [
-    "AttentionInputs", "Backend", "CEParams", "FDAParams", "ReferenceBackend", "attention", "available_backends",
-    "build_inputs", "ce_attention", "check_backend", "dispatch", "fda_attention", "get_backend", "not_supported_reasons",
-    "register_backend", "registered_backends", "select_backend", "topk_attention", "unregister_backend",
+    "ANY", "AttentionInputs", "Backend", "CEParams", "Capabilities", "FDAParams", "KernelResult", "ReferenceBackend",
+    "SdpaBackend", "attention", "available_backends", "backend_reasons", "build_inputs", "capability_reasons",
+    "ce_attention", "check_backend", "dispatch", "fda_attention", "get_backend", "load_extension",
+    "not_supported_reasons", "register_backend", "registered_backends", "select_backend", "topk_attention",
+    "unregister_backend",
 ]

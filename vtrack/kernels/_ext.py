@@ -1,12 +1,17 @@
 """Loader of the compiled extension ``vtrack._C`` (C++ CPU kernels, CUDA kernels when built with CUDA).
 
-Order of attempts, done once and lazily (on the first use of the "cpp"/"cuda" backends):
+Order of attempts:
 
-1. ``import vtrack._C`` - built by ``pip install -e .`` / ``python setup.py build_ext --inplace``;
-2. a JIT build of the CPU kernels with :func:`torch.utils.cpp_extension.load` (ninja), cached in
-   torch's extension directory (``TORCH_EXTENSIONS_DIR``); disabled by ``VTRACK_NO_JIT=1``;
-3. otherwise the ops stay unavailable: one warning says why, and the dispatcher falls back to the
-   other backends (the reason also appears in the "cpp"/"cuda" backends' not-supported reasons).
+1. at ``import vtrack.kernels``: ``import vtrack._C`` (:func:`fast_load`) - built by ``pip install
+   -e .`` / ``python setup.py build_ext --inplace``; when it fails, one warning says why;
+2. only when asked (:func:`load`, public as ``vtrack.kernels.load_extension()``; the tests and
+   ``onnx`` export ask): a JIT build of the CPU kernels with
+   :func:`torch.utils.cpp_extension.load` (ninja), cached in torch's extension directory
+   (``TORCH_EXTENSIONS_DIR``); disabled by ``VTRACK_NO_JIT=1``;
+3. otherwise the ops stay unavailable and the dispatcher falls back to the other backends (the
+   reason, :func:`status`, appears in the "cpp"/"cuda" backends' not-supported reasons).
+
+The dispatcher's supported-check reads :func:`status` only: it never imports, builds or compiles.
 
 This module also holds the compiler-flag logic shared with ``setup.py`` (which imports it by path,
 so it must only import the standard library at module level).
@@ -111,7 +116,15 @@ class _State:
     tried = False
     loaded_from: Optional[str] = None
     error: Optional[str] = None
+    import_error: Optional[str] = None
     warned = False
+
+
+def _warn_once(reason: str) -> None:
+    if not _State.warned:
+        _State.warned = True
+        warnings.warn(f"vtrack C++ kernels unavailable, falling back to other backends: {reason}",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _try_import() -> Optional[str]:
@@ -182,30 +195,53 @@ def load() -> bool:
             return True
         reasons.append(err or "JIT-built library registered no ops")
         _State.error = "; ".join(reasons)
-        if not _State.warned:
-            _State.warned = True
-            warnings.warn(f"vtrack C++ kernels unavailable, falling back to other backends: {_State.error}",
-                          RuntimeWarning, stacklevel=2)
+        _warn_once(_State.error)
         return False
 
 
 def fast_load() -> bool:
-    """Only the cheap attempt: ``import vtrack._C`` (no JIT build, no warning). True when the ops exist.
+    """Only the cheap attempt: ``import vtrack._C`` (no JIT build). True when the ops exist.
 
-    A failure leaves :func:`load` free to try the JIT build later.
+    A failure warns once (with :func:`status`) and leaves :func:`load` free to try the JIT build later.
     """
     with _State.lock:
         if _State.tried:
             return _State.error is None
-        if ops_registered() or (_try_import() is None and ops_registered()):
+        if ops_registered():
+            _State.tried = True
+            _State.loaded_from = "already registered"
+            return True
+        err = _try_import()
+        if err is None and ops_registered():
             _State.tried = True
             _State.loaded_from = "vtrack._C"
             return True
+        _State.import_error = err or "vtrack._C imported but registered no ops"
+    why = status()
+    if why:
+        _warn_once(why)
     return False
 
 
+def _jit_hint() -> str:
+    if os.environ.get("VTRACK_NO_JIT", "0") == "1":
+        return "JIT build disabled (VTRACK_NO_JIT=1)"
+    return "not JIT-built: vtrack.kernels.load_extension() builds it (cached), or build vtrack._C (make build)"
+
+
+def status() -> Optional[str]:
+    """None when the ops are loaded, else why not. A pure read of the loader's state: it never
+    imports, loads or builds anything (what the dispatcher's supported-check calls)."""
+    if _State.tried:
+        return _State.error
+    if ops_registered():
+        return None
+    first = _State.import_error or "vtrack._C not loaded"
+    return f"{first}; {_jit_hint()}"
+
+
 def unavailable_reason() -> Optional[str]:
-    """None when the extension is loaded (loading it if needed), else why it is not."""
+    """None when the extension is loaded (loading it if needed, JIT build included), else why it is not."""
     return None if load() else _State.error
 
 
@@ -216,13 +252,14 @@ def loaded_from() -> Optional[str]:
 
 
 def cuda_kernels_built() -> bool:
-    """Whether the loaded library has CUDA kernels (registered for the CUDA dispatch key)."""
-    if not load():
+    """Whether the loaded library has CUDA kernels (registered for the CUDA dispatch key). Pure:
+    False when the library is not loaded (nothing is loaded or built here)."""
+    if status() is not None:
         return False
     import torch
 
     return torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA")
 
 
-__all__ = ["load", "fast_load", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
+__all__ = ["load", "fast_load", "status", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
            "cpu_link_flags", "nvcc_flags", "cuda_build_possible", "compiler_accepts", "ops_registered"]

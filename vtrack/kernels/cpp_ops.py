@@ -11,8 +11,13 @@ The compiled library ``vtrack._C`` (``csrc/``) registers the operators ``torch.o
 
 This module registers their fake (meta) kernels and autograd formulas with :mod:`torch.library`
 (so ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck`` work) and plugs the two
-backends into the dispatcher. Loading the library is lazy (see :mod:`vtrack.kernels._ext`): when it
-is missing the backends report why in ``not_supported_reasons`` and "auto" picks another backend.
+backends into the dispatcher with their declared :class:`~vtrack.kernels.dispatch.Capabilities`.
+``import vtrack._C`` happens at import; a JIT build only on an explicit
+``vtrack.kernels.load_extension()`` (see :mod:`vtrack.kernels._ext`). When the library is missing
+the backends report why (``unavailable_reason``, a pure read) and "auto" picks another backend.
+
+Both backends return the dispatcher's one schema :class:`~vtrack.kernels.dispatch.KernelResult`
+``(out, lse, index, score, keep_index)``: the ops' outputs, reordered for CE.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import torch
 
 from . import _ext
 from .checks import AttentionInputs
-from .dispatch import Result, register_backend
+from .dispatch import Capabilities, KernelResult, register_backend
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +224,13 @@ def _coef(x: Any, num_heads: int, dtype: torch.dtype, device: torch.device) -> t
     return torch.full((num_heads,), float(x), dtype=dtype, device=device)
 
 
-def run_ops(inputs: AttentionInputs) -> Result:
-    """Run ``inputs`` through ``torch.ops.vtrack.*`` (whichever device kernel the tensors select)."""
+def run_ops(inputs: AttentionInputs) -> KernelResult:
+    """Run ``inputs`` through ``torch.ops.vtrack.*`` (whichever device kernel the tensors select).
+
+    The meta/autograd registration (:func:`register_meta`) is made here if the library was loaded
+    after import (``load_extension()``)."""
+    if not register_meta():
+        raise RuntimeError(f"the compiled extension is unavailable: {_ext.unavailable_reason()}")
     q, k, v = inputs.q, inputs.k, inputs.v
     alpha = beta = delta = None
     if inputs.fda is not None:
@@ -230,39 +240,30 @@ def run_ops(inputs: AttentionInputs) -> Result:
     mask = inputs.key_padding_mask
     if inputs.ce is not None:
         ce = inputs.ce
-        out, _, _, score, keep_index = torch.ops.vtrack.ce_attention(
+        out, lse, index, score, keep_index = torch.ops.vtrack.ce_attention(
             q, k, v, ce.num_template, ce.keep, ce.template_index, inputs.scale, inputs.topk or 0, mask,
             alpha, beta, delta)
-        return out, keep_index, score
+        return KernelResult(out, lse, index if inputs.topk else None, score, keep_index)
     if inputs.topk is not None:
-        out, _, _ = torch.ops.vtrack.topk_attention(q, k, v, inputs.topk, inputs.scale, mask, alpha, beta, delta)
-        return out, None, None
-    out, _ = torch.ops.vtrack.fda_attention(q, k, v, inputs.scale, mask, alpha, beta, delta)
-    return out, None, None
-
-
-def _library_reasons() -> list[str]:
-    if not register_meta():
-        return [f"the compiled extension is unavailable: {_ext.unavailable_reason()}"]
-    return []
+        out, lse, index = torch.ops.vtrack.topk_attention(q, k, v, inputs.topk, inputs.scale, mask, alpha, beta, delta)
+        return KernelResult(out, lse, index)
+    out, lse = torch.ops.vtrack.fda_attention(q, k, v, inputs.scale, mask, alpha, beta, delta)
+    return KernelResult(out, lse)
 
 
 class CppBackend:
     """Fused C++ CPU kernels (OpenMP, vectorised; float32/float64, and bfloat16/float16 computed in float32)."""
 
     name = "cpp"
+    capabilities = Capabilities(dtypes={"cpu": CPU_DTYPES})
 
-    def not_supported_reasons(self, inputs: AttentionInputs) -> list[str]:
-        """Why the C++ CPU kernels cannot run ``inputs`` (empty when they can)."""
-        reasons = []
-        if inputs.device.type != "cpu":
-            reasons.append(f"needs CPU tensors, got device {inputs.device}")
-        if inputs.dtype not in CPU_DTYPES:
-            reasons.append(f"dtype {inputs.dtype} not supported (float32, float64, bfloat16 or float16)")
-        return reasons + _library_reasons()
+    def unavailable_reason(self) -> Optional[str]:
+        """Why the compiled library cannot run now (pure: never loads or builds it)."""
+        why = _ext.status()
+        return f"the compiled extension is unavailable: {why}" if why else None
 
-    def run(self, inputs: AttentionInputs) -> Result:
-        """Compute (out, keep_index, score) with the CPU kernels."""
+    def run(self, inputs: AttentionInputs) -> KernelResult:
+        """Compute the :class:`KernelResult` with the CPU kernels."""
         return run_ops(inputs)
 
 
@@ -270,39 +271,37 @@ class CudaBackend:
     """CUDA kernels from ``vtrack._C`` (float16/bfloat16/float32, head dim <= 128)."""
 
     name = "cuda"
+    capabilities = Capabilities(dtypes={"cuda": CUDA_DTYPES}, max_head_dim=CUDA_MAX_HEAD_DIM, max_batch_heads=65535,
+                                max_topk_keys=CUDA_MAX_TOPK_KEYS)
 
-    def not_supported_reasons(self, inputs: AttentionInputs) -> list[str]:
-        """Why the CUDA kernels cannot run ``inputs`` (empty when they can)."""
-        reasons = []
-        if inputs.device.type != "cuda":
-            reasons.append(f"needs CUDA tensors, got device {inputs.device}")
-        if inputs.dtype not in CUDA_DTYPES:
-            reasons.append(f"dtype {inputs.dtype} not supported (float16, bfloat16 or float32)")
-        b, h, n, m, d = inputs.shape
-        if d > CUDA_MAX_HEAD_DIM:
-            reasons.append(f"head dim {d} > {CUDA_MAX_HEAD_DIM}")
-        if b * h > 65535:
-            reasons.append(f"B*H = {b * h} > 65535")
-        if inputs.topk is not None and m > CUDA_MAX_TOPK_KEYS:
-            reasons.append(f"top-K with M = {m} keys > {CUDA_MAX_TOPK_KEYS}")
-        lib = _library_reasons()
-        if lib:
-            return reasons + lib
-        if inputs.device.type == "cuda" and not _ext.cuda_kernels_built():
-            reasons.append("vtrack._C was built without CUDA kernels (torch without CUDA or nvcc missing at build)")
-        return reasons
+    def unavailable_reason(self) -> Optional[str]:
+        """Why the CUDA kernels cannot run now (pure: never loads or builds the library)."""
+        why = _ext.status()
+        if why:
+            return f"the compiled extension is unavailable: {why}"
+        if not _ext.cuda_kernels_built():
+            return "vtrack._C was built without CUDA kernels (torch without CUDA or nvcc missing at build)"
+        return None
 
-    def run(self, inputs: AttentionInputs) -> Result:
-        """Compute (out, keep_index, score) with the CUDA kernels."""
+    def run(self, inputs: AttentionInputs) -> KernelResult:
+        """Compute the :class:`KernelResult` with the CUDA kernels."""
         return run_ops(inputs)
 
 
 # The fast path (an installed vtrack._C) registers everything at import; a missing library is
-# only JIT-built when a backend is first asked (see _ext.load).
+# only JIT-built by an explicit load_extension() (see _ext.load), never by a supported-check.
 if _ext.fast_load():
     register_meta()
 
 register_backend(CppBackend(), priority={"cpu": 50, "default": -1})
 register_backend(CudaBackend(), priority={"cuda": 90, "default": -1})
 
-__all__ = ["CppBackend", "CudaBackend", "register_meta", "run_ops", "isa", "supported_isas", "CPU_ISAS"]
+def load_extension() -> bool:
+    """Load vtrack._C, JIT-building the CPU kernels when it is not built (cached; ``VTRACK_NO_JIT=1``
+    disables it), and register its meta kernels and autograd. True when the "cpp"/"cuda" ops exist.
+
+    The only entry that builds: the dispatcher's supported-check never does (it reports why not)."""
+    return register_meta()
+
+
+__all__ = ["CppBackend", "CudaBackend", "load_extension", "register_meta", "run_ops", "isa", "supported_isas", "CPU_ISAS"]

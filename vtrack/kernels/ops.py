@@ -10,7 +10,7 @@ import torch
 
 from . import reference
 from .checks import AttentionInputs, build_inputs, check_backend_name
-from .dispatch import Result, dispatch, register_backend
+from .dispatch import ANY, Capabilities, KernelResult, dispatch, register_backend
 
 Scalar = Union[float, torch.Tensor]
 
@@ -19,12 +19,13 @@ class ReferenceBackend:
     """Plain PyTorch (materialises [B,H,N,M]); any device and dtype; autograd for gradients."""
 
     name = "reference"
+    capabilities = Capabilities(dtypes=ANY)  # every feature, device and dtype that passes validation
 
-    def not_supported_reasons(self, inputs: AttentionInputs) -> list[str]:
-        """The reference runs everything that passes validation."""
-        return []
+    def unavailable_reason(self) -> Optional[str]:
+        """Always available (plain PyTorch)."""
+        return None
 
-    def run(self, inputs: AttentionInputs) -> Result:
+    def run(self, inputs: AttentionInputs) -> KernelResult:
         """Compute the composed op with :func:`vtrack.kernels.reference.attention`."""
         return reference.attention(inputs)
 
@@ -51,10 +52,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, topk: Option
         out [B,H,N,D]; with ``ce``: the tuple (out, keep_index [B,keep] int64, score [B,Ls]).
     """
     inputs = build_inputs(q, k, v, scale=scale, key_padding_mask=key_padding_mask, topk=topk, fda=fda, ce=ce)
-    out, keep_index, score = dispatch(inputs, check_backend_name(backend))
+    res = dispatch(inputs, check_backend_name(backend))
     if inputs.ce is None:
-        return out
-    return out, keep_index, score
+        return res.out
+    return res.out, res.keep_index, res.score
 
 
 def topk_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int, *, scale: Optional[float] = None,

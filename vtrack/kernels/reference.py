@@ -31,6 +31,7 @@ from typing import Optional
 import torch
 
 from .checks import AttentionInputs, CEParams, FDAParams, Scalar
+from .dispatch import KernelResult
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -101,15 +102,35 @@ def safe_softmax(s: torch.Tensor) -> torch.Tensor:
     return e / torch.where(den == 0, torch.ones_like(den), den)
 
 
+def final_logits(inputs: AttentionInputs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(logits [B,H,N,M] after FDA, masks and the top-K selection (dropped entries -inf),
+    the top-K selection bool [B,H,N,M] or None without top-K)."""
+    s = logits(inputs.q, inputs.k, inputs.scale, inputs.fda, inputs.key_padding_mask)
+    if inputs.topk is None:
+        return s, None
+    sel = topk_select(s, inputs.topk, inputs.key_padding_mask)
+    # a NaN/+inf logit is never dropped by the selection: it makes its row NaN (the contract)
+    return s.masked_fill(~(sel | torch.isnan(s) | torch.isposinf(s)), float("-inf")), sel
+
+
 def probabilities(inputs: AttentionInputs) -> torch.Tensor:
     """Attention probabilities [B,H,N,M] in the compute dtype (differentiable)."""
-    s = logits(inputs.q, inputs.k, inputs.scale, inputs.fda, inputs.key_padding_mask)
-    if inputs.topk is not None:
-        sel = topk_select(s, inputs.topk, inputs.key_padding_mask)
-        # a NaN/+inf logit is never dropped by the selection: it makes its row NaN (the contract)
-        sel = sel | (torch.isnan(s) | torch.isposinf(s))
-        s = s.masked_fill(~sel, float("-inf"))
-    return safe_softmax(s)
+    return safe_softmax(final_logits(inputs)[0])
+
+
+def row_lse(s: torch.Tensor) -> torch.Tensor:
+    """Log-sum-exp [B,H,N] of final logits; +inf for a row without a valid key (the kernels' convention)."""
+    lse = torch.logsumexp(s.detach(), dim=-1)
+    return lse.masked_fill(lse == float("-inf"), float("inf"))
+
+
+def kept_index(sel: torch.Tensor, topk: int) -> torch.Tensor:
+    """The top-K schema's ``index`` [B,H,N,min(topk,M)] int32 from a selection [B,H,N,M]: each
+    row's kept keys in ascending order, -1 after the last one."""
+    m = sel.shape[-1]
+    cols = torch.arange(m, device=sel.device).expand_as(sel)
+    idx = torch.where(sel, cols, m).sort(-1).values[..., :min(topk, m)]
+    return idx.masked_fill(idx == m, -1).to(torch.int32)
 
 
 def keep_index_of(score: torch.Tensor, keep: int) -> torch.Tensor:
@@ -127,11 +148,14 @@ def ce_score(p: torch.Tensor, ce: CEParams) -> tuple[torch.Tensor, torch.Tensor]
     return keep_index, score
 
 
-def attention(inputs: AttentionInputs) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Reference of the composed op: (out [B,H,N,D], keep_index or None, score or None)."""
-    p = probabilities(inputs)
+def attention(inputs: AttentionInputs) -> KernelResult:
+    """Reference of the composed op: the full :class:`~vtrack.kernels.dispatch.KernelResult`
+    (out, lse, index with top-K, score and keep_index with CE)."""
+    s, sel = final_logits(inputs)
+    p = safe_softmax(s)
     out = torch.matmul(p.to(inputs.v.dtype), inputs.v)
-    if inputs.ce is None:
-        return out, None, None
-    keep_index, score = ce_score(p, inputs.ce)
-    return out, keep_index, score
+    index = None if sel is None else kept_index(sel, inputs.topk)  # type: ignore[arg-type]
+    keep_index = score = None
+    if inputs.ce is not None:
+        keep_index, score = ce_score(p, inputs.ce)
+    return KernelResult(out, row_lse(s), index, score, keep_index)

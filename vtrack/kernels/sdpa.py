@@ -1,0 +1,68 @@
+"""The "sdpa" backend: dense attention through ``torch.nn.functional.scaled_dot_product_attention``.
+
+It declares what it runs (no top-K below M, no FDA bias, no CE outputs, no ``lse``), so the
+dispatcher sends it only plain softmax attention: the dense layers of a ViT (OSTrack's blocks
+without candidate elimination, VLT's and SparseTT's dense layers). Forward and backward are
+PyTorch's (its fused CPU flash kernel / the CUDA flash or memory-efficient kernels, and their
+autograd). Priorities and the CPU measurement behind them: docs/kernels.md "The sdpa backend".
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .checks import AttentionInputs
+from .dispatch import Capabilities, KernelResult, register_backend
+
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+#: Priorities: on CPU above "cpp" (50), measured (docs/kernels.md); on CUDA below "triton" (100)
+#: and "cuda" (90) because no GPU measurement exists yet.
+PRIORITY = {"cpu": 60, "cuda": 80, "default": -1}
+
+
+class SdpaBackend:
+    """Dense (optionally key-masked) attention by PyTorch's SDPA; forward and backward."""
+
+    name = "sdpa"
+    capabilities = Capabilities(dtypes={"cpu": _DTYPES, "cuda": _DTYPES}, topk=False, fda=False, ce=False,
+                                returns_lse=False, returns_index=False)
+
+    def unavailable_reason(self) -> Optional[str]:
+        """Always available (part of PyTorch)."""
+        return None
+
+    def run(self, inputs: AttentionInputs) -> KernelResult:
+        """out [B,H,N,D] under the semantics of docs/kernels.md, which SDPA alone does not follow in
+        two places, both fixed here without a device sync:
+
+        * a batch element whose keys are all masked outputs zeros with zero gradients (its mask is
+          lifted for the SDPA call and its output zeroed, so no NaN reaches autograd);
+        * NaN contract: a row that sees a NaN logit is NaN (SDPA's CPU kernel returns zeros for a NaN
+          query row). A row is set to NaN when its query, or an unmasked key of its batch element and
+          head, holds a non-finite value (the only way a float32 logit is NaN or +inf); a row whose
+          logits are all -inf *because of* an infinite input is therefore NaN here, zero on the
+          reference (an edge the conformance suite does not exercise).
+        """
+        q, k, v = inputs.q, inputs.k, inputs.v
+        mask = inputs.key_padding_mask
+        attn_mask = empty = None
+        if mask is not None:
+            empty = mask.all(-1)  # [B]: every key masked
+            attn_mask = (~(mask & ~empty[:, None]))[:, None, None, :]  # True = attend
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=inputs.scale)
+        bad_k = ~torch.isfinite(k).all(-1)  # [B,H,M]
+        if mask is not None:
+            bad_k = bad_k & ~mask[:, None, :]
+        sees_nan = ~torch.isfinite(q).all(-1) | bad_k.any(-1, keepdim=True)  # [B,H,N]
+        if empty is not None:
+            sees_nan = sees_nan & ~empty[:, None, None]
+            out = out.masked_fill(empty[:, None, None, None], 0.0)
+        return KernelResult(out.masked_fill(sees_nan[..., None], float("nan")))
+
+
+register_backend(SdpaBackend(), priority=PRIORITY)
+
+__all__ = ["SdpaBackend", "PRIORITY"]
