@@ -1,8 +1,8 @@
 """The "sdpa" backend: dense attention through ``torch.nn.functional.scaled_dot_product_attention``.
 
 It declares what it runs (no top-K below M, no FDA bias, no CE outputs, no ``lse``), so the
-dispatcher sends it only plain softmax attention: the dense layers of a ViT (OSTrack's blocks
-without candidate elimination, VLT's and SparseTT's dense layers). Forward and backward are
+dispatcher sends it only plain softmax attention (e.g. OSTrack's ViT blocks without candidate
+elimination) when it outranks the other capable backends. Forward and backward are
 PyTorch's (its fused CPU flash kernel / the CUDA flash or memory-efficient kernels, and their
 autograd). Priorities and the CPU measurement behind them: docs/kernels.md "The sdpa backend".
 """
@@ -18,9 +18,11 @@ from .dispatch import Capabilities, KernelResult, register_backend
 
 _DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
-#: Priorities: on CPU above "cpp" (50), measured (docs/kernels.md); on CUDA below "triton" (100)
+#: Priorities, from benchmarks/sdpa_dense.py (docs/kernels.md "The sdpa backend"): on CPU below "cpp"
+#: (50), which was as fast or faster at the zoo trackers' dense shapes, and above the reference (0):
+#: "auto" runs dense attention on sdpa where vtrack._C is not built. On CUDA below "triton" (100)
 #: and "cuda" (90) because no GPU measurement exists yet.
-PRIORITY = {"cpu": 60, "cuda": 80, "default": -1}
+PRIORITY = {"cpu": 40, "cuda": 80, "default": -1}
 
 
 class SdpaBackend:
@@ -42,7 +44,8 @@ class SdpaBackend:
           lifted for the SDPA call and its output zeroed, so no NaN reaches autograd);
         * NaN contract: a row that sees a NaN logit is NaN (SDPA's CPU kernel returns zeros for a NaN
           query row). A row is set to NaN when its query, or an unmasked key of its batch element and
-          head, holds a non-finite value (the only way a float32 logit is NaN or +inf); a row whose
+          head, holds a non-finite value (the only way a float32 logit is NaN or +inf): ``out`` plus
+          zero times the float32 sums of those values (two reductions, no device sync); a row whose
           logits are all -inf *because of* an infinite input is therefore NaN here, zero on the
           reference (an edge the conformance suite does not exercise).
         """
@@ -53,14 +56,16 @@ class SdpaBackend:
             empty = mask.all(-1)  # [B]: every key masked
             attn_mask = (~(mask & ~empty[:, None]))[:, None, None, :]  # True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=inputs.scale)
-        bad_k = ~torch.isfinite(k).all(-1)  # [B,H,M]
-        if mask is not None:
-            bad_k = bad_k & ~mask[:, None, :]
-        sees_nan = ~torch.isfinite(q).all(-1) | bad_k.any(-1, keepdim=True)  # [B,H,N]
+        with torch.no_grad():  # NaN (not 0) where a query or unmasked key holds a NaN/inf: 0 * that = NaN
+            guard = q.sum(-1, keepdim=True, dtype=torch.float32)  # [B,H,N,1]
+            ksum = k.sum(-1, dtype=torch.float32)  # [B,H,M]
+            if mask is not None:
+                ksum = ksum.masked_fill(mask[:, None, :], 0.0)
+            guard = (guard + ksum.sum(-1)[..., None, None]) * 0.0
+        out = out + guard.to(out.dtype)
         if empty is not None:
-            sees_nan = sees_nan & ~empty[:, None, None]
             out = out.masked_fill(empty[:, None, None, None], 0.0)
-        return KernelResult(out.masked_fill(sees_nan[..., None], float("nan")))
+        return KernelResult(out)
 
 
 register_backend(SdpaBackend(), priority=PRIORITY)

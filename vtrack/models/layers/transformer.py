@@ -7,9 +7,8 @@ to :mod:`vtrack.kernels`.
 * :class:`MultiHeadAttention` — projections + scaled dot-product attention. With ``topk`` set
   and smaller than the number of keys it is the *sparse* multi-head attention of SparseTT
   (each query attends to its ``topk`` most similar keys only, via
-  :func:`vtrack.kernels.topk_attention`); otherwise it is plain dense attention. Both go through
-  the dispatcher with the layer's ``backend`` (``"auto"`` runs dense attention on the ``sdpa``
-  backend, :func:`torch.nn.functional.scaled_dot_product_attention`).
+  :func:`vtrack.kernels.topk_attention`); otherwise it is plain dense attention
+  (:func:`torch.nn.functional.scaled_dot_product_attention`).
 * :class:`TransformerEncoderLayer` — self-attention + FFN (SparseTT's template encoder,
   TransT's ego-context augment).
 * :class:`TransformerDecoderLayer` — self-attention (optionally sparse) + cross-attention to a
@@ -25,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vtrack import kernels
@@ -166,8 +166,12 @@ class MultiHeadAttention(KernelLayer, nn.Module):
         q = self._split(self.q_proj(query))
         k = self._split(self.k_proj(key))
         v = self._split(self.v_proj(value))
-        topk = self.topk if self.is_sparse(num_keys) else None  # dense: "auto" picks the sdpa backend
-        out = kernels.attention(q, k, v, topk=topk, key_padding_mask=key_padding_mask, backend=self.backend)
+        if self.is_sparse(num_keys):
+            out = kernels.topk_attention(q, k, v, self.topk, key_padding_mask=key_padding_mask,
+                                         backend=self.backend)
+        else:
+            mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
