@@ -69,8 +69,9 @@ def test_run_sequence_interleaves_and_times_each_runtime():
     assert firsts == ["cpp", deploy.ORT, "reference", "cpp"]
     assert all(len(out[n]["s"]) == 4 and len(out[n]["boxes"]) == 5 for n in trackers)
     assert min(out[deploy.ORT]["net_s"]) >= 0.004 > max(out["cpp"]["net_s"])
-    # per step: the twin starts from the cpp tracker's state and moves by the ORT tracker's shift
-    assert out["step"][2][0] == pytest.approx(10.0 + 1.0 + 2.0)
+    # per step: the twins start from the cpp tracker's state and move by the other engine's shift
+    assert out["step"][deploy.ORT][2][0] == pytest.approx(10.0 + 1.0 + 2.0)
+    assert out["step"]["reference"][2][0] == pytest.approx(10.0 + 1.0 + 1.0) and set(out["step"]) == {"reference", deploy.ORT}
     assert out[deploy.ORT]["boxes"][2][0] == pytest.approx(14.0)
 
 
@@ -84,6 +85,7 @@ def test_summarise_iou_fps_and_ratios_on_timed_sequences():
     res = deploy.summarise([timed, pair], list(trackers), "cpp")
     assert res["iou"] == {f"{deploy.ORT} vs reference": 1.0, f"{deploy.ORT} vs cpp": 1.0, "cpp vs reference": 1.0}
     assert res["iou_step"] == 1.0 and res["frames"] == 5 + 3 and res["fps_sequences"] == 1
+    assert res["iou_step_all"]["reference vs cpp"] == {"mean": 1.0, "frames": 5, "below_0.9": 0, "min": 1.0}
     assert res["fps"]["cpp"]["frames"] == 5  # FPS only where every runtime ran
     assert res["fps"][deploy.ORT]["fps"] > res["fps"]["reference"]["fps"] > res["fps"]["cpp"]["fps"]
     assert res["speedup"][f"{deploy.ORT} vs cpp"] > res["speedup"][f"{deploy.ORT} vs reference"] > 1.0

@@ -124,8 +124,9 @@ def run_sequence(trackers: dict[str, Any], seq: Any, step_of: str | None) -> dic
     """Track ``seq`` with every tracker of ``trackers``, interleaved frame by frame (order rotating).
 
     Returns per runtime the boxes [T, 4] (frame 0: the initial box), the seconds per tracked frame
-    (wall clock ``s``, this thread's CPU time ``cpu_s``) and the network's CPU seconds per frame; and with ``step_of``, ``step``: per frame, the onnxruntime
-    tracker's box from ``trackers[step_of]``'s state (a copy of that tracker on the ORT engine).
+    (wall clock ``s``, this thread's CPU time ``cpu_s``) and the network's CPU seconds per frame; and
+    with ``step_of``, ``step``: per other runtime, per frame, its box from ``trackers[step_of]``'s
+    state (a copy of that tracker on the other runtime's engine, weights shared).
     """
     names = list(trackers)
     box0 = tuple(float(v) for v in seq.boxes[0])
@@ -133,10 +134,11 @@ def run_sequence(trackers: dict[str, Any], seq: Any, step_of: str | None) -> dic
     out: dict[str, Any] = {n: {"boxes": [box0], "s": [], "cpu_s": [], "net_s": []} for n in names}
     for n in names:
         trackers[n].initialize(first, box0)
-    step = [box0]
+    others = [n for n in names if n != step_of] if step_of else []
+    step: dict[str, list[Any]] = {n: [box0] for n in others}
     for i in range(1, len(seq)):
         img = seq.frame(i)
-        twin = _twin(trackers[step_of], trackers[ORT].engine) if step_of else None
+        twins = {n: _twin(trackers[step_of], trackers[n].engine) for n in others}
         k = i % len(names)
         for n in names[k:] + names[:k]:
             engine = trackers[n].engine
@@ -146,8 +148,8 @@ def run_sequence(trackers: dict[str, Any], seq: Any, step_of: str | None) -> dic
             out[n]["s"].append(time.perf_counter() - t0)
             out[n]["net_s"].append(engine.seconds - net0)
             out[n]["boxes"].append(tuple(float(v) for v in box))
-        if twin is not None:
-            step.append(tuple(float(v) for v in twin.track(img).box))
+        for n, twin in twins.items():
+            step[n].append(tuple(float(v) for v in twin.track(img).box))
     if step_of:
         out["step"] = step
     return out
@@ -173,7 +175,9 @@ def summarise(per_seq: list[dict[str, Any]], names: list[str], pytorch: str) -> 
         return np.concatenate([s[n][key] for s in timed])
 
     timed = [s for s in per_seq if all(n in s for n in names)]
-    step = [iou(np.asarray(s[pytorch]["boxes"][1:]), np.asarray(s["step"][1:])) for s in per_seq if "step" in s]
+    step = {n: np.concatenate([iou(np.asarray(s[pytorch]["boxes"][1:]), np.asarray(s["step"][n][1:]))
+                               for s in per_seq if n in s.get("step", {})])
+            for n in names if n != pytorch and any(n in s.get("step", {}) for s in per_seq)}
     agree = {f"{ORT} vs {n}": float(np.nanmean(ious(ORT, n))) for n in names if n != ORT}
     if "reference" in names and "cpp" in names:
         agree["cpp vs reference"] = float(np.nanmean(ious("cpp", "reference")))
@@ -188,7 +192,10 @@ def summarise(per_seq: list[dict[str, Any]], names: list[str], pytorch: str) -> 
     ratios = {f"{ORT} vs {n}": float(np.median(times(n, "cpu_s") / np.maximum(times(ORT, "cpu_s"), 1e-9)))
               for n in names if n != ORT}
     ratios.update({f"{ORT} vs {n} (wall)": float(np.median(times(n) / times(ORT))) for n in names if n != ORT})
-    return {"iou": agree, "iou_step": float(np.nanmean(np.concatenate(step))) if step else None,
+    return {"iou": agree, "iou_step": float(np.nanmean(step[ORT])) if ORT in step else None,
+            "iou_step_all": {f"{n} vs {pytorch}": {"mean": float(np.nanmean(v)), "frames": int(v.size),
+                                                   "below_0.9": int(np.sum(v < 0.9)), "min": float(np.nanmin(v))}
+                             for n, v in step.items()},
             "iou_per_sequence": [round(_mean_iou(s[ORT]["boxes"], s[pytorch]["boxes"]), 4) for s in per_seq],
             "iou_min_frame": float(np.nanmin(ious(ORT, pytorch))), "fps": fps, "speedup": ratios,
             "frames": int(sum(len(s[ORT]["s"]) for s in per_seq)), "fps_sequences": len(timed)}
@@ -214,7 +221,7 @@ def measure_tracker(spec: str, sequences: list[Any], *, checkpoint: str | None =
     """Export, agreement and interleaved FPS of one tracker over ``sequences`` (see the module doc).
     ``fps_sequences``: every runtime tracks (timed) the first N sequences; the others only the
     PyTorch tracker compared with onnxruntime and onnxruntime (None: all). ``per_step``: also the
-    per-step IoU (one more onnxruntime step per frame)."""
+    per-step IoU of each other runtime from the PyTorch tracker's state (one more step per frame each)."""
     from tqdm import tqdm
 
     from vtrack.bench.common import environment
@@ -347,6 +354,8 @@ def write_results(out_dir: str | os.PathLike[str], result: dict[str, Any] | None
                f"FPS on the first {r['fps_sequences']} sequences (per-sequence FPS median, min-max): " + ", ".join(
                    f"{n} {v['fps_seq_median']:.1f} ({v['fps_seq_min']:.1f}-{v['fps_seq_max']:.1f}), "
                    f"network {v['net_ms_median']:.1f} of {v['ms_median']:.1f} ms" for n, v in r["fps"].items())
+               + "".join(f"; per step {k}: IoU {v['mean']:.4f}, {v['below_0.9']} of {v['frames']} frames below 0.9"
+                         for k, v in r.get("iou_step_all", {}).items())
                for r in current]
     md += ["", *details, ""]
     if old:
@@ -355,7 +364,8 @@ def write_results(out_dir: str | os.PathLike[str], result: dict[str, Any] | None
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tracker", "key", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step", "fps", "speedup",
+    keys = ("tracker", "key", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step",
+            "iou_step_all", "fps", "speedup",
             "frames", "notes")
     return {k: r[k] for k in keys}
 
@@ -373,8 +383,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time every runtime on the first N sequences only (the others: the IoU pair only; "
                              "default: all)")
     parser.add_argument("--per-step", action="store_true",
-                        help="also the per-step IoU: from the PyTorch tracker's state at every frame, the "
-                             "onnxruntime tracker's next box (one more onnxruntime step per frame)")
+                        help="also the per-step IoU: from the PyTorch (cpp) tracker's state at every frame, the "
+                             "next box of onnxruntime (and of the reference backend): one more step per frame each")
     parser.add_argument("--out", default=None,
                         help="result folder (one JSON per tracker; deploy.md/deploy.json over all of them)")
     parser.add_argument("--overwrite", action="store_true", help="replace a result of the same tracker and weights")
