@@ -367,7 +367,7 @@ def _brief(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("tracker", "key", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step",
             "iou_step_all", "fps", "speedup",
             "frames", "notes")
-    return {k: r[k] for k in keys}
+    return {k: r.get(k) for k in keys}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
