@@ -64,6 +64,29 @@ def test_topk_ties_go_to_lower_index():
     assert idx2[0, 0, 0].tolist() == [0, 1, 5]
 
 
+@pytest.mark.parametrize("levels", [0, 5])
+@pytest.mark.parametrize("masked", [False, True])
+def test_topk_selection_on_long_rows(levels, masked):
+    """M = 361, K = 32 (the sparse path, ~100 candidates per row): the kept set is the K largest logits with ties
+    toward the lower index, checked against a stable sort; levels > 0 quantises the keys so that most rows tie."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(2, 3, 40, 8, generator=g)
+    k = torch.randn(2, 3, 361, 8, generator=g)
+    if levels:
+        q = torch.ones_like(q)
+        k = torch.randint(0, levels, (2, 3, 361, 1), generator=g).float().expand(-1, -1, -1, 8).contiguous()
+    v = torch.randn(2, 3, 361, 8, generator=g)
+    mask = torch.rand(2, 361, generator=g) < 0.3 if masked else None
+    out, _, index = torch.ops.vtrack.topk_attention(q, k, v, 32, 0.35, mask)
+    logits = (q @ k.transpose(-1, -2)) * 0.35
+    if masked:
+        logits = logits.masked_fill(mask[:, None, None, :], float("-inf"))
+    order = torch.sort(-logits, dim=-1, stable=True).indices[..., :32]
+    assert torch.equal(index.long(), torch.sort(order, dim=-1).values)
+    ref = K.attention(q, k, v, topk=32, scale=0.35, key_padding_mask=mask, backend="reference")
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=2e-5)
+
+
 def test_topk_keeps_exactly_min_topk_valid():
     q, k, v = _qkv(2, 2, 9, 20, 8, grad=False)
     mask = torch.zeros(2, 20, dtype=torch.bool)

@@ -132,10 +132,26 @@ void gather_pv(const T* __restrict__ w, const int32_t* __restrict__ idx, int64_t
                int64_t D, T* __restrict__ o) {
   typedef T vec __attribute__((vector_size(64)));
   constexpr int64_t L = 64 / sizeof(T);
+  // Even and odd keys go to separate accumulators: two independent FMA chains per output vector
+  // (one chain of K FMAs is bound by the FMA latency, not its throughput).
   int64_t x0 = 0;
   for (; x0 + 2 * L <= D; x0 += 2 * L) {
-    vec a0 = {}, a1 = {};
-    for (int64_t t = 0; t < n; ++t) {
+    vec a0 = {}, a1 = {}, b0 = {}, b1 = {};
+    int64_t t = 0;
+    for (; t + 2 <= n; t += 2) {
+      const T* vr = V + int64_t(idx[t]) * D + x0;
+      const T* vs = V + int64_t(idx[t + 1]) * D + x0;
+      vec v0, v1, u0, u1;
+      std::memcpy(&v0, vr, sizeof(v0));
+      std::memcpy(&v1, vr + L, sizeof(v1));
+      std::memcpy(&u0, vs, sizeof(u0));
+      std::memcpy(&u1, vs + L, sizeof(u1));
+      a0 += w[t] * v0;
+      a1 += w[t] * v1;
+      b0 += w[t + 1] * u0;
+      b1 += w[t + 1] * u1;
+    }
+    if (t < n) {
       const T* vr = V + int64_t(idx[t]) * D + x0;
       vec v0, v1;
       std::memcpy(&v0, vr, sizeof(v0));
@@ -143,16 +159,27 @@ void gather_pv(const T* __restrict__ w, const int32_t* __restrict__ idx, int64_t
       a0 += w[t] * v0;
       a1 += w[t] * v1;
     }
+    a0 += b0;
+    a1 += b1;
     std::memcpy(o + x0, &a0, sizeof(a0));
     std::memcpy(o + x0 + L, &a1, sizeof(a1));
   }
   for (; x0 + L <= D; x0 += L) {
-    vec a0 = {};
-    for (int64_t t = 0; t < n; ++t) {
+    vec a0 = {}, b0 = {};
+    int64_t t = 0;
+    for (; t + 2 <= n; t += 2) {
+      vec v0, u0;
+      std::memcpy(&v0, V + int64_t(idx[t]) * D + x0, sizeof(v0));
+      std::memcpy(&u0, V + int64_t(idx[t + 1]) * D + x0, sizeof(u0));
+      a0 += w[t] * v0;
+      b0 += w[t + 1] * u0;
+    }
+    if (t < n) {
       vec v0;
       std::memcpy(&v0, V + int64_t(idx[t]) * D + x0, sizeof(v0));
       a0 += w[t] * v0;
     }
+    a0 += b0;
     std::memcpy(o + x0, &a0, sizeof(a0));
   }
   if (x0 < D) {
@@ -190,7 +217,16 @@ inline void vstore(float* p, vfloat x) { std::memcpy(p, &x, sizeof(x)); }
 void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
   for (int64_t d = 0; d < D; ++d) {
     float* __restrict__ row = KT + d * Mp;
-    for (int64_t j = 0; j < M; ++j) row[j] = K[j * D + d];
+    int64_t j = 0;
+#if VTRACK_ISA_AVX512
+    if (D <= (int64_t(1) << 26)) {  // 16 keys of dimension d per gather (offsets j*D fit in int32)
+      const __m512i off = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int32_t>(D)));
+      for (; j + 16 <= M; j += 16)  // (the masked form: GCC 12 warns about the unmasked one's dummy source)
+        _mm512_storeu_ps(row + j, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, off, K + j * D + d, 4));
+    }
+#endif
+    for (; j < M; ++j) row[j] = K[j * D + d];
     std::fill(row + M, row + Mp, 0.0f);
   }
 }
@@ -263,17 +299,22 @@ void pv_micro(const float* __restrict__ P, int64_t ldP, int64_t r0, int64_t nr, 
   }
 }
 
+constexpr int64_t pow2_floor(int64_t x) { return x >= 2 ? 2 * pow2_floor(x / 2) : 1; }
+
 // O[r] = f[r] * P[r] . V for r < nr (P row stride ldP, V [M][D] row-major); needs D % kVL == 0.
+// Rows per micro-tile: a power of two (so that the 32/64-row query blocks split without clamped,
+// recomputed rows: 6 or 12 rows per tile computed 36 rows for 32, 12.5% extra FMAs).
 void pv_tiles(const float* __restrict__ P, int64_t ldP, int64_t nr, int64_t M, const float* __restrict__ V,
               int64_t D, const float* __restrict__ f, float* __restrict__ O) {
+  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
   for (int64_t x0 = 0; x0 < D;) {
     const int64_t nv = std::min<int64_t>(4, (D - x0) / kVL);
     for (int64_t r0 = 0; r0 < nr;) {
       switch (nv) {
-        case 4: pv_micro<kAcc / 4, 4>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 4; break;
-        case 3: pv_micro<kAcc / 3, 3>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 3; break;
-        case 2: pv_micro<kAcc / 2, 2>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 2; break;
-        default: pv_micro<kAcc / 2, 1>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += kAcc / 2; break;
+        case 4: pv_micro<R4, 4>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += R4; break;
+        case 3: pv_micro<R3, 3>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += R3; break;
+        case 2: pv_micro<R2, 2>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += R2; break;
+        default: pv_micro<R2, 1>(P, ldP, r0, nr, M, V, D, x0, f, O); r0 += R2; break;
       }
     }
     x0 += nv * kVL;
@@ -354,6 +395,48 @@ inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __re
   return mx;
 }
 
+// Top-K float32 rows without the FDA bias, when K is a multiple of the vector width: scales the raw q.k
+// products of one row in place, applies the mask (masked keys -inf), sets `nan` when a logit is NaN and
+// fills the K strided group maxima of select_topk (g[t] = max_j s[t + j*K]) in the same pass (written
+// with vector extensions: GCC does not vectorise the strided maxima fused with the NaN reduction);
+// returns the row maximum (the largest group maximum). Other rows use finish_logits and group_max.
+float finish_topk_logits(const float* __restrict__ mrow, float* __restrict__ s, int64_t M, int64_t K, float sc,
+                         float* __restrict__ g, bool& nan) {
+  typedef int32_t vint __attribute__((vector_size(VTRACK_VEC_BYTES)));
+  const vfloat ninf = vfloat{} - std::numeric_limits<float>::infinity();
+  const int64_t full = M / K * K;  // keys in whole groups
+  vint bad = {};
+  vfloat mxv = ninf;
+  for (int64_t t = 0; t < K; t += kVL) {  // lanes t..t+kVL of every group: their maxima stay in a register
+    vfloat gv = ninf;
+    for (int64_t base = 0; base < full; base += K) {
+      vfloat x = vload(s + base + t) * sc;
+      bad |= (x != x);
+      if (mrow != nullptr) x = vload(mrow + base + t) != 0.0f ? ninf : x;
+      vstore(s + base + t, x);
+      gv = x > gv ? x : gv;
+    }
+    vstore(g + t, gv);
+    mxv = gv > mxv ? gv : mxv;
+  }
+  int scalar_bad = 0;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; full + t < M; ++t) {  // the last partial group
+    float x = s[full + t] * sc;
+    scalar_bad |= (x != x);
+    if (mrow != nullptr && mrow[full + t] != 0.0f) x = -std::numeric_limits<float>::infinity();
+    s[full + t] = x;
+    g[t] = std::max(g[t], x);
+    mx = std::max(mx, x);
+  }
+  for (int64_t l = 0; l < kVL; ++l) {
+    scalar_bad |= bad[l];
+    mx = std::max(mx, mxv[l]);
+  }
+  nan = scalar_bad != 0;
+  return mx;
+}
+
 // Maps floats to integers with the same order (for bisection over representable values).
 template <typename T>
 struct OrderedKey;
@@ -424,24 +507,90 @@ int64_t compact_ge(const T* __restrict__ s, int64_t M, T lo, T* __restrict__ cv,
   return c;
 }
 
+#if VTRACK_ISA_AVX512
+// The k-th largest of x[0:n] (1 <= k <= n; finite or +inf values, no NaN) by quickselect: each round
+// splits the values around a median-of-3 pivot into two of the three scratch buffers (room for n + 16
+// floats each) with AVX-512 register compression, and continues in the side that holds the k-th
+// largest (expected O(n) in all, a few rounds for n ~ 3K); n <= 16 ends with a rank count in one
+// register. Replaces the bisection over ordered keys (~25 counting passes over the candidates).
+inline float kth_largest_avx512(const float* __restrict__ x, int64_t n, int64_t k, float* __restrict__ work,
+                                int64_t stride) {
+  float* const bufs[3] = {work, work + stride, work + 2 * stride};
+  const float* src = x;
+  int in_buf = -1;  // which of bufs holds src (-1: the caller's array)
+  while (n > 16) {
+    const float a = src[0], b = src[n / 2], c = src[n - 1];
+    const float piv = std::max(std::min(a, b), std::min(std::max(a, b), c));
+    const int og = in_buf == 0 ? 1 : 0, lt_buf = in_buf == 2 ? 1 : 2;  // the two buffers other than src's
+    float* __restrict__ gt = bufs[og];
+    float* __restrict__ lt = bufs[lt_buf];
+    const __m512 vp = _mm512_set1_ps(piv);
+    int64_t ngt = 0, nlt = 0, j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m512 v = _mm512_loadu_ps(src + j);
+      const __mmask16 mg = _mm512_cmp_ps_mask(v, vp, _CMP_GT_OQ), ml = _mm512_cmp_ps_mask(v, vp, _CMP_LT_OQ);
+      _mm512_storeu_ps(gt + ngt, _mm512_maskz_compress_ps(mg, v));
+      _mm512_storeu_ps(lt + nlt, _mm512_maskz_compress_ps(ml, v));
+      ngt += __builtin_popcount(static_cast<unsigned>(mg));
+      nlt += __builtin_popcount(static_cast<unsigned>(ml));
+    }
+    if (j < n) {
+      const __mmask16 tail = static_cast<__mmask16>((1u << (n - j)) - 1u);
+      const __m512 v = _mm512_maskz_loadu_ps(tail, src + j);
+      const __mmask16 mg = _mm512_mask_cmp_ps_mask(tail, v, vp, _CMP_GT_OQ);
+      const __mmask16 ml = _mm512_mask_cmp_ps_mask(tail, v, vp, _CMP_LT_OQ);
+      _mm512_storeu_ps(gt + ngt, _mm512_maskz_compress_ps(mg, v));
+      _mm512_storeu_ps(lt + nlt, _mm512_maskz_compress_ps(ml, v));
+      ngt += __builtin_popcount(static_cast<unsigned>(mg));
+      nlt += __builtin_popcount(static_cast<unsigned>(ml));
+    }
+    const int64_t neq = n - ngt - nlt;  // >= 1: the pivot is one of the values
+    if (k <= ngt) {
+      src = gt;
+      n = ngt;
+      in_buf = og;
+    } else if (k <= ngt + neq) {
+      return piv;
+    } else {
+      k -= ngt + neq;
+      src = lt;
+      n = nlt;
+      in_buf = lt_buf;
+    }
+  }
+  const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+  const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), m, src);
+  for (int64_t i = 0; i < n; ++i) {  // the value with (#greater) < k <= (#greater or equal)
+    const __m512 vi = _mm512_set1_ps(src[i]);
+    const int gtc = __builtin_popcount(static_cast<unsigned>(_mm512_cmp_ps_mask(v, vi, _CMP_GT_OQ)));
+    const int gec = __builtin_popcount(static_cast<unsigned>(_mm512_cmp_ps_mask(v, vi, _CMP_GE_OQ)));
+    if (gtc < k && k <= gec) return src[i];
+  }
+  return src[0];  // not reached for 1 <= k <= n
+}
+#endif
+
 // Selects the min(K, valid) largest logits of a row (NaN-free, masked keys are -inf and excluded through
-// `mrow`), ties toward the lower key index. Writes the kept indices in ascending order to `kept` (room
-// for M + 16 entries) and returns their count. `g` holds the K strided group maxima of the row
-// (g[t] = max_j s[t + j*K]), computed by the caller in the pass that finished the logits.
+// `mrow`), ties toward the lower key index. Writes the kept indices in ascending order to `kept` and
+// their logits to `kv` (room for M + 16 entries each) and returns their count. `g` holds the K strided
+// group maxima of the row (g[t] = max_j s[t + j*K]), computed by the caller in the pass that finished
+// the logits; `work` is scratch of 3 * (M + 16) values.
 //
 // A lower bound lo of the K-th largest value is the smallest group maximum (each of the K groups holds
 // a logit at least that large). The logits >= lo (typically a few K, not M) are compacted with their
-// indices, and the K-th largest value tau is found among them by bisection on the order-preserving
-// integer image of the floats with vectorised counting. Then every candidate > tau is kept, plus the
-// lowest-index candidates equal to tau until K are kept.
+// indices, and the K-th largest value tau is found among them: by quickselect with AVX-512 compression
+// (float32 on the AVX-512 path), else by bisection on the order-preserving integer image of the floats
+// with vectorised counting. Then every candidate > tau is kept, plus the lowest-index candidates equal
+// to tau until K are kept.
 template <typename T>
 int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int64_t M, int64_t K, int64_t nvalid,
-                    T row_max, const T* __restrict__ g, int32_t* __restrict__ kept, T* __restrict__ cv,
-                    int32_t* __restrict__ ci) {
+                    T row_max, const T* __restrict__ g, int32_t* __restrict__ kept, T* __restrict__ kv,
+                    T* __restrict__ cv, int32_t* __restrict__ ci, T* __restrict__ work) {
   if (K >= nvalid) {
     int64_t c = 0;
     for (int64_t j = 0; j < M; ++j) {
       kept[c] = static_cast<int32_t>(j);
+      kv[c] = s[j];
       c += (mrow == nullptr || !mrow[j]);
     }
     return c;
@@ -453,49 +602,79 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
   const int64_t C = compact_ge(s, M, lo, cv, ci);
   if (C <= K) {  // exactly K candidates (C >= K by construction)
     std::copy(ci, ci + C, kept);
+    std::copy(cv, cv + C, kv);
     return C;
   }
-  // Bisection: at most 32 (64) steps over the C candidates. Invariant: count_ge(lo) >= K > count_ge(hi).
-  using Key = typename OrderedKey<T>::type;
-  using UKey = std::make_unsigned_t<Key>;
-  Key klo = OrderedKey<T>::to(lo);
-  Key khi = OrderedKey<T>::to(std::nextafter(row_max, std::numeric_limits<T>::infinity()));
-  while (klo < khi && static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) > 1) {
-    const Key kmid = static_cast<Key>(static_cast<UKey>(klo) +
-                                      static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) / 2);
-    const int64_t c = count_ge(cv, C, OrderedKey<T>::from(kmid));
-    if (c >= K) {
-      klo = kmid;
-      if (c == K) break;
-    } else {
-      khi = kmid;
+  T tau;
+#if VTRACK_ISA_AVX512
+  if constexpr (std::is_same<T, float>::value) {
+    tau = kth_largest_avx512(cv, C, K, work, M + 16);
+  } else
+#endif
+  {
+    (void)work;
+    // Bisection: at most 32 (64) steps over the C candidates. Invariant: count_ge(lo) >= K > count_ge(hi).
+    using Key = typename OrderedKey<T>::type;
+    using UKey = std::make_unsigned_t<Key>;
+    Key klo = OrderedKey<T>::to(lo);
+    Key khi = OrderedKey<T>::to(std::nextafter(row_max, std::numeric_limits<T>::infinity()));
+    while (klo < khi && static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) > 1) {
+      const Key kmid = static_cast<Key>(static_cast<UKey>(klo) +
+                                        static_cast<UKey>(static_cast<UKey>(khi) - static_cast<UKey>(klo)) / 2);
+      const int64_t c = count_ge(cv, C, OrderedKey<T>::from(kmid));
+      if (c >= K) {
+        klo = kmid;
+        if (c == K) break;
+      } else {
+        khi = kmid;
+      }
+    }
+    lo = OrderedKey<T>::from(klo);
+    // tau: the smallest candidate >= lo, i.e. the K-th largest.
+    tau = std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(min : tau)
+    for (int64_t t = 0; t < C; ++t) {
+      const T cand = cv[t] >= lo ? cv[t] : std::numeric_limits<T>::infinity();
+      tau = std::min(tau, cand);
     }
   }
-  lo = OrderedKey<T>::from(klo);
-  // tau: the smallest candidate >= lo, i.e. the K-th largest.
-  T tau = std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(min : tau)
-  for (int64_t t = 0; t < C; ++t) {
-    const T cand = cv[t] >= lo ? cv[t] : std::numeric_limits<T>::infinity();
-    tau = std::min(tau, cand);
+  int64_t c = 0;
+#if VTRACK_ISA_AVX512
+  if constexpr (std::is_same<T, float>::value) {  // keep every candidate >= tau; done unless tau has surplus ties
+    const __m512 vt = _mm512_set1_ps(tau);
+    for (int64_t t = 0; t < C; t += 16) {
+      const __mmask16 in = static_cast<__mmask16>(C - t >= 16 ? 0xffffu : (1u << (C - t)) - 1u);
+      const __m512 x = _mm512_maskz_loadu_ps(in, cv + t);
+      const __m512i xi = _mm512_maskz_loadu_epi32(in, ci + t);
+      const __mmask16 m = _mm512_mask_cmp_ps_mask(in, x, vt, _CMP_GE_OQ);
+      _mm512_storeu_ps(kv + c, _mm512_maskz_compress_ps(m, x));
+      _mm512_storeu_si512(reinterpret_cast<void*>(kept + c), _mm512_maskz_compress_epi32(m, xi));
+      c += __builtin_popcount(static_cast<unsigned>(m));
+    }
+    if (c <= K) return c;  // c >= K: tau is the K-th largest
+    c = 0;
   }
+#endif
   int32_t n_gt = 0, n_eq = 0;
 #pragma omp simd reduction(+ : n_gt, n_eq)
   for (int64_t t = 0; t < C; ++t) {
     n_gt += cv[t] > tau ? 1 : 0;
     n_eq += cv[t] == tau ? 1 : 0;
   }
-  int64_t c = 0;
-  if (n_gt + n_eq <= K) {  // no surplus ties: keep every candidate >= tau (branch-free)
+  if (n_gt + n_eq <= K) {  // no surplus ties: keep every candidate >= tau (exactly K of them)
     for (int64_t t = 0; t < C; ++t) {
       kept[c] = ci[t];
+      kv[c] = cv[t];
       c += cv[t] >= tau;
     }
     return std::min(c, K);
   }
   int64_t need_eq = K - n_gt;
   for (int64_t t = 0; t < C && c < K; ++t) {
-    if (cv[t] > tau || (cv[t] == tau && need_eq-- > 0)) kept[c++] = ci[t];
+    if (cv[t] > tau || (cv[t] == tau && need_eq-- > 0)) {
+      kv[c] = cv[t];
+      kept[c++] = ci[t];
+    }
   }
   return c;
 }
@@ -571,10 +750,11 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
     const int64_t ldS = Mp;
     const bool pv_tiled = kTiles && D % kVL == 0;
     std::vector<float> KT(kTiles ? static_cast<size_t>(D * Mp) : 0);
-    int64_t packed_bh = -1;
+    int64_t packed_bh = -1, kn_bh = -1;  // the (batch, head) whose K^T / key norms are in KT / kn
     std::vector<T> S(static_cast<size_t>(kBlockQ * ldS)), kn(pb.fda ? M : 0), qn(kBlockQ), inv(kBlockQ), tmp;
     std::vector<T> gmax(static_cast<size_t>(std::max<int64_t>(K, 1))), pe(static_cast<size_t>(M));
-    std::vector<T> cv(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0);
+    std::vector<T> cv(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0), kv(cv.size());
+    std::vector<T> work(pb.topk > 0 ? static_cast<size_t>(3 * (M + 16)) : 0);  // select_topk scratch
     std::vector<int32_t> kept(static_cast<size_t>(M + 16)), ci(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0);
 
     for (int64_t task = task_begin; task < task_end; ++task) {
@@ -589,7 +769,10 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
       const Coefs<T> c{pb.fda ? T(pb.alpha[h]) : T(0), pb.fda ? T(pb.beta[h]) : T(0),
                        pb.fda ? T(pb.delta[h]) : T(0)};
       if (pb.fda) {
-        for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
+        if (kn_bh != bh) {  // once per (batch, head) and thread, not per query block
+          for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
+          kn_bh = bh;
+        }
         for (int64_t r = 0; r < nr; ++r) qn[r] = dot(Q + r * D, Q + r * D, D);
       }
       if constexpr (kTiles) {
@@ -608,8 +791,14 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         T* __restrict__ s = S.data() + r * ldS;
         T* __restrict__ o = O + r * D;
         bool nan = false;
-        const T rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
-        if (pb.topk > 0 && !nan) group_max<T>(s, M, K, gmax.data());
+        T rmax = neg_inf<T>();
+        if (kTiles && pb.topk > 0 && !pb.fda && K % kVL == 0) {
+          if constexpr (kTiles)
+            rmax = finish_topk_logits(mrow_t, s, M, K, static_cast<float>(pb.scale), gmax.data(), nan);
+        } else {
+          rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
+          if (pb.topk > 0 && !nan) group_max<T>(s, M, K, gmax.data());
+        }
         T* lrow = lse + bh * N + i;
         if (nan) {  // NaN inputs propagate to this row (documented), nothing is selected
           std::fill(o, o + D, std::numeric_limits<T>::quiet_NaN());
@@ -628,15 +817,17 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
           continue;
         }
         if (pb.topk > 0) {
-          const int64_t nk =
-              select_topk<T>(s, mrow, M, K, pb.nvalid[b], rmax, gmax.data(), kept.data(), cv.data(), ci.data());
+          const int64_t nk = select_topk<T>(s, mrow, M, K, pb.nvalid[b], rmax, gmax.data(), kept.data(), kv.data(),
+                                            cv.data(), ci.data(), work.data());
           int32_t* irow = index + (bh * N + i) * K;
           std::copy(kept.data(), kept.data() + nk, irow);
           std::fill(irow + nk, irow + K, -1);
           T sum = 0;
           T* __restrict__ e = pe.data();
+          const T* __restrict__ kvp = kv.data();
+#pragma omp simd reduction(+ : sum)
           for (int64_t t = 0; t < nk; ++t) {
-            e[t] = fast_exp(s[kept[t]] - rmax);
+            e[t] = fast_exp(kvp[t] - rmax);
             sum += e[t];
           }
           const T isum = T(1) / sum;
@@ -713,7 +904,9 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     const bool sparse = pb.topk > 0 && 4 * K <= M;
     std::vector<T> S, dP, kn(M), colH(M), tmp, Di(kBlockQB), rowH(kBlockQB);
     std::vector<T> ignore(pb.topk > 0 ? M : 0);  // dense top-K rows: 1 for keys not kept
-    std::vector<T> gw(sparse ? K : 0);              // sparse rows: dq coefficients and key indices
+    // sparse rows: per kept key, q.k, dO.v, |k|^2, the dq coefficient, P and the FDA h term, and the key index
+    std::vector<T> gqk(sparse ? K : 0), gdp(gqk.size()), gkn(gqk.size()), gw(gqk.size()), gp(gqk.size()),
+        gh(gqk.size());
     std::vector<int32_t> gi(sparse ? K : 0);
     const std::vector<T> nomask(static_cast<size_t>(M), T(0));
     // float32 dense rows: register tiles for Q.K^T, dO.V^T (K^T, V^T packed per head) and dS.K.
@@ -763,38 +956,56 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             T* dqi = dQ + r * D;
             const T qn = pb.fda ? dot(qi, qi, D) : T(0);
             const int32_t* irow = index + (bh * N + i0 + r) * K;
-            T rh = 0;
-            int64_t nkeep = 0;  // dq_i = sum_t g_t k_j: coefficients gathered, summed in registers below
+            // 1) the products of the kept keys (dq_i = sum_t g_t k_j is summed in registers below)
+            int64_t nkeep = 0;
             for (int64_t t = 0; t < K; ++t) {
               const int64_t j = irow[t];
               if (j < 0 || j >= M) continue;  // padding (or an invalid index from a direct call)
-              const T* kj = Kp + j * D;
-              const T qk = dot(qi, kj, D);
-              T logit = qk * sc, d2 = 0, e = 0;
-              if (pb.fda) {
-                const T d2raw = qn + kn[j] - T(2) * qk;
-                d2 = std::max(d2raw, T(0));
-                e = fast_exp(-c.dl * d2);
-                logit += c.a * e - c.b * c.dl * d2;
-              }
-              const T p = fast_exp(logit - L[r]);
-              const T dp = dot(doi, V + j * D, D);
-              const T ds = p * (dp - Di[r]);
-              T g = ds * sc;
-              if (pb.fda) {
-                const T d2raw = qn + kn[j] - T(2) * qk;
-                const T hterm = d2raw >= T(0) ? ds * (-c.dl * (c.a * e + c.b)) : T(0);
-                g -= T(2) * hterm;
+              gi[nkeep] = static_cast<int32_t>(j);
+              gqk[nkeep] = dot(qi, Kp + j * D, D);
+              gdp[nkeep] = dot(doi, V + j * D, D);
+              gkn[nkeep++] = pb.fda ? kn[j] : T(0);
+            }
+            // 2) probabilities and coefficients, vectorised over the kept keys
+            const T li = L[r], di = Di[r];
+            T rh = 0;
+            if (pb.fda) {
+              const T ca = c.a, cb = c.b, dl = c.dl;
+              double sa = 0, sb = 0, sd = 0;
+#pragma omp simd reduction(+ : rh, sa, sb, sd)
+              for (int64_t t = 0; t < nkeep; ++t) {
+                const T qk = gqk[t];
+                const T d2raw = qn + gkn[t] - T(2) * qk;
+                const T d2 = std::max(d2raw, T(0));
+                const T e = fast_exp(-dl * d2);
+                const T p = fast_exp(qk * sc + (ca * e - cb * dl * d2) - li);
+                const T ds = p * (gdp[t] - di);
+                const T hterm = d2raw >= T(0) ? ds * (-dl * (ca * e + cb)) : T(0);
+                gp[t] = p;
+                gw[t] = ds * sc - T(2) * hterm;
+                gh[t] = hterm;
                 rh += hterm;
-                colH[j] += hterm;
-                ga += double(ds * e);
-                gb += double(-ds * c.dl * d2);
-                gd += double(-ds * d2 * (c.a * e + c.b));
+                sa += double(ds * e);
+                sb += double(-ds * dl * d2);
+                sd += double(-ds * d2 * (ca * e + cb));
               }
-              gw[nkeep] = g;
-              gi[nkeep++] = static_cast<int32_t>(j);
-              axpy(g, qi, dK + j * D, D);
-              axpy(p, doi, dV + j * D, D);
+              ga += sa;
+              gb += sb;
+              gd += sd;
+            } else {
+#pragma omp simd
+              for (int64_t t = 0; t < nkeep; ++t) {
+                const T p = fast_exp(gqk[t] * sc - li);
+                gp[t] = p;
+                gw[t] = p * (gdp[t] - di) * sc;
+              }
+            }
+            // 3) scatter to dK / dV, gather for dq
+            for (int64_t t = 0; t < nkeep; ++t) {
+              const int64_t j = gi[t];
+              axpy(gw[t], qi, dK + j * D, D);
+              axpy(gp[t], doi, dV + j * D, D);
+              if (pb.fda) colH[j] += gh[t];
             }
             gather_pv<T>(gw.data(), gi.data(), nkeep, Kp, D, dqi);
             if (pb.fda) axpy(T(2) * rh, qi, dqi, D);
