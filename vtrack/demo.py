@@ -283,8 +283,9 @@ def run_demo(opts: DemoOptions) -> Path:
                 f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device}; checkpoint "
                 f"`{info['checkpoint']}`.\n\n"
             )
-        parts.append("Scores on the synthetic test split (one-pass evaluation; AO = mean IoU over frames, SR = "
-                     "success rate at IoU 0.5/0.75, success AUC, precision at 20 px):\n\n")
+        parts.append("Scores on the synthetic test split (one-pass evaluation; AO = the GOT-10k toolkit's mean IoU over "
+                     "the frames where the target is present, as `vtrack eval` prints it; SR = success rate at IoU "
+                     "0.5/0.75, success AUC, precision at 20 px):\n\n")
         parts.append(_ao_table(result_dirs, test))
         for name, (_, overrides) in variants.items():
             parts.append(f"\n`{name}`: the same checkpoint tracked with `{overrides}` (a variant of its family).\n")
