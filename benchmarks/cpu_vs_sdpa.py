@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import vtrack.kernels as K
-from vtrack.bench.common import environment, markdown_table, write_json
+from vtrack.bench.common import environment, markdown_table, min_ms_alternating, write_json
 from vtrack.io import atomic_write_text
 
 # op -> (H, N, D, kwargs of K.attention); N == M. Shapes and targets from issue #14.
@@ -35,21 +35,6 @@ OPS: dict[str, tuple[int, int, int, dict]] = {
 TARGETS = {("dense", "fwd"): 1.0, ("topk", "fwd"): 1.0, ("topk", "fwd+bwd"): 0.7, ("fda", "fwd"): 1.15,
            ("fda", "fwd+bwd"): 1.15, ("ce", "fwd"): 1.05, ("ce", "fwd+bwd"): 1.05}
 DEFAULT_BATCH = {"dense": 8, "topk": 8, "fda": 4, "ce": 4}
-
-
-def _min_ms_alternating(fns: list[Callable[[], None]], repeat: int, warmup: int = 2,
-                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Minimum time (ms, by ``clock``) of each function, called in turn ``repeat`` times after ``warmup`` rounds."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = clock()
-            fn()
-            best[i] = min(best[i], clock() - t0)
-    return [b * 1e3 for b in best]
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -81,7 +66,7 @@ def measure(op: str, batch: int, mode: str, dtype: torch.dtype, repeat: int, bac
                 q.grad = k.grad = v.grad = None
         return run
 
-    t_fused, t_sdpa = _min_ms_alternating([wrap(fused), wrap(sdpa)], repeat, clock=CLOCKS[clock])
+    t_fused, t_sdpa = min_ms_alternating([wrap(fused), wrap(sdpa)], repeat, clock=CLOCKS[clock])
     return {"op": op, "shape": f"({batch},{h},{n},{d})", "batch": batch, "mode": mode, "threads": torch.get_num_threads(),
             "dtype": str(dtype).replace("torch.", ""), "backend": backend, "fused_ms": t_fused, "sdpa_ms": t_sdpa,
             "ratio": t_fused / t_sdpa, "target": TARGETS.get((op, mode)), "clock": clock}

@@ -11,14 +11,13 @@ Writes ``<out>/sdpa_dense.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 import vtrack.kernels as K
-from vtrack.bench.common import environment, markdown_table, write_json
+from vtrack.bench.common import environment, markdown_table, min_ms_alternating, write_json
 from vtrack.io import atomic_write_text
 
 # case -> (B, H, N=M, D, mode): the dense ViT blocks of the zoo's OSTrack-CPU (width 128, 4 heads,
@@ -31,19 +30,6 @@ CASES = {
     "issue14 dense B=8": (8, 8, 361, 32, "fwd"),
 }
 BACKENDS = ("cpp", "sdpa")
-
-
-def _min_ms(fns: list[Callable[[], None]], repeat: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return [b * 1e3 for b in best]
 
 
 def measure(case: str, repeat: int) -> dict:
@@ -62,7 +48,7 @@ def measure(case: str, repeat: int) -> dict:
                 K.attention(q, k, v, backend=name).backward(dout)
         return run
 
-    times = _min_ms([call(name) for name in BACKENDS], repeat)
+    times = min_ms_alternating([call(name) for name in BACKENDS], repeat)
     row = {"case": case, "shape": f"({b},{h},{n},{d})", "mode": mode, "threads": torch.get_num_threads()}
     row.update({f"{name}_ms": round(t, 3) for name, t in zip(BACKENDS, times)})
     row["sdpa/cpp"] = round(times[1] / times[0], 3)

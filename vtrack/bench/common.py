@@ -106,6 +106,25 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
+def min_ms_alternating(fns: Sequence[Callable[[], Any]], repeat: int, warmup: int = 2,
+                       clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Minimum time (ms, by ``clock``) of each function, called in turn ``repeat`` times after
+    ``warmup`` rounds: alternating calls let every function see the same machine load, so their
+    ratios are fair on a shared machine."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"repeat/warmup: expected repeat >= 1 and warmup >= 0, got {repeat}/{warmup}")
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = clock()
+            fn()
+            best[i] = min(best[i], clock() - t0)
+    return [b * 1e3 for b in best]
+
+
 def peak_memory_bytes(fn: Callable[[], Any], *, device: Union[str, torch.device] = "cpu") -> int:
     """Peak extra memory (bytes) of one ``fn()`` call (see the module docstring for the method)."""
     device = torch.device(device)
