@@ -508,15 +508,22 @@ def add_entry(
 def _measure_metrics(name: str, cfg: dict[str, Any], half: dict[str, Any], data_root: Any) -> dict[str, Any]:
     """Val and test metrics of the shipped (fp16) weights on ``data_root``, tracking on one thread."""
     import functools
+
+    from vtrack.tracking.loader import build_trained_tracker
+
+    return _single_thread_metrics(
+        functools.partial(build_trained_tracker, name, cfg, half, source=f"{name} (fp16)"), data_root)
+
+
+def _single_thread_metrics(factory: Any, data_root: Any) -> dict[str, Any]:
+    """:func:`evaluate_splits` of ``factory``'s tracker into a temporary folder, on one thread (batch-1
+    tracking: the FPS the zoo reports is single-threaded), checked by :func:`_check_metrics`."""
     import tempfile
 
     import torch
 
-    from vtrack.tracking.loader import build_trained_tracker
-
-    factory = functools.partial(build_trained_tracker, name, cfg, half, source=f"{name} (fp16)")
     before = torch.get_num_threads()
-    torch.set_num_threads(1)  # batch-1 tracking: the FPS the zoo reports is single-threaded
+    torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="vtrack-zoo-") as tmp:
             return _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
@@ -530,22 +537,12 @@ def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.Pat
     manifest entry, with the commit and CPU of this measurement under ``metrics_measured``; the
     weights, config and training provenance stay as they are. ``vtrack zoo measure``."""
     import functools
-    import tempfile
-
-    import torch
 
     if data_root is None or not Path(data_root).is_dir():
         raise ValueError(f"data_root: expected the synthetic benchmark's folder, got {data_root!r}")
     base = zoo_dir() if root is None else Path(root)
     get_entry(name, base)  # unknown names fail before any tracking
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with tempfile.TemporaryDirectory(prefix="vtrack-zoo-") as tmp:
-            factory = functools.partial(build_zoo_tracker, name, root=base)
-            metrics = _check_metrics(evaluate_splits(factory, data_root, tmp, progress=True))
-    finally:
-        torch.set_num_threads(before)
+    metrics = _single_thread_metrics(functools.partial(build_zoo_tracker, name, root=base), data_root)
     with _manifest_lock(base):
         raws = _read_manifest(base)
         raw = next((e for e in raws if e.get("name") == name), None)
@@ -553,7 +550,7 @@ def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.Pat
             raise ValueError(f"name: {name!r} left the zoo while it was measured")
         raw["metrics"] = metrics
         raw["metrics_measured"] = {"commit": git_commit(), "cpu": cpu_model()}
-        atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": raws}, indent=2) + "\n")
+        _write_manifest(base, raws)
     return get_entry(name, base)
 
 
@@ -562,7 +559,12 @@ def _store_entry(base: Path, name: str, raw: dict[str, Any]) -> None:
     with _manifest_lock(base):
         # re-read under the lock: another `zoo add` may have written the manifest while this one evaluated
         entries = [e for e in _read_manifest(base) if e.get("name") != name] + [raw]
-        atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=2) + "\n")
+        _write_manifest(base, entries)
+
+
+def _write_manifest(base: Path, entries: list[dict[str, Any]]) -> None:
+    """Write the manifest atomically (call under :func:`_manifest_lock`)."""
+    atomic_write_text(_manifest_path(base), json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=2) + "\n")
 
 
 @contextlib.contextmanager
