@@ -147,6 +147,9 @@ def test_triton_gpu_launch_configs_match_reference(case, monkeypatch):
 
 
 def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
+    # The declaration under the interpreter (what CPU-only machines run); on a GPU machine the
+    # interpreter is off, so it is switched on here: these checks read only the declaration.
+    monkeypatch.setattr(triton_backend, "INTERPRET", True)
     q = torch.randn(1, 1, 4, 16)
     inputs = K.build_inputs(q, q, q, topk=2)
     assert K.select_backend(inputs).name != "triton"  # auto never picks the interpreter on CPU

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from vtrack.data.sequence import Sequence
@@ -432,7 +433,7 @@ def test_torchrun_two_processes_cpu(tmp_path):
     assert ck["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(2e-3)
 
 
-def test_bench_train_step_runs_and_reports(setup):
+def test_bench_train_step_runs_and_reports(setup, tmp_path):
     from vtrack.bench.train import bench_train_step, format_table, make_batch
 
     root, _ = setup
@@ -441,6 +442,15 @@ def test_bench_train_step_runs_and_reports(setup):
     assert batch["search"].shape == (2, 3, 64, 64) and batch["label_heatmap"].shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="has no set_backend"):
         bench_train_step(cfg, backend="reference", batch=batch, steps=1, warmup=0, measure_memory=False)
+    # the default backends on a model that cannot switch kernels (e.g. DuML): one row, timed as built
+    from vtrack.bench.train import run_benchmark
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    (row,) = run_benchmark(path, batch_size=2, steps=1, warmup=0)
+    assert row.backend == "-" and row.ms_per_step > 0
+    with pytest.raises(ValueError, match="has no set_backend"):  # a named backend still refuses
+        run_benchmark(path, backends=["reference"], batch_size=2, steps=1, warmup=0)
     TinyNet.set_backend = lambda self, name: setattr(self, "backend", name)
     try:
         row = bench_train_step(cfg, backend="reference", batch=batch, batch_size=2, steps=2, warmup=1,

@@ -252,6 +252,14 @@ def _default_backends(device: torch.device) -> list[str]:
         return ["reference"]
 
 
+def _switchable(cfg: dict) -> bool:
+    """Whether the config's model can switch kernel backends (``set_backend``)."""
+    from vtrack.models.layers.backend import SupportsBackend
+    from vtrack.models.registry import get_family
+
+    return isinstance(get_family(cfg["model"]["name"]).build_model(cfg["model"]), SupportsBackend)
+
+
 def run_benchmark(
     config: str | os.PathLike = DEFAULT_CONFIG,
     *,
@@ -276,7 +284,9 @@ def run_benchmark(
     if "model" not in cfg or "name" not in (cfg["model"] or {}):
         raise ValueError(f"config: {config} has no model.name")
     dev = torch.device(device)
-    names = list(backends) if backends is not None else _default_backends(dev)
+    names: list[str | None] = list(backends) if backends is not None else _default_backends(dev)
+    if backends is None and not _switchable(cfg):
+        names = [None]  # e.g. DuML (no fused attention): time it once as built
     _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
     name = Path(config).stem
@@ -292,7 +302,7 @@ def run_benchmark(
     for _ in range(warmup):
         for runner in runners.values():
             runner.step()
-    times: dict[str, list[float]] = {b: [] for b in names}
+    times: dict[str | None, list[float]] = {b: [] for b in names}
     for _ in range(steps):
         for b, runner in runners.items():
             times[b].append(runner.timed_step())
@@ -323,8 +333,6 @@ def run_cases(
 
     from vtrack.bench.trackers import case_variants
     from vtrack.config import load_config
-    from vtrack.models.layers.backend import SupportsBackend
-    from vtrack.models.registry import get_family
 
     _check_counts(steps, warmup)
     dev = torch.device(device)
@@ -335,7 +343,7 @@ def run_cases(
     for case in tqdm(list(cases), desc="bench train", unit="config", disable=not progress):
         first = next(iter(case_variants(case).values()))
         cfg = load_config(case.config, [*case.overrides, *first])
-        switchable = isinstance(get_family(cfg["model"]["name"]).build_model(cfg["model"]), SupportsBackend)
+        switchable = _switchable(cfg)
         try:
             batch = make_batch(cfg, batch_size)
             runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch)

@@ -118,6 +118,7 @@ class _State:
     error: Optional[str] = None
     import_error: Optional[str] = None
     warned = False
+    cuda_built: Optional[bool] = None  # read once when the ops load (torch.compile cannot trace the query)
 
 
 def _warn_once(reason: str) -> None:
@@ -161,6 +162,14 @@ def _try_jit() -> Optional[str]:
         return f"JIT build failed ({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})"
 
 
+def _mark_loaded(source: str) -> None:
+    """Record where the ops came from and whether they have CUDA kernels (called under the lock)."""
+    import torch
+
+    _State.loaded_from = source
+    _State.cuda_built = bool(torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA"))
+
+
 def ops_registered() -> bool:
     """Whether the vtrack operators are registered with torch (by whichever library)."""
     import torch
@@ -181,17 +190,17 @@ def load() -> bool:
             return _State.error is None
         _State.tried = True
         if ops_registered():
-            _State.loaded_from = "already registered"
+            _mark_loaded("already registered")
             return True
         reasons = []
         err = _try_import()
         if err is None and ops_registered():
-            _State.loaded_from = "vtrack._C"
+            _mark_loaded("vtrack._C")
             return True
         reasons.append(err or "vtrack._C imported but registered no ops")
         err = _try_jit()
         if err is None and ops_registered():
-            _State.loaded_from = "jit"
+            _mark_loaded("jit")
             return True
         reasons.append(err or "JIT-built library registered no ops")
         _State.error = "; ".join(reasons)
@@ -209,12 +218,12 @@ def fast_load() -> bool:
             return _State.error is None
         if ops_registered():
             _State.tried = True
-            _State.loaded_from = "already registered"
+            _mark_loaded("already registered")
             return True
         err = _try_import()
         if err is None and ops_registered():
             _State.tried = True
-            _State.loaded_from = "vtrack._C"
+            _mark_loaded("vtrack._C")
             return True
         _State.import_error = err or "vtrack._C imported but registered no ops"
     why = status()
@@ -253,12 +262,15 @@ def loaded_from() -> Optional[str]:
 
 def cuda_kernels_built() -> bool:
     """Whether the loaded library has CUDA kernels (registered for the CUDA dispatch key). Pure:
-    False when the library is not loaded (nothing is loaded or built here)."""
+    False when the library is not loaded (nothing is loaded or built here). Read once at load, so
+    the dispatcher's check stays traceable by torch.compile (fullgraph)."""
     if status() is not None:
         return False
-    import torch
+    if _State.cuda_built is None:  # registered by another library without load(): read it once
+        import torch
 
-    return torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA")
+        _State.cuda_built = bool(torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA"))
+    return _State.cuda_built
 
 
 __all__ = ["load", "fast_load", "status", "unavailable_reason", "loaded_from", "cuda_kernels_built", "source_files", "cpu_compile_flags",
