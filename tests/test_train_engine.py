@@ -290,6 +290,13 @@ def test_train_resume_is_bit_exact(setup, tmp_path):
     ea, eb = ck["ema"], torch.load(resumed, weights_only=True)["ema"]
     assert all(torch.equal(ea[k], eb[k]) for k in ea)
     assert not all(torch.equal(a[k], ea[k]) for k in a)  # the EMA differs from the weights
+    # provenance: one record per training session, the resumed session's starts at step 4
+    from vtrack.provenance import cpu_model
+
+    (one,) = ck["provenance"]
+    two = torch.load(resumed, weights_only=True)["provenance"]
+    assert one["from_step"] == 0 and one["commit"] and one["cpu"] == cpu_model() and one["torch"] == torch.__version__
+    assert [p["from_step"] for p in two] == [0, 4]
     with open(tmp_path / "full" / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and {"loss", "lr", "focal", "l1"} <= set(rows[0])
@@ -421,7 +428,7 @@ def test_torchrun_two_processes_cpu(tmp_path):
     argv = ([str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"])
     argv += ["--standalone", "--nproc_per_node", "2", str(script)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("DONE") == 2
     ck = torch.load(out / "checkpoint_e0001.pth", weights_only=True)

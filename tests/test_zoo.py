@@ -78,6 +78,7 @@ def test_add_writes_fp16_safetensors_config_and_manifest(zoo_root, checkpoint):
     training = raw["training"]
     assert training["command"] == f"vtrack train {CONFIG} train.seed=3" and training["seed"] == 3
     assert training["wall_minutes"] == 1.5 and training["step"] == 7 and training["cpu"] and training["commit"]
+    assert training["commit_source"].startswith("zoo add")  # this checkpoint records no training sessions
     assert raw["metrics"] == METRICS
     state = load_file(str(weights))
     source = torch.load(checkpoint, weights_only=True)["model"]
@@ -345,3 +346,17 @@ def test_frozen_pretrained_text_encoder_comes_from_its_package_not_the_weights_f
     (tmp_path / "zoo" / zoo.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(zoo.ZooWeightsError, match="does not reproduce"):
         build_tracker("vlt_minilm")
+
+
+def test_add_takes_commit_and_cpu_from_the_checkpoints_sessions(tmp_path, monkeypatch, checkpoint):
+    ck = torch.load(checkpoint, weights_only=True)
+    sessions = [{"commit": "aaa111", "cpu": "CPU A", "torch": "2.x", "from_step": 0},
+                {"commit": "bbb222+dirty", "cpu": "CPU A", "torch": "2.x", "from_step": 4}]
+    path = tmp_path / "resumed.pth"
+    torch.save({**ck, "provenance": sessions}, path)
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    zoo.add_entry("resumed", path, train_command="vtrack train x.yaml", seed=3, wall_minutes=1.0, metrics=METRICS)
+    (raw,) = json.loads((tmp_path / "zoo" / zoo.MANIFEST).read_text())["entries"]
+    training = raw["training"]
+    assert training["commit"] == "aaa111, bbb222+dirty" and training["cpu"] == "CPU A"
+    assert training["commit_source"] == "checkpoint" and training["sessions"] == sessions

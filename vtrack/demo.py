@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from vtrack.configs import resolve_config
 from vtrack.io import atomic_write_text
+from vtrack.provenance import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def run_demo(opts: DemoOptions) -> Path:
     test = load_dataset("synthetic", str(data_root), "test")
     if not test:
         raise ValueError(f"data: no test sequences under {data_root}")
-    cpu = _cpu_model()
+    cpu = cpu_model()
     parts = ["# vtrack demo\n\n", f"Device {opts.device} ({cpu}); tracking single-threaded unless --threads.\n\n"]
 
     baselines = _baselines(opts)
@@ -307,12 +308,6 @@ def run_demo(opts: DemoOptions) -> Path:
     readme = out / "README.md"
     atomic_write_text(readme, "".join(parts))
     return readme
-
-
-def _cpu_model() -> str:
-    from vtrack.zoo import cpu_model
-
-    return cpu_model()
 
 
 def _ao(result_dir: Path, test: list[Any]) -> float:

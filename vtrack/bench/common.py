@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from vtrack.io import AtomicPath, atomic_write_text
+from vtrack.provenance import cpu_model, git_commit
 
 PathLike = Union[str, os.PathLike]
 
@@ -140,32 +140,12 @@ def peak_memory_bytes(fn: Callable[[], Any], *, device: Union[str, torch.device]
     return int(mode.peak)
 
 
-def git_commit(cwd: Optional[PathLike] = None) -> str:
-    """The current git commit hash (``"unknown"`` outside a git checkout)."""
-    try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=cwd or Path(__file__).resolve().parent)
-        return res.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(device: Union[str, torch.device]) -> dict[str, Any]:
     """Device, versions, git commit and time of a benchmark run."""
     device = torch.device(device)
     info: dict[str, Any] = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -45,6 +45,7 @@ from vtrack.train.processing import Processor
 from vtrack.train.samplers import ShardedSampler, TrackingDataset, TrackingSampler, seed_worker
 from vtrack.train.schema import DataConfig, ProcessingConfig, SamplerConfig, ScheduleConfig, TrainConfig
 from vtrack.io import AtomicPath, atomic_write_text, load_torch_file, remove_stale_temp_files
+from vtrack.provenance import session_provenance
 
 __all__ = [
     "train",
@@ -527,6 +528,9 @@ class _Run:
             step = _restore(self.ckpt, model, self.optimizer, self.scheduler, self.scaler, self.ema, self.steps_per_epoch)
         self.start_epoch, self.skip = divmod(step, self.steps_per_epoch)
         self.state = _LoopState(step=step, accum=accum)
+        # one record per training session (a resumed run keeps the earlier sessions')
+        earlier = self.ckpt.get("provenance") if self.ckpt is not None else None
+        self.provenance = [*(earlier if isinstance(earlier, list) else []), session_provenance(step)]
         self.own = _RunCheckpoints(self.out, self.ckpt)
         if self.ckpt is not None and info.is_main:
             self.own.prune(tc.keep_checkpoints)  # a run killed between a checkpoint and its pruning
@@ -573,6 +577,7 @@ class _Run:
             "step": self.state.step,
             "steps_per_epoch": self.steps_per_epoch,
             "config": self.cfg,
+            "provenance": self.provenance,
             "checkpoints": [n for n in self.own.names if n != name] + [name],
         }
         path = save_checkpoint(self.out / name, payload)

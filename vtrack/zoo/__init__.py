@@ -27,14 +27,13 @@ import json
 import logging
 import math
 import os
-import platform
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from vtrack.io import atomic_write_bytes, atomic_write_text, file_sha256, read_json
+from vtrack.provenance import cpu_model, git_commit
 
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
@@ -248,33 +247,6 @@ def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike
 
 
 # ----------------------------------------------------------------------------------------------
-# provenance
-# ----------------------------------------------------------------------------------------------
-def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The checkout's HEAD commit (``+dirty`` when tracked files changed), or ``"unknown"``."""
-    cwd = Path(path) if path is not None else Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-# ----------------------------------------------------------------------------------------------
 # metrics
 # ----------------------------------------------------------------------------------------------
 def metrics_row(result_dir: str | os.PathLike, sequences: Iterable[Any]) -> dict[str, float]:
@@ -332,9 +304,9 @@ def _check_metrics(metrics: Any) -> dict[str, dict[str, float]]:
 # ----------------------------------------------------------------------------------------------
 # adding an entry
 # ----------------------------------------------------------------------------------------------
-def _read_checkpoint(path: Path, ema: bool) -> tuple[dict[str, Any], dict[str, Any] | None, int | None]:
-    """(state dict, the run's config or None, optimizer step or None) of a trainer checkpoint or
-    of a plain state dict."""
+def _read_checkpoint(path: Path, ema: bool) -> tuple[dict[str, Any], dict[str, Any] | None, int | None, list[Any]]:
+    """(state dict, the run's config or None, optimizer step or None, the training sessions'
+    provenance records or []) of a trainer checkpoint or of a plain state dict."""
     import torch
 
     if not path.is_file():
@@ -348,12 +320,27 @@ def _read_checkpoint(path: Path, ema: bool) -> tuple[dict[str, Any], dict[str, A
         if not isinstance(state, dict) or not state:
             raise ValueError(f"checkpoint: {path} holds no {'ema' if ema else 'model'} weights")
         cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
-        return state, cfg, ckpt.get("step")
+        prov = ckpt.get("provenance")
+        return state, cfg, ckpt.get("step"), [p for p in prov if isinstance(p, dict)] if isinstance(prov, list) else []
     if ema:
         raise ValueError(f"checkpoint: {path} is a plain state dict: it has no EMA weights (drop --ema)")
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return ckpt, None, None
+        return ckpt, None, None, []
     raise ValueError(f"checkpoint: {path} holds neither a state dict nor a trainer checkpoint with a 'model' key")
+
+
+def _training_source(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's commit and CPU of a training: from the checkpoint's session records (each
+    resumed session adds one), else (a checkpoint from before they existed) this checkout's commit
+    and CPU at ``zoo add`` time, marked as such."""
+    if not sessions:
+        return {"commit": git_commit(), "cpu": cpu_model(), "commit_source": "zoo add (the checkpoint records none)"}
+    commits = list(dict.fromkeys(str(p.get("commit", "unknown")) for p in sessions))
+    cpus = list(dict.fromkeys(str(p.get("cpu", "unknown")) for p in sessions))
+    out: dict[str, Any] = {"commit": ", ".join(commits), "cpu": ", ".join(cpus), "commit_source": "checkpoint"}
+    if len(sessions) > 1:
+        out["sessions"] = sessions
+    return out
 
 
 def _fp16(state: dict[str, Any]) -> dict[str, Any]:
@@ -441,7 +428,7 @@ def add_entry(
     if any(e.get("name") == name for e in raw_entries) and not replace:
         raise ValueError(f"name: the zoo already holds {name!r} (pass replace=True / --replace to overwrite it)")
 
-    state, ckpt_cfg, step = _read_checkpoint(Path(checkpoint), ema)
+    state, ckpt_cfg, step, sessions = _read_checkpoint(Path(checkpoint), ema)
     if config is not None:
         cfg = load_yaml(config)
     elif ckpt_cfg is not None:
@@ -494,8 +481,8 @@ def add_entry(
     entry = ZooEntry(
         name=name, family=family, config=config_file, weights=weights_file,
         sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob), from_build=built,
-        training={"command": train_command, "seed": seed, "commit": git_commit(), "wall_minutes": float(wall_minutes),
-                  "cpu": cpu_model(), "checkpoint": Path(checkpoint).name, "step": step, "ema": bool(ema)},
+        training={"command": train_command, "seed": seed, **_training_source(sessions), "wall_minutes": float(wall_minutes),
+                  "checkpoint": Path(checkpoint).name, "step": step, "ema": bool(ema)},
         metrics=metrics, base_config=str(config) if config is not None else "",
     )
     raw = entry.to_json(base)
