@@ -111,3 +111,25 @@ def test_every_builtin_family_implements_the_contract():
         assert registry.get_family(name) is fam  # one shared instance
         for variant, overrides in fam.variants().items():
             assert isinstance(variant, str) and all("." in key for key in overrides), (name, variant)
+
+
+def test_cli_tracker_selection_is_one_set_of_arguments():
+    """eval, track, vot, vot-setup and export take the tracker through cli.add_tracker_arguments."""
+    sub = cli.build_parser()._subparsers._group_actions[0].choices
+    expected = {"eval": {"--device", "--runtime", "--onnx-dir"}, "track": {"--device", "--runtime", "--onnx-dir"},
+                "vot": {"--device", "--runtime", "--onnx-dir"}, "vot-setup": {"--device", "--runtime", "--onnx-dir"},
+                "export": set()}
+    helps = {}
+    for name, extra in expected.items():
+        actions = {opt: a for a in sub[name]._actions for opt in a.option_strings}
+        for opt in {"--config", "--checkpoint"} | extra:
+            helps.setdefault(opt, set()).add(actions[opt].help.replace(" (only with a single TRACKER)", ""))
+        assert not ({"--device", "--runtime"} - extra) & set(actions), name
+    assert all(len(texts) == 1 for texts in helps.values()), helps  # one text per option
+    args = cli.build_parser().parse_args(["vot-setup", "a", "b", "--workspace", "w", "--runtime", "onnxruntime"])
+    assert args.trackers == ["a", "b"] and args.device == "cpu" and args.config is None
+    assert cli.build_parser().parse_args(["track", "v.mp4", "--init", "1,2,3,4", "--out", "o.mp4"]).tracker == "static"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["eval", "--dataset", "x", "--root", "r", "--out", "o"])  # --tracker required
+    with pytest.raises(ValueError, match="form"):
+        cli.add_tracker_arguments(cli.argparse.ArgumentParser(), tracker_help="x", form="flag")

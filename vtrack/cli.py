@@ -63,6 +63,33 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx-dir", help="with --runtime onnxruntime: a folder written by `vtrack export`")
 
 
+def add_tracker_arguments(parser: argparse.ArgumentParser, *, tracker_help: str, form: str = "option",
+                          default: str | None = None, device: bool = True, runtime: bool = True) -> None:
+    """The tracker selection of the commands that build a tracker (eval, track, vot, vot-setup, export).
+
+    ``form`` says how the tracker is named: ``"option"`` (``--tracker``, required unless ``default``),
+    ``"positional"`` (one ``TRACKER``) or ``"positionals"`` (``TRACKER [TRACKER ...]`` as ``trackers``,
+    where ``--config``/``--checkpoint`` go with a single one). Then ``--config`` and ``--checkpoint``
+    (a trained tracker), ``--device`` (unless ``device=False``) and ``add_runtime_arguments`` (unless
+    ``runtime=False``); the commands pass them to ``vtrack.tracking.loader.build_tracker``.
+    """
+    if form == "option":
+        parser.add_argument("--tracker", required=default is None, default=default, help=tracker_help)
+    elif form == "positional":
+        parser.add_argument("tracker", metavar="TRACKER", help=tracker_help)
+    elif form == "positionals":
+        parser.add_argument("trackers", nargs="+", metavar="TRACKER", help=tracker_help)
+    else:
+        raise ValueError(f"form: expected 'option', 'positional' or 'positionals', got {form!r}")
+    single = " (only with a single TRACKER)" if form == "positionals" else ""
+    parser.add_argument("--config", help=f"tracker YAML config (sections model/tracker) for a trained tracker{single}")
+    parser.add_argument("--checkpoint", help=f"checkpoint of a trained tracker{single}")
+    if device:
+        parser.add_argument("--device", default="cpu", help="torch device of a trained tracker (default: cpu)")
+    if runtime:
+        add_runtime_arguments(parser)
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one clear line and exit code 2."""
 

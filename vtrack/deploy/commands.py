@@ -13,6 +13,8 @@ __all__ = ["register", "register_vot", "run_export", "run_vot", "run_vot_setup"]
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` subcommand."""
+    from vtrack.cli import add_tracker_arguments
+
     p = subparsers.add_parser(
         "export",
         help="export a trained tracker's network to ONNX (template and per-frame search branches)",
@@ -22,10 +24,8 @@ def register(subparsers: Any) -> None:
             "operators; `vtrack eval|track|bench trackers --runtime onnxruntime --onnx-dir DIR` runs them."
         ),
     )
-    p.add_argument("tracker", metavar="TRACKER",
-                   help="a zoo tracker (`vtrack zoo list`), or a name for a trained tracker given by --config/--checkpoint")
-    p.add_argument("--config", help="tracker YAML config")
-    p.add_argument("--checkpoint", help="checkpoint of the trained tracker")
+    add_tracker_arguments(p, form="positional", device=False, runtime=False,
+                          tracker_help="a zoo tracker (`vtrack zoo list`), or a name for a trained tracker given by --config/--checkpoint")
     p.add_argument("--out", required=True, help="new folder for the ONNX files and manifest.json")
     p.set_defaults(func=run_export)
     register_vot(subparsers)
@@ -57,7 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def register_vot(subparsers: Any) -> None:
     """Add the ``vot`` (TraX tracker process) and ``vot-setup`` (trackers.ini) subcommands."""
-    from vtrack.cli import add_runtime_arguments
+    from vtrack.cli import add_tracker_arguments
 
     p = subparsers.add_parser(
         "vot",
@@ -67,11 +67,7 @@ def register_vot(subparsers: Any) -> None:
             "starts this command for each sequence; `vtrack vot-setup` writes it into trackers.ini."
         ),
     )
-    p.add_argument("tracker", metavar="TRACKER", help="static, csrt, kcf, a zoo tracker, or a name with --config")
-    p.add_argument("--config", help="tracker YAML config for a trained tracker")
-    p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_runtime_arguments(p)
+    add_tracker_arguments(p, form="positional", tracker_help="static, csrt, kcf, a zoo tracker, or a name with --config")
     p.set_defaults(func=run_vot)
 
     s = subparsers.add_parser(
@@ -83,13 +79,9 @@ def register_vot(subparsers: Any) -> None:
             "then `vot evaluate --workspace DIR vtrack_<name>` and `vot analysis --workspace DIR vtrack_<name>`."
         ),
     )
-    s.add_argument("trackers", nargs="+", metavar="TRACKER",
-                   help="static, csrt, kcf, zoo trackers, or one name with --config/--checkpoint")
     s.add_argument("--workspace", required=True, help="the VOT workspace folder (made by `vot initialize`)")
-    s.add_argument("--config", help="tracker YAML config (only with a single TRACKER)")
-    s.add_argument("--checkpoint", help="checkpoint of the trained tracker (only with a single TRACKER)")
-    s.add_argument("--device", default="cpu", help="torch device of the tracker processes (default: cpu)")
-    add_runtime_arguments(s)
+    add_tracker_arguments(s, form="positionals",
+                          tracker_help="static, csrt, kcf, zoo trackers, or one name with --config/--checkpoint")
     s.add_argument("--timeout", type=int, default=300,
                    help="seconds the toolkit waits for the tracker process to answer (default 300: first use may export ONNX)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing trackers.ini")

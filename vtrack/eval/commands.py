@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vtrack.cli import add_runtime_arguments, positive_int
+from vtrack.cli import add_tracker_arguments, positive_int
 
 __all__ = ["register", "DEFAULT_PROTOCOL"]
 
@@ -48,11 +48,7 @@ def register(subparsers: Any) -> None:
             "a run of another origin into the same folder is refused unless --overwrite."
         ),
     )
-    p.add_argument("--tracker", required=True, help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a name for a trained tracker (with --config)")
-    p.add_argument("--config", help="tracker YAML config (sections model/tracker) for a trained tracker")
-    p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
-    p.add_argument("--device", default="cpu", help="torch device of a trained tracker (default: cpu)")
-    add_runtime_arguments(p)
+    add_tracker_arguments(p, tracker_help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a name for a trained tracker (with --config)")
     p.add_argument("--dataset", required=True, help="dataset name (got10k, lasot, otb, uav123, nfs, tnl2k, trackingnet, vot, synthetic)")
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", help="dataset split (e.g. val, test)")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vtrack.cli import add_runtime_arguments, positive_int
+from vtrack.cli import add_tracker_arguments, positive_int
 
 __all__ = ["register", "parse_box"]
 
@@ -44,11 +44,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("video", metavar="VIDEO", help="video file or folder of frames")
     p.add_argument("--init", required=True, type=parse_box, metavar="x,y,w,h", help="first-frame box in pixels")
     p.add_argument("--out", required=True, help="output video (.mp4)")
-    p.add_argument("--tracker", default="static", help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a trained tracker name (with --config)")
-    p.add_argument("--config", help="tracker YAML config for a trained tracker")
-    p.add_argument("--checkpoint", help="checkpoint of a trained tracker")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_runtime_arguments(p)
+    add_tracker_arguments(p, default="static",
+                          tracker_help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a trained tracker name (with --config)")
     p.add_argument("--language", help="natural-language description of the target (language trackers)")
     p.add_argument("--boxes", help="also write the boxes (x,y,w,h per frame, comma-separated) to this file")
     p.add_argument("--max-frames", type=positive_int, help="stop after N frames")
