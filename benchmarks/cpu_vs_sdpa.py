@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import vtrack.kernels as K
-from vtrack.bench.common import environment, markdown_table, min_ms_alternating, write_json
+from vtrack.bench.common import CLOCKS, environment, markdown_table, min_ms_alternating, write_json
 from vtrack.io import atomic_write_text
 
 # op -> (H, N, D, kwargs of K.attention); N == M. Shapes and targets from issue #14.
@@ -35,9 +34,6 @@ OPS: dict[str, tuple[int, int, int, dict]] = {
 TARGETS = {("dense", "fwd"): 1.0, ("topk", "fwd"): 1.0, ("topk", "fwd+bwd"): 0.7, ("fda", "fwd"): 1.15,
            ("fda", "fwd+bwd"): 1.15, ("ce", "fwd"): 1.05, ("ce", "fwd+bwd"): 1.05}
 DEFAULT_BATCH = {"dense": 8, "topk": 8, "fda": 4, "ce": 4}
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def measure(op: str, batch: int, mode: str, dtype: torch.dtype, repeat: int, backend: str = "cpp",

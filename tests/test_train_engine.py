@@ -468,6 +468,30 @@ def test_bench_train_step_runs_and_reports(setup, tmp_path):
     assert "| _train_test_tiny | reference | cpu | off | 2 |" in format_table([row])
 
 
+def test_bench_train_cpu_clock(setup, tmp_path, monkeypatch):
+    """`vtrack bench train --clock cpu` times the process's CPU work: a step that only waits costs wall time, no CPU."""
+    import time
+
+    from vtrack.bench import train as tb
+    from vtrack.cli import build_parser
+
+    root, _ = setup
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(root)))
+    (real,) = tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, clock="cpu")
+    assert real.clock == "cpu" and real.ms_per_step > 0 and "| CPU ms/step |" in tb.format_table([real])
+    monkeypatch.setattr(tb._StepRunner, "step", lambda self: time.sleep(0.05))  # waits, does no work
+    rows = {c: tb.run_benchmark(path, batch_size=2, steps=2, warmup=0, clock=c, interleave=True)[0]
+            for c in ("wall", "cpu")}
+    assert rows["wall"].min_ms >= 50 and rows["cpu"].min_ms < 20, rows
+    with pytest.raises(ValueError, match="clock: expected one of wall, cpu"):
+        tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, clock="gpu")
+    with pytest.raises(ValueError, match="clock: 'cpu' times"):
+        tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, clock="cpu", device="cuda")
+    args = build_parser().parse_args(["bench", "train", "--config", str(path), "--clock", "cpu", "--interleave"])
+    assert args.clock == "cpu" and args.interleave
+
+
 def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
     root, seqs = setup
     broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]

@@ -106,6 +106,19 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+"""Benchmark clocks by name: ``wall`` (``time.perf_counter``) and ``cpu`` (``time.process_time``, the CPU
+time of every thread of this process: on a machine whose cores other processes take, it measures the
+work rather than the wait for a core; at one thread it is that thread's time, with more it sums them)."""
+
+
+def get_clock(name: str) -> Callable[[], float]:
+    """The clock of :data:`CLOCKS` called ``name`` (ValueError naming the choices otherwise)."""
+    if name not in CLOCKS:
+        raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {name!r}")
+    return CLOCKS[name]
+
+
 def min_ms_alternating(fns: Sequence[Callable[[], Any]], repeat: int, warmup: int = 2,
                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Minimum time (ms, by ``clock``) of each function, called in turn ``repeat`` times after

@@ -7,7 +7,10 @@ family's crops and label generators) from generated frames, so the numbers measu
 and the kernels, not image decoding. Weights are random: speed does not depend on them.
 
 Every backend gets its own model (same seed, same weights), run one backend after the other
-(``--interleave`` alternates their steps instead). Per backend it reports the median
+(``--interleave`` alternates their steps instead). Steps are timed by the wall clock, or with
+``--clock cpu`` by the process's CPU time (:data:`vtrack.bench.common.CLOCKS`: on a machine whose cores
+other processes take, the wall clock mostly measures the wait for a core; ``OMP_NUM_THREADS=1 ...
+--interleave --clock cpu`` is the steady measure there). Per backend it reports the median
 milliseconds per step (after warm-up steps), samples per second
 and the peak memory of one step (CUDA: ``max_memory_allocated`` above the memory held before the
 step; CPU: live tensor bytes as counted by :mod:`vtrack.bench.common` when available).
@@ -58,6 +61,7 @@ class TrainStepResult:
     min_ms: float
     samples_per_s: float
     peak_mem_mb: float | None
+    clock: str = "wall"
 
 
 def _synthetic_sequences(folder: Path, n_seq: int = 2, n_frames: int = 4, size: tuple[int, int] = (240, 320)):
@@ -168,15 +172,15 @@ class _StepRunner:
         self.scaler.step(self.opt)
         self.scaler.update()
 
-    def timed_step(self) -> float:
-        """Seconds of one step (synchronised on CUDA)."""
+    def timed_step(self, clock: Callable[[], float] = time.perf_counter) -> float:
+        """Seconds of one step by ``clock`` (synchronised on CUDA)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        t0 = time.perf_counter()
+        t0 = clock()
         self.step()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - t0
+        return clock() - t0
 
     def peak_mb(self) -> float | None:
         """Peak memory of one step in MiB (None on CPU without vtrack.bench.common)."""
@@ -192,19 +196,43 @@ class _StepRunner:
         return None
 
     def result(self, cfg: dict[str, Any], backend: str | None, batch_size: int, times: list[float], peak: float | None,
-               name: str) -> TrainStepResult:
-        """The benchmark row of these step times."""
+               name: str, clock: str = "wall") -> TrainStepResult:
+        """The benchmark row of these step times (measured by the clock named ``clock``)."""
         med = statistics.median(times)
         return TrainStepResult(
             config=name or cfg["model"]["name"], family=cfg["model"]["name"], backend=backend or "-", device=str(self.device),
             amp=str(self.amp_name) if self.amp_dtype is not None else "off", batch_size=batch_size, steps=len(times),
             ms_per_step=1000 * med, min_ms=1000 * min(times), samples_per_s=batch_size / med, peak_mem_mb=peak,
+            clock=clock,
         )
 
 
 def _check_counts(steps: int, warmup: int) -> None:
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps/warmup: expected steps >= 1 and warmup >= 0, got {steps}, {warmup}")
+
+
+def _clock_fn(clock: str, device: torch.device) -> Callable[[], float]:
+    """The timer of the clock named ``clock``; the CPU clock times the host process, so CPU devices only."""
+    from vtrack.bench.common import get_clock
+
+    fn = get_clock(clock)
+    if clock == "cpu" and device.type != "cpu":
+        raise ValueError(f"clock: 'cpu' times this process's CPU work, not a {device.type} device; use 'wall' there")
+    return fn
+
+
+def _interleaved_times(runners: dict[Any, _StepRunner], steps: int, warmup: int,
+                       clock: Callable[[], float]) -> dict[Any, list[float]]:
+    """``warmup`` untimed rounds, then ``steps`` timed rounds of one step of every runner in turn."""
+    for _ in range(warmup):
+        for runner in runners.values():
+            runner.step()
+    times: dict[Any, list[float]] = {b: [] for b in runners}
+    for _ in range(steps):
+        for b, runner in runners.items():
+            times[b].append(runner.timed_step(clock))
+    return times
 
 
 def bench_train_step(
@@ -219,6 +247,7 @@ def bench_train_step(
     batch: dict[str, Any] | None = None,
     name: str = "",
     measure_memory: bool = True,
+    clock: str = "wall",
 ) -> TrainStepResult:
     """Time ``steps`` training steps (after ``warmup``) of the config's model with kernel ``backend``.
 
@@ -232,14 +261,16 @@ def bench_train_step(
         batch: a batch from :func:`make_batch` (built when None).
         name: label of the config in the result.
         measure_memory: also run one step under the peak-memory counter.
+        clock: ``"wall"`` or ``"cpu"`` (process CPU time; CPU devices only), see :data:`vtrack.bench.common.CLOCKS`.
     """
     _check_counts(steps, warmup)
+    timer = _clock_fn(clock, torch.device(device))
     runner = _StepRunner(cfg, backend, torch.device(device), batch_size, amp, batch)
     for _ in range(warmup):
         runner.step()
-    times = [runner.timed_step() for _ in range(steps)]
+    times = [runner.timed_step(timer) for _ in range(steps)]
     peak = runner.peak_mb() if measure_memory else None
-    return runner.result(cfg, backend, batch_size, times, peak, name)
+    return runner.result(cfg, backend, batch_size, times, peak, name, clock)
 
 
 def _default_backends(device: torch.device) -> list[str]:
@@ -271,12 +302,15 @@ def run_benchmark(
     amp: str | None = None,
     overrides: list[str] | None = None,
     interleave: bool = False,
+    clock: str = "wall",
 ) -> list[TrainStepResult]:
     """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch.
 
     ``interleave=True`` alternates the backends' steps (one model each) instead of running them one
-    after the other; on an oversubscribed CPU this showed large artefacts (the extension's OpenMP
-    pool and PyTorch's competing), so it is off by default.
+    after the other; by the wall clock on an oversubscribed CPU this showed large artefacts (the
+    extension's OpenMP pool and PyTorch's competing), so it is off by default. ``clock="cpu"`` times
+    the process's CPU time instead (CPU devices; with one thread and ``interleave`` the steady
+    measure on a busy machine).
     """
     from vtrack.config import load_config
 
@@ -284,6 +318,7 @@ def run_benchmark(
     if "model" not in cfg or "name" not in (cfg["model"] or {}):
         raise ValueError(f"config: {config} has no model.name")
     dev = torch.device(device)
+    timer = _clock_fn(clock, dev)
     names: list[str | None] = list(backends) if backends is not None else _default_backends(dev)
     if backends is None and not _switchable(cfg):
         names = [None]  # e.g. DuML (no fused attention): time it once as built
@@ -295,19 +330,13 @@ def run_benchmark(
         for b in names:
             log.info("benchmarking %s, backend %s, batch %d on %s", config, b, batch_size, dev)
             rows.append(bench_train_step(copy.deepcopy(cfg), backend=b, device=dev, batch_size=batch_size, steps=steps,
-                                         warmup=warmup, amp=amp, batch=batch, name=name))
+                                         warmup=warmup, amp=amp, batch=batch, name=name, clock=clock))
         return rows
     runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch) for b in names}
-    log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved)", config, names, batch_size, dev)
-    for _ in range(warmup):
-        for runner in runners.values():
-            runner.step()
-    times: dict[str | None, list[float]] = {b: [] for b in names}
-    for _ in range(steps):
-        for b, runner in runners.items():
-            times[b].append(runner.timed_step())
-    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name) for b, r in runners.items()]
-
+    log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved, %s clock)", config, names,
+             batch_size, dev, clock)
+    times = _interleaved_times(runners, steps, warmup, timer)
+    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name, clock) for b, r in runners.items()]
 
 
 def run_cases(
@@ -348,13 +377,7 @@ def run_cases(
             batch = make_batch(cfg, batch_size)
             runners = {b: _StepRunner(copy.deepcopy(cfg), b, dev, batch_size, amp, batch)
                        for b in (names if switchable else [None])}
-            for _ in range(warmup):
-                for runner in runners.values():
-                    runner.step()
-            times: dict[str | None, list[float]] = {b: [] for b in runners}
-            for _ in range(steps):
-                for b, runner in runners.items():
-                    times[b].append(runner.timed_step())
+            times = _interleaved_times(runners, steps, warmup, time.perf_counter)
             rows += [r.result(cfg, b, batch_size, times[b], r.peak_mb() if measure_memory else None,
                               Path(case.config).stem) for b, r in runners.items()]
         except (RuntimeError, NotImplementedError) as err:
@@ -363,9 +386,11 @@ def run_cases(
 
 
 def format_table(rows: list[TrainStepResult]) -> str:
-    """Markdown table of the results (speed-up relative to the reference backend)."""
+    """Markdown table of the results (speed-up relative to the reference backend; ``CPU ms/step`` where
+    the steps were timed by the CPU clock)."""
     ref = {(r.config, r.device): r.ms_per_step for r in rows if r.backend == "reference"}
-    lines = ["| config | backend | device | amp | batch | ms/step | samples/s | peak MB | speed-up |",
+    ms = "CPU ms/step" if any(r.clock == "cpu" for r in rows) else "ms/step"
+    lines = [f"| config | backend | device | amp | batch | {ms} | samples/s | peak MB | speed-up |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         base = ref.get((r.config, r.device))
@@ -378,6 +403,8 @@ def format_table(rows: list[TrainStepResult]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vtrack bench train``."""
+    from vtrack.bench.common import CLOCKS
+
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="tracker config (YAML)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.add_argument("--backends", nargs="+", default=None,
@@ -390,13 +417,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mixed precision (default: the config's train.amp)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON (and .md next to it)")
     parser.add_argument("--interleave", action="store_true", help="alternate the backends' steps")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="time steps by the wall clock (default) or by this process's CPU time (CPU devices; "
+                             "steady where other processes take the cores; OMP_NUM_THREADS=1 with --interleave)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints a markdown table."""
     rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
                          steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides,
-                         interleave=args.interleave)
+                         interleave=args.interleave, clock=args.clock)
     table = format_table(rows)
     print(table)
     if args.out is not None:
