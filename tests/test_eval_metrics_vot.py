@@ -226,89 +226,92 @@ def _trajectories(seed: int, num_seqs: int = 3, runs: int = 3, lengths=(60, 200)
 # A transcription of vot-toolkit 0.9.0 for rectangles, kept as close to its source as Python
 # allows; ``None`` stands for a special (init/failure/unknown) region, which the toolkit treats
 # as an empty region.
+def _tk_meta(r):  # _infer_meta (lines 335-353): np.round of the float32 Rectangle/Polygon data
+    if r is None:
+        return None
+    d = np.round(np.asarray(r, dtype=np.float32))
+    return d.reshape(-1, 2) if len(d) > 4 else d
+
+
+def _tk_region_bounds(d):  # _region_bounds / _bounds_rectangle / _bounds_polygon (lines 185-243)
+    if d is None:
+        return (0, 0, 0, 0)
+    if d.ndim == 2:
+        return (int(round(d[:, 0].min())), int(round(d[:, 1].min())), int(round(d[:, 0].max())),
+                int(round(d[:, 1].max())))
+    return (int(round(d[0])), int(round(d[1])), int(round(d[0] + d[2] - 1)), int(round(d[1] + d[3] - 1)))
+
+
+def _tk_raster_polygon(data, b):  # rasterize_polygon (lines 73-151)
+    count = data.shape[0]
+    width, height = b[2] - b[0] + 1, b[3] - b[1] + 1
+    node_x = np.zeros((count,), dtype=np.int64)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    polygon = data.astype(np.float64) - np.array([[b[0], b[1]]])
+    for pixel_y in range(height):
+        nodes, j = 0, count - 1
+        for i in range(count):
+            if (((polygon[i, 1] <= pixel_y) and (polygon[j, 1] > pixel_y))
+                    or ((polygon[j, 1] <= pixel_y) and (polygon[i, 1] > pixel_y))
+                    or ((polygon[i, 1] < pixel_y) and (polygon[j, 1] >= pixel_y))
+                    or ((polygon[j, 1] < pixel_y) and (polygon[i, 1] >= pixel_y))
+                    or ((polygon[i, 1] == polygon[j, 1]) and (polygon[i, 1] == pixel_y))):
+                r = polygon[j, 1] - polygon[i, 1]
+                k = polygon[j, 0] - polygon[i, 0]
+                node_x[nodes] = int(polygon[i, 0] + (pixel_y - polygon[i, 1]) / r * k) if r != 0 else int(polygon[i, 0])
+                nodes += 1
+            j = i
+        i = 0
+        while i < nodes - 1:  # bubble sort
+            if node_x[i] > node_x[i + 1]:
+                node_x[i], node_x[i + 1] = node_x[i + 1], node_x[i]
+                if i:
+                    i -= 1
+            else:
+                i += 1
+        i = 0
+        while i < nodes - 1:
+            if node_x[i] >= width:
+                break
+            if node_x[i] == node_x[i + 1] and i < nodes - 2:
+                i += 1
+                continue
+            if node_x[i + 1] >= 0:
+                if node_x[i] < 0:
+                    node_x[i] = 0
+                if node_x[i + 1] >= width:
+                    node_x[i + 1] = width - 1
+                for col in range(node_x[i], node_x[i + 1] + 1):
+                    mask[pixel_y, col] = 1
+            i += 2
+    return mask
+
+
+def _tk_raster(d, b):  # rasterize_rectangle (lines 47-70); empty regions: zeros (line 264)
+    mask = np.zeros((b[3] - b[1] + 1, b[2] - b[0] + 1), dtype=np.uint8)
+    if d is None:
+        return mask
+    if d.ndim == 2:
+        return _tk_raster_polygon(d, b)
+    if d[0] > b[2] or d[0] + d[2] - 1 < b[0] or d[1] > b[3] or d[1] + d[3] - 1 < b[1]:
+        return mask
+    left, top = int(max(0, d[0] - b[0])), int(max(0, d[1] - b[1]))
+    right, bottom = int(min(b[2], d[0] + d[2] - 1 - b[0])), int(min(b[3], d[1] + d[3] - 1 - b[1]))
+    mask[top : bottom + 1, left : right + 1] = 1
+    return mask
+
+
 def _tk_overlap(r1, r2, bounds):
     """vot/region/raster.py: calculate_overlap -> _calculate_overlap (lines 355-373, 267-328)."""
-
-    def meta(r):  # _infer_meta (lines 335-353): np.round of the float32 Rectangle/Polygon data
-        if r is None:
-            return None
-        d = np.round(np.asarray(r, dtype=np.float32))
-        return d.reshape(-1, 2) if len(d) > 4 else d
-
-    def region_bounds(d):  # _region_bounds / _bounds_rectangle / _bounds_polygon (lines 185-243)
-        if d is None:
-            return (0, 0, 0, 0)
-        if d.ndim == 2:
-            return (int(round(d[:, 0].min())), int(round(d[:, 1].min())), int(round(d[:, 0].max())),
-                    int(round(d[:, 1].max())))
-        return (int(round(d[0])), int(round(d[1])), int(round(d[0] + d[2] - 1)), int(round(d[1] + d[3] - 1)))
-
-    def raster_polygon(data, b):  # rasterize_polygon (lines 73-151)
-        count = data.shape[0]
-        width, height = b[2] - b[0] + 1, b[3] - b[1] + 1
-        node_x = np.zeros((count,), dtype=np.int64)
-        mask = np.zeros((height, width), dtype=np.uint8)
-        polygon = data.astype(np.float64) - np.array([[b[0], b[1]]])
-        for pixel_y in range(height):
-            nodes, j = 0, count - 1
-            for i in range(count):
-                if (((polygon[i, 1] <= pixel_y) and (polygon[j, 1] > pixel_y))
-                        or ((polygon[j, 1] <= pixel_y) and (polygon[i, 1] > pixel_y))
-                        or ((polygon[i, 1] < pixel_y) and (polygon[j, 1] >= pixel_y))
-                        or ((polygon[j, 1] < pixel_y) and (polygon[i, 1] >= pixel_y))
-                        or ((polygon[i, 1] == polygon[j, 1]) and (polygon[i, 1] == pixel_y))):
-                    r = polygon[j, 1] - polygon[i, 1]
-                    k = polygon[j, 0] - polygon[i, 0]
-                    node_x[nodes] = int(polygon[i, 0] + (pixel_y - polygon[i, 1]) / r * k) if r != 0 else int(polygon[i, 0])
-                    nodes += 1
-                j = i
-            i = 0
-            while i < nodes - 1:  # bubble sort
-                if node_x[i] > node_x[i + 1]:
-                    node_x[i], node_x[i + 1] = node_x[i + 1], node_x[i]
-                    if i:
-                        i -= 1
-                else:
-                    i += 1
-            i = 0
-            while i < nodes - 1:
-                if node_x[i] >= width:
-                    break
-                if node_x[i] == node_x[i + 1] and i < nodes - 2:
-                    i += 1
-                    continue
-                if node_x[i + 1] >= 0:
-                    if node_x[i] < 0:
-                        node_x[i] = 0
-                    if node_x[i + 1] >= width:
-                        node_x[i + 1] = width - 1
-                    for col in range(node_x[i], node_x[i + 1] + 1):
-                        mask[pixel_y, col] = 1
-                i += 2
-        return mask
-
-    def raster(d, b):  # rasterize_rectangle (lines 47-70); empty regions: zeros (line 264)
-        mask = np.zeros((b[3] - b[1] + 1, b[2] - b[0] + 1), dtype=np.uint8)
-        if d is None:
-            return mask
-        if d.ndim == 2:
-            return raster_polygon(d, b)
-        if d[0] > b[2] or d[0] + d[2] - 1 < b[0] or d[1] > b[3] or d[1] + d[3] - 1 < b[1]:
-            return mask
-        left, top = int(max(0, d[0] - b[0])), int(max(0, d[1] - b[1]))
-        right, bottom = int(min(b[2], d[0] + d[2] - 1 - b[0])), int(min(b[3], d[1] + d[3] - 1 - b[1]))
-        mask[top : bottom + 1, left : right + 1] = 1
-        return mask
-
-    a, b = meta(r1), meta(r2)
-    b1, b2 = region_bounds(a), region_bounds(b)
+    a, b = _tk_meta(r1), _tk_meta(r2)
+    b1, b2 = _tk_region_bounds(a), _tk_region_bounds(b)
     union = (min(b1[0], b2[0]), min(b1[1], b2[1]), max(b1[2], b2[2]), max(b1[3], b2[3]))
     if union[0] >= union[2] or union[1] >= union[3]:
         return 1.0
     rb = (max(0, union[0]), max(0, union[1]), min(bounds[0] - 1, union[2]), min(bounds[1] - 1, union[3]))
     if rb[0] >= rb[2] or rb[1] >= rb[3]:
         return 0.0
-    m1, m2 = raster(a, rb).ravel(), raster(b, rb).ravel()
+    m1, m2 = _tk_raster(a, rb).ravel(), _tk_raster(b, rb).ravel()
     inter, union_ = int(np.sum((m1 != 0) & (m2 != 0))), int(np.sum((m1 != 0) | (m2 != 0)))
     return inter / union_ if union_ > 0 else 0.0
 
