@@ -475,13 +475,14 @@ def add_entry(
         metrics = _measure_metrics(name, cfg, half, data_root)
     import yaml
 
+    source = _training_source(sessions)  # before anything is written: the checkout is still clean
     weights_file, config_file = f"{name}.safetensors", f"{name}.yaml"
     atomic_write_bytes(base / weights_file, blob)
     atomic_write_text(base / config_file, yaml.safe_dump(cfg, sort_keys=False))
     entry = ZooEntry(
         name=name, family=family, config=config_file, weights=weights_file,
         sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob), from_build=built,
-        training={"command": train_command, "seed": seed, **_training_source(sessions), "wall_minutes": float(wall_minutes),
+        training={"command": train_command, "seed": seed, **source, "wall_minutes": float(wall_minutes),
                   "checkpoint": Path(checkpoint).name, "step": step, "ema": bool(ema)},
         metrics=metrics, base_config=str(config) if config is not None else "",
     )
