@@ -187,6 +187,65 @@ def test_dense_vit_layers_run_sdpa_under_auto_when_it_ranks_first(monkeypatch):
     assert calls == ["dense", "dense"]
 
 
+class _OnCuda(K.AttentionInputs):
+    """Inputs that declare a CUDA device: the dispatcher's choice reads declarations and metadata
+    only, so it can be checked on a CPU-only machine."""
+
+    @property
+    def device(self):
+        return torch.device("cuda")
+
+
+def test_auto_on_cuda_runs_dense_attention_on_sdpa(monkeypatch):
+    """On CUDA sdpa (110) ranks above triton (100) and cuda (90): on an H200 dense SDPA took a
+    quarter of the fused kernels' time or less (docs/kernels.md "The sdpa backend"). Its
+    declaration keeps everything but dense attention on the fused kernels; on CPU cpp stays first."""
+    from dataclasses import fields
+
+    from vtrack.kernels.sdpa import PRIORITY
+
+    for name in ("triton", "cuda"):  # as on a GPU machine with vtrack._C built
+        monkeypatch.setattr(type(K.get_backend(name)), "unavailable_reason", lambda self: None)
+    q = torch.randn(1, 2, 9, 8)
+    mask = torch.zeros(1, 9, dtype=torch.bool)
+    mask[0, 3] = True
+
+    def on_cuda(**kw):
+        inputs = K.build_inputs(q, q, q, **kw)
+        return _OnCuda(**{f.name: getattr(inputs, f.name) for f in fields(inputs)})
+
+    assert K.registered_backends("cuda")[:3] == ["sdpa", "triton", "cuda"] and PRIORITY["cuda"] == 110
+    for kw in ({}, {"key_padding_mask": mask}, {"topk": 9}):  # topk >= M is dense attention
+        assert K.select_backend(on_cuda(**kw)).name == "sdpa", kw
+    fda = {"alpha": 0.1, "beta": 0.1, "delta": 0.1}
+    for kw in ({"topk": 3}, {"fda": fda}, {"ce": {"num_template": 4, "keep": 2}}):
+        assert K.select_backend(on_cuda(**kw)).name == "triton", kw
+    assert K.select_backend(on_cuda(topk=3, ce={"num_template": 4, "keep": 2})).name == "cuda"  # not fused in Triton
+    assert K.registered_backends("cpu").index("cpp") < K.registered_backends("cpu").index("sdpa")
+
+
+def test_multihead_attention_dense_path_goes_through_the_dispatcher(monkeypatch):
+    """SparseTT's/VLT's MultiHeadAttention: the dense path runs on sdpa under "auto" (what their zoo
+    weights were scored with, also where cpp ranks first), and on the backend a user names."""
+    from vtrack.kernels.sdpa import SdpaBackend
+    from vtrack.models.layers.transformer import MultiHeadAttention
+
+    calls = []
+    for cls in (SdpaBackend, K.ReferenceBackend):
+        real = cls.run
+        monkeypatch.setattr(cls, "run", lambda self, inputs, real=real: calls.append((self.name, inputs.op_name))
+                            or real(self, inputs))
+    mha = MultiHeadAttention(16, 2, topk=4).eval()
+    x, y = torch.randn(2, 3, 16), torch.randn(2, 6, 16)
+    with torch.no_grad():
+        auto = mha(x, x, x)  # 3 keys <= topk: dense
+        mha.set_backend("reference")
+        ref = mha(x, x, x)
+        mha(x, y, y)  # 6 keys > topk: sparse, on the named backend too
+    assert calls == [("sdpa", "dense"), ("reference", "dense"), ("reference", "topk")]
+    torch.testing.assert_close(auto, ref)
+
+
 def test_the_supported_check_never_loads_or_builds(monkeypatch):
     """Asking whether a backend runs reads declarations and the loader's state only: with every
     load/import/build entry of the loader made to fail, the checks still answer."""

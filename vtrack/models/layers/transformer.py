@@ -8,7 +8,8 @@ to :mod:`vtrack.kernels`.
   and smaller than the number of keys it is the *sparse* multi-head attention of SparseTT
   (each query attends to its ``topk`` most similar keys only, via
   :func:`vtrack.kernels.topk_attention`); otherwise it is plain dense attention
-  (:func:`torch.nn.functional.scaled_dot_product_attention`).
+  (:func:`vtrack.kernels.attention`; under ``"auto"`` on the ``sdpa`` backend, PyTorch's
+  :func:`torch.nn.functional.scaled_dot_product_attention`).
 * :class:`TransformerEncoderLayer` — self-attention + FFN (SparseTT's template encoder,
   TransT's ego-context augment).
 * :class:`TransformerDecoderLayer` — self-attention (optionally sparse) + cross-attention to a
@@ -24,7 +25,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vtrack import kernels
@@ -106,10 +106,17 @@ class MultiHeadAttention(KernelLayer, nn.Module):
         topk: keep only the ``topk`` largest scores of each query row before the softmax
             (sparse attention, SparseTT's SMSA). ``None`` or a value >= the number of keys gives
             plain dense attention.
-        backend: kernel backend for the sparse path (``"auto"`` or a registered backend, see
-            :func:`vtrack.kernels.check_backend`); :meth:`set_backend` switches it.
+        backend: kernel backend of both paths (``"auto"`` or a registered backend, see
+            :func:`vtrack.kernels.check_backend`); :meth:`set_backend` switches it. Under ``"auto"``
+            the dense path runs on :attr:`dense_auto`.
         qkv_bias: add biases to the q/k/v projections.
     """
+
+    #: The backend of the dense path under ``"auto"``: ``sdpa`` on every device, the kernel SparseTT's
+    #: and VLT's zoo weights were trained and scored with (the dispatcher's own CPU choice, ``cpp``,
+    #: sums in another order and would move their results at the float level; on CUDA ``sdpa`` is
+    #: also the dispatcher's choice, docs/kernels.md "The sdpa backend"). A named backend applies as given.
+    dense_auto = "sdpa"
 
     def __init__(self, dim: int, num_heads: int, *, topk: int | None = None, backend: str = "auto",
                  qkv_bias: bool = True) -> None:
@@ -170,8 +177,8 @@ class MultiHeadAttention(KernelLayer, nn.Module):
             out = kernels.topk_attention(q, k, v, self.topk, key_padding_mask=key_padding_mask,
                                          backend=self.backend)
         else:
-            mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            backend = self.dense_auto if self.backend == "auto" else self.backend
+            out = kernels.attention(q, k, v, key_padding_mask=key_padding_mask, backend=backend)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
