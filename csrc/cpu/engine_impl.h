@@ -691,6 +691,30 @@ void group_max(const T* __restrict__ s, int64_t M, int64_t K, T* __restrict__ g)
   }
 }
 
+// The FDA backward of one (query row i, key j) pair: the one copy of the formula, used by the dense
+// rows (fda_backward_row) and the sparse top-K rows (backward_kernel). From q.k, dO.v, |k_j|^2, whether
+// the key is ignored (masked or not kept: P = 0), the row's |q_i|^2, LSE and Di = dO.O it gives P, the
+// coefficient w of k_j in dq_i (scale*dS - 2h), the FDA term h (dq_i and dk_j get 2h(q_i - k_j)) and
+// the key's terms of dL/dalpha, dL/dbeta, dL/ddelta.
+template <typename T>
+struct FdaKeyGrad {
+  T p, w, h, ga, gb, gd;
+};
+
+template <typename T>
+__attribute__((always_inline)) inline FdaKeyGrad<T> fda_backward_key(T qk, T dpj, T knj, T ignored, T qn, T sc,
+                                                                     const Coefs<T>& c, T li, T di) {
+  const T d2raw = qn + knj - T(2) * qk;
+  const T d2 = std::max(d2raw, T(0));
+  const T e = fast_exp(-c.dl * d2);
+  const T logit = qk * sc + c.a * e - c.b * c.dl * d2;
+  const T pe = fast_exp(logit - li);
+  const T p = ignored != T(0) ? T(0) : pe;
+  const T ds = p * (dpj - di);
+  const T hterm = d2raw >= T(0) ? ds * (-c.dl * (c.a * e + c.b)) : T(0);
+  return {p, ds * sc - T(2) * hterm, hterm, ds * e, -ds * c.dl * d2, -ds * d2 * (c.a * e + c.b)};
+}
+
 // One row of the dense FDA backward, in place: s holds q.k on entry and P on exit, dp holds dO.v on
 // entry and the coefficient of k_j in dq_i (scale*dS - 2h) on exit; colH/rh/sa/sb/sd accumulate the
 // FDA terms. Kept out of line so that the vectoriser sees plain restrict pointers.
@@ -699,27 +723,17 @@ __attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ k
                                                 T* __restrict__ s, T* __restrict__ dp, T* __restrict__ colH,
                                                 int64_t M, T qn, T sc, Coefs<T> c, T li, T di, T& rh_out,
                                                 T& sa_out, T& sb_out, T& sd_out) {
-  const T ca = c.a, cb = c.b, dl = c.dl;
   T rh = 0, sa = 0, sb = 0, sd = 0;
 #pragma omp simd reduction(+ : rh, sa, sb, sd)
   for (int64_t j = 0; j < M; ++j) {
-    const T qk = s[j];
-    const T d2raw = qn + kn[j] - T(2) * qk;
-    const T d2 = std::max(d2raw, T(0));
-    const T e = fast_exp(-dl * d2);
-    const T logit = qk * sc + ca * e - cb * dl * d2;
-    const T pe = fast_exp(logit - li);
-    const T p = ign[j] != T(0) ? T(0) : pe;
-    const T ds = p * (dp[j] - di);
-    const T g = -dl * (ca * e + cb);
-    const T hterm = d2raw >= T(0) ? ds * g : T(0);
-    s[j] = p;
-    dp[j] = ds * sc - T(2) * hterm;
-    colH[j] += hterm;
-    rh += hterm;
-    sa += ds * e;
-    sb -= ds * dl * d2;
-    sd -= ds * d2 * (ca * e + cb);
+    const FdaKeyGrad<T> g = fda_backward_key<T>(s[j], dp[j], kn[j], ign[j], qn, sc, c, li, di);
+    s[j] = g.p;
+    dp[j] = g.w;
+    colH[j] += g.h;
+    rh += g.h;
+    sa += g.ga;
+    sb += g.gb;
+    sd += g.gd;
   }
   rh_out = rh;
   sa_out = sa;
@@ -970,24 +984,17 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             const T li = L[r], di = Di[r];
             T rh = 0;
             if (pb.fda) {
-              const T ca = c.a, cb = c.b, dl = c.dl;
               double sa = 0, sb = 0, sd = 0;
 #pragma omp simd reduction(+ : rh, sa, sb, sd)
               for (int64_t t = 0; t < nkeep; ++t) {
-                const T qk = gqk[t];
-                const T d2raw = qn + gkn[t] - T(2) * qk;
-                const T d2 = std::max(d2raw, T(0));
-                const T e = fast_exp(-dl * d2);
-                const T p = fast_exp(qk * sc + (ca * e - cb * dl * d2) - li);
-                const T ds = p * (gdp[t] - di);
-                const T hterm = d2raw >= T(0) ? ds * (-dl * (ca * e + cb)) : T(0);
-                gp[t] = p;
-                gw[t] = ds * sc - T(2) * hterm;
-                gh[t] = hterm;
-                rh += hterm;
-                sa += double(ds * e);
-                sb += double(-ds * dl * d2);
-                sd += double(-ds * d2 * (ca * e + cb));
+                const FdaKeyGrad<T> g = fda_backward_key<T>(gqk[t], gdp[t], gkn[t], T(0), qn, sc, c, li, di);
+                gp[t] = g.p;
+                gw[t] = g.w;
+                gh[t] = g.h;
+                rh += g.h;
+                sa += double(g.ga);
+                sb += double(g.gb);
+                sd += double(g.gd);
               }
               ga += sa;
               gb += sb;
