@@ -63,23 +63,20 @@ inline void check_mask(const c10::optional<at::Tensor>& mask, const at::Tensor& 
   check_same_device(*mask, q, op, "key_padding_mask");
 }
 
-// FDA coefficients: all three or none; each floating with H or 1 elements. Returns true when given.
-inline bool check_fda(const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-                      const c10::optional<at::Tensor>& delta, const at::Tensor& q, const Dims& d, const char* op) {
-  const bool a = alpha.has_value() && alpha->defined();
-  const bool b = beta.has_value() && beta->defined();
-  const bool c = delta.has_value() && delta->defined();
-  TORCH_CHECK_VALUE(a == b && b == c, op, ": alpha, beta and delta must be given together (all or none)");
-  if (!a) return false;
-  const char* names[3] = {"alpha", "beta", "delta"};
-  const at::Tensor* ts[3] = {&*alpha, &*beta, &*delta};
-  for (int i = 0; i < 3; ++i) {
-    const at::Tensor& t = *ts[i];
-    TORCH_CHECK_TYPE(t.is_floating_point(), op, ": ", names[i], ": expected a floating tensor, got ", t.scalar_type());
-    TORCH_CHECK_VALUE(t.dim() <= 1 && (t.numel() == d.H || t.numel() == 1), op, ": ", names[i],
-                      ": expected a tensor of shape [] or [H=", d.H, "], got ", shape_str(t));
-    check_same_device(t, q, op, names[i]);
-  }
+inline at::ScalarType acc_dtype(const at::Tensor& q) {
+  return q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// FDA coefficients: one optional tensor coef [3, H] (rows alpha, beta, delta; one value per head) in the
+// accumulation dtype (float32; float64 for float64 inputs), on q's device: the convention of every fused
+// backend (the Triton op takes the same tensor). Returns true when given.
+inline bool check_coef(const c10::optional<at::Tensor>& coef, const at::Tensor& q, const Dims& d, const char* op) {
+  if (!coef.has_value() || !coef->defined()) return false;
+  TORCH_CHECK_TYPE(coef->scalar_type() == acc_dtype(q), op, ": coef: expected dtype ", acc_dtype(q),
+                   " (float64 for float64 inputs, else float32), got ", coef->scalar_type());
+  TORCH_CHECK_VALUE(coef->dim() == 2 && coef->size(0) == 3 && coef->size(1) == d.H, op,
+                    ": coef: expected shape [3, H=", d.H, "] (rows alpha, beta, delta), got ", shape_str(*coef));
+  check_same_device(*coef, q, op, "coef");
   return true;
 }
 
@@ -100,7 +97,7 @@ inline void check_saved(const at::Tensor& grad_out, const at::Tensor& q, const a
   TORCH_CHECK_VALUE(lse.defined() && lse.dim() == 3 && lse.size(0) == d.B && lse.size(1) == d.H && lse.size(2) == d.N,
                     op, ": lse: expected shape [B=", d.B, ", H=", d.H, ", N=", d.N, "], got ",
                     lse.defined() ? shape_str(lse) : std::string("undefined"));
-  TORCH_CHECK_TYPE(lse.scalar_type() == (q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat), op,
+  TORCH_CHECK_TYPE(lse.scalar_type() == acc_dtype(q), op,
                    ": lse: expected dtype ", (q.scalar_type() == at::kDouble ? "float64" : "float32"), ", got ",
                    lse.scalar_type());
   check_same_device(lse, q, op, "lse");
@@ -115,18 +112,35 @@ inline void check_index(const at::Tensor& index, const Dims& d, const char* op) 
                     shape_str(index));
 }
 
+// Candidate-elimination arguments of ce_attention (shared by the CPU and CUDA entry points): a
+// self-attention (N == M), num_template in [1, N-1], keep in [1, Ls], topk 0 (dense) or >= 1, and
+// template_index a non-empty 1-D int64 tensor on q's device. Its values are checked by the CPU entry
+// point; the CUDA kernel skips out-of-range rows (validating them would cost a device sync; the
+// Python entry points validate them).
+inline void check_ce(const at::Tensor& q, const Dims& d, int64_t num_template, int64_t keep,
+                     const at::Tensor& template_index, int64_t topk, const char* op) {
+  TORCH_CHECK_VALUE(topk >= 0, op, ": topk: expected 0 (dense) or an int >= 1, got ", topk);
+  TORCH_CHECK_VALUE(d.N == d.M, op, ": candidate elimination needs a self-attention with M == N, got N=", d.N,
+                    ", M=", d.M);
+  TORCH_CHECK_VALUE(num_template >= 1 && num_template < d.N, op, ": num_template: expected an int in [1, N-1=",
+                    d.N - 1, "], got ", num_template);
+  TORCH_CHECK_VALUE(keep >= 1 && keep <= d.N - num_template, op, ": keep: expected an int in [1, Ls=",
+                    d.N - num_template, "], got ", keep);
+  TORCH_CHECK_TYPE(template_index.defined() && template_index.scalar_type() == at::kLong, op,
+                   ": template_index: expected an int64 tensor");
+  TORCH_CHECK_VALUE(template_index.dim() == 1 && template_index.numel() >= 1, op,
+                    ": template_index: expected a non-empty 1-D tensor, got shape ", shape_str(template_index));
+  check_same_device(template_index, q, op, "template_index");
+}
+
 inline int64_t index_width(int64_t topk, int64_t M) { return topk < M ? topk : M; }
 
 }  // namespace vtrack
 
 namespace vtrack {
-// d alpha / d beta / d delta per head from the per-(batch, head) partial sums dcoef [B,H,3], each cast to
-// its coefficient's dtype; empty tensors when FDA is off. Shared by the CPU and CUDA backward.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> fda_coef_grads(const at::Tensor& dcoef, bool fda,
-                                                              const c10::optional<at::Tensor>& alpha,
-                                                              const c10::optional<at::Tensor>& beta,
-                                                              const c10::optional<at::Tensor>& delta,
-                                                              const at::Tensor& q);
+// The coefficient gradient dcoef [3, H] (coef's dtype) from the per-(batch, head) partial sums [B,H,3];
+// an empty tensor of the accumulation dtype when FDA is off. Shared by the CPU and CUDA backward.
+at::Tensor fda_coef_grad(const at::Tensor& partial, const c10::optional<at::Tensor>& coef, const at::Tensor& q);
 
 // score [B,Ls] (float32; float64 for float64) and keep_index [B,keep] int64 (descending score, ties toward
 // the lower index) from the CE probabilities [B,H,T,Ls]. Defined in cpu/attention_cpu.cpp.

@@ -8,10 +8,12 @@
 //   q [B,H,N,D]; k, v [B,H,M,D]; out [B,H,N,D]; key_padding_mask bool [B,M] (True = ignore key).
 //   lse [B,H,N]: float32 (float64 for float64 inputs) row log-sum-exp of the kept logits; +inf marks a
 //     row with no valid key (its output and gradients are zero).
-//   alpha, beta, delta: optional FDA coefficients of shape [] or [H]; all three or none.
+//   coef: the optional FDA coefficients as one tensor [3, H] (rows alpha, beta, delta), float32 (float64 for
+//     float64 inputs): the same argument as the Triton op vtrack::triton_attn_fwd's (None: no FDA bias).
 //   index [B,H,N,K] int32, K = min(topk, M): the kept key indices of each row in ascending order,
 //     padded with -1 when fewer than K keys are valid.
-//   dalpha, dbeta, ddelta: [H] in the coefficients' dtype (empty tensors when no FDA is given).
+//   dcoef: the coefficient gradient [3, H] in coef's dtype (an empty float32/float64 tensor without coef),
+//     as vtrack::triton_attn_bwd returns it.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -19,26 +21,25 @@ TORCH_LIBRARY(vtrack, m) {
   // Top-K sparse attention (SparseTT), optionally with the FDA bias on the logits.
   m.def(
       "topk_attention(Tensor q, Tensor k, Tensor v, int topk, float scale, Tensor? key_padding_mask=None, "
-      "Tensor? alpha=None, Tensor? beta=None, Tensor? delta=None) -> (Tensor out, Tensor lse, Tensor index)");
+      "Tensor? coef=None) -> (Tensor out, Tensor lse, Tensor index)");
   m.def(
       "topk_attention_backward(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
-      "Tensor index, float scale, Tensor? alpha=None, Tensor? beta=None, Tensor? delta=None) -> "
-      "(Tensor dq, Tensor dk, Tensor dv, Tensor dalpha, Tensor dbeta, Tensor ddelta)");
-  // Force-directed attention (ESAT); without alpha/beta/delta it is dense attention.
+      "Tensor index, float scale, Tensor? coef=None) -> (Tensor dq, Tensor dk, Tensor dv, Tensor dcoef)");
+  // Force-directed attention (ESAT); without coef it is dense attention.
   m.def(
-      "fda_attention(Tensor q, Tensor k, Tensor v, float scale, Tensor? key_padding_mask=None, "
-      "Tensor? alpha=None, Tensor? beta=None, Tensor? delta=None) -> (Tensor out, Tensor lse)");
+      "fda_attention(Tensor q, Tensor k, Tensor v, float scale, Tensor? key_padding_mask=None, Tensor? coef=None) "
+      "-> (Tensor out, Tensor lse)");
   m.def(
       "fda_attention_backward(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
-      "float scale, Tensor? key_padding_mask=None, Tensor? alpha=None, Tensor? beta=None, Tensor? delta=None) -> "
-      "(Tensor dq, Tensor dk, Tensor dv, Tensor dalpha, Tensor dbeta, Tensor ddelta)");
+      "float scale, Tensor? key_padding_mask=None, Tensor? coef=None) -> (Tensor dq, Tensor dk, Tensor dv, "
+      "Tensor dcoef)");
   // Candidate elimination (OSTrack) fused with the attention: N == M = num_template + Ls tokens.
   // topk=0 means dense; score [B,Ls] (lse's dtype) and keep_index [B,keep] int64 carry no gradient.
   // Its backward is topk_attention_backward (topk > 0) or fda_attention_backward (topk == 0).
   m.def(
       "ce_attention(Tensor q, Tensor k, Tensor v, int num_template, int keep, Tensor template_index, "
-      "float scale, int topk=0, Tensor? key_padding_mask=None, Tensor? alpha=None, Tensor? beta=None, "
-      "Tensor? delta=None) -> (Tensor out, Tensor lse, Tensor index, Tensor score, Tensor keep_index)");
+      "float scale, int topk=0, Tensor? key_padding_mask=None, Tensor? coef=None) -> (Tensor out, Tensor lse, "
+      "Tensor index, Tensor score, Tensor keep_index)");
 }
 
 // `import vtrack._C` loads this library (which registers the ops above); the module itself is empty.

@@ -57,10 +57,14 @@ def test_cpp_side_shape_checks():
         ops.topk_attention(q, k, v, 2, 1.0, torch.zeros(1, 7, dtype=torch.bool))
     with pytest.raises(TypeError, match="key_padding_mask: expected dtype bool"):
         ops.topk_attention(q, k, v, 2, 1.0, torch.zeros(1, 6))
-    with pytest.raises(ValueError, match="all or none"):
-        ops.fda_attention(q, k, v, 1.0, None, torch.ones(2), None, None)
-    with pytest.raises(ValueError, match="alpha: expected a tensor of shape"):
-        ops.fda_attention(q, k, v, 1.0, None, torch.ones(3), torch.ones(2), torch.ones(2))
+    with pytest.raises(ValueError, match=r"coef: expected shape \[3, H=2\]"):
+        ops.fda_attention(q, k, v, 1.0, None, torch.ones(2))
+    with pytest.raises(ValueError, match=r"coef: expected shape \[3, H=2\]"):
+        ops.topk_attention(q, k, v, 2, 1.0, None, torch.ones(3, 3))
+    with pytest.raises(TypeError, match="coef: expected dtype Float"):
+        ops.fda_attention(q, k, v, 1.0, None, torch.ones(3, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="coef: expected dtype Double"):
+        ops.fda_attention(q.double(), k.double(), v.double(), 1.0, None, torch.ones(3, 2))
     with pytest.raises(ValueError, match="scale"):
         ops.fda_attention(q, k, v, float("nan"))
 
@@ -114,8 +118,8 @@ def test_empty_and_non_contiguous_direct_calls():
 def test_nan_propagates_to_its_row_only():
     q, k, v = _qkv(n=4)
     q[0, 0, 1, 0] = float("nan")
-    coefs = (torch.full((2,), 0.3), torch.full((2,), 0.1), torch.full((2,), 0.2))
+    coef = torch.tensor([[0.3, 0.3], [0.1, 0.1], [0.2, 0.2]])  # rows alpha, beta, delta
     for out in (ops.fda_attention(q, k, v, 1.0)[0], ops.topk_attention(q, k, v, 2, 1.0)[0],
-                ops.fda_attention(q, k, v, 1.0, None, *coefs)[0], ops.topk_attention(q, k, v, 2, 1.0, None, *coefs)[0]):
+                ops.fda_attention(q, k, v, 1.0, None, coef)[0], ops.topk_attention(q, k, v, 2, 1.0, None, coef)[0]):
         assert torch.isnan(out[0, 0, 1]).all()
         assert torch.isfinite(out[0, 0, [0, 2, 3]]).all() and torch.isfinite(out[0, 1]).all()

@@ -19,26 +19,31 @@ def _coefs(grad=True):
             torch.tensor([0.2, 0.05], requires_grad=grad)]
 
 
+def _packed(grad=True):
+    """The ops' coef [3, H] (rows alpha, beta, delta)."""
+    return torch.stack([c.detach() for c in _coefs(False)]).requires_grad_(grad)
+
+
 def _cases():
     ops = torch.ops.vtrack
     q, k, v = _qkv()
     qs, ks, vs = _qkv(n=13, m=13)
     mask = torch.zeros(2, 11, dtype=torch.bool)
     mask[0, 2] = True
-    a, b, d = _coefs()
+    c = _packed()
     cases = [
         (ops.topk_attention.default, (q, k, v, 3, 0.35)),
-        (ops.topk_attention.default, (q, k, v, 4, 0.35, mask, a, b, d)),
+        (ops.topk_attention.default, (q, k, v, 4, 0.35, mask, c)),
         (ops.fda_attention.default, (q, k, v, 0.35)),
-        (ops.fda_attention.default, (q, k, v, 0.35, mask, a, b, d)),
+        (ops.fda_attention.default, (q, k, v, 0.35, mask, c)),
         (ops.ce_attention.default, (qs, ks, vs, 9, 2, torch.tensor([4]), 0.35)),
-        (ops.ce_attention.default, (qs, ks, vs, 9, 3, torch.tensor([4, 1]), 0.35, 5, None, a, b, d)),
+        (ops.ce_attention.default, (qs, ks, vs, 9, 3, torch.tensor([4, 1]), 0.35, 5, None, c)),
     ]
     with torch.no_grad():
-        out, lse, index = ops.topk_attention(q, k, v, 3, 0.35, None, a, b, d)
+        out, lse, index = ops.topk_attention(q, k, v, 3, 0.35, None, c)
         go = torch.randn_like(out)
         cases.append((ops.topk_attention_backward.default,
-                      (go, q.detach(), k.detach(), v.detach(), out, lse, index, 0.35, a.detach(), b.detach(), d.detach())))
+                      (go, q.detach(), k.detach(), v.detach(), out, lse, index, 0.35, c.detach())))
         out, lse = ops.fda_attention(q, k, v, 0.35, mask)
         cases.append((ops.fda_attention_backward.default,
                       (go, q.detach(), k.detach(), v.detach(), out, lse, 0.35, mask)))

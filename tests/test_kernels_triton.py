@@ -166,8 +166,35 @@ def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
 def test_opcheck_custom_op():
     q, k, v = (torch.randn(1, 2, 9, 16, device=DEV, requires_grad=True) for _ in range(3))
     coef = torch.tensor([[0.1, 0.2], [0.1, 0.1], [0.05, 0.05]], device=DEV, requires_grad=True)
-    torch.library.opcheck(torch.ops.vtrack.triton_attn_fwd.default, (q, k, v, None, coef, None, 0.25, 3),
+    torch.library.opcheck(torch.ops.vtrack.triton_attn_fwd.default, (q, k, v, 3, 0.25, None, coef, None),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+
+
+def test_cpp_and_triton_ops_take_one_coef_convention():
+    """Below the dispatcher the C++ ops and the Triton op take the same packed FDA argument coef [3,H]
+    (rows alpha, beta, delta; reference.packed_coef) and both backwards return dcoef [3,H]."""
+    from ext_required import REQUIRE_EXT
+    from vtrack.kernels import cpp_ops
+    from vtrack.kernels.reference import packed_coef
+
+    if not cpp_ops.register_meta() and not REQUIRE_EXT:
+        pytest.skip("vtrack._C unavailable (VTRACK_REQUIRE_EXT=1 makes this a failure)")
+    t, _ = _make(1, 2, 11, 13, 16, torch.float32)
+    q, k, v = (x.to(DEV) for x in t)
+    fda = {"alpha": torch.tensor([0.3, 0.1], device=DEV), "beta": 0.2, "delta": torch.tensor(0.05, device=DEV)}
+    coef = packed_coef(K.build_inputs(q, k, v, fda=fda))
+    assert coef.shape == (3, 2) and coef.dtype == torch.float32
+    assert torch.equal(coef, torch.tensor([[0.3, 0.1], [0.2, 0.2], [0.05, 0.05]], device=DEV))
+    ops = torch.ops.vtrack
+    out_c, lse_c = ops.fda_attention(q, k, v, 0.25, None, coef)
+    out_t, lse_t, index_t, _ = ops.triton_attn_fwd(q, k, v, 0, 0.25, None, coef, None)
+    torch.testing.assert_close(out_t, out_c)
+    torch.testing.assert_close(lse_t, lse_c)
+    go = torch.randn_like(out_c)
+    *_, dcoef_c = ops.fda_attention_backward(go, q, k, v, out_c, lse_c, 0.25, None, coef)
+    *_, dcoef_t = ops.triton_attn_bwd(go, q, k, v, out_t, lse_t, index_t, 0.25, None, coef, 0)
+    assert dcoef_c.shape == dcoef_t.shape == (3, 2)
+    torch.testing.assert_close(dcoef_t, dcoef_c, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", ["topk", "fda", "ce"])

@@ -131,15 +131,8 @@ at::Tensor compute_view(const at::Tensor& t, bool widen) {
   return widen ? t.to(at::kFloat).contiguous() : t.contiguous();
 }
 
-std::vector<double> coef_values(const at::Tensor& t, int64_t H) {
-  at::Tensor c = t.detach().to(at::kDouble).reshape({-1}).expand({H}).contiguous();
-  const double* p = c.data_ptr<double>();
-  return std::vector<double>(p, p + H);
-}
-
 Problem make_problem(const Dims& d, double scale, const at::Tensor* mask, int64_t topk,
-                     const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-                     const c10::optional<at::Tensor>& delta, bool fda, const char* op) {
+                     const c10::optional<at::Tensor>& coef, bool fda, const char* op) {
   TORCH_CHECK_VALUE(std::isfinite(scale), op, ": scale: expected a finite float, got ", scale);
   TORCH_CHECK_VALUE(topk >= 0, op, ": topk: expected an int >= 1, got ", topk);
   Problem pb;
@@ -148,10 +141,12 @@ Problem make_problem(const Dims& d, double scale, const at::Tensor* mask, int64_
   pb.topk = topk;
   pb.K = topk > 0 ? index_width(topk, d.M) : 0;
   pb.fda = fda;
-  if (fda) {
-    pb.alpha = coef_values(*alpha, d.H);
-    pb.beta = coef_values(*beta, d.H);
-    pb.delta = coef_values(*delta, d.H);
+  if (fda) {  // coef [3, H]: rows alpha, beta, delta
+    const at::Tensor c = coef->detach().to(at::kDouble).contiguous();
+    const double* p = c.data_ptr<double>();
+    pb.alpha.assign(p, p + d.H);
+    pb.beta.assign(p + d.H, p + 2 * d.H);
+    pb.delta.assign(p + 2 * d.H, p + 3 * d.H);
   }
   pb.mask = mask != nullptr ? mask->data_ptr<bool>() : nullptr;
   pb.nvalid.assign(static_cast<size_t>(d.B), d.M);
@@ -161,25 +156,22 @@ Problem make_problem(const Dims& d, double scale, const at::Tensor* mask, int64_
   return pb;
 }
 
-at::ScalarType lse_dtype(const at::Tensor& q) { return q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
-
 struct FwdResult {
   at::Tensor out, lse, index, ce_probs;
 };
 
 FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_, double scale, int64_t topk,
-                      const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& alpha,
-                      const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta,
+                      const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& coef,
                       int64_t num_template, const std::vector<int64_t>& template_rows, const char* op) {
   const Dims d = check_qkv(q_, k_, v_, op);
   check_cpu(q_, op);
   check_mask(mask_, q_, d, op);
-  const bool fda = check_fda(alpha, beta, delta, q_, d, op);
+  const bool fda = check_coef(coef, q_, d, op);
   const bool widen = low_precision(q_);
   at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
-  Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, alpha, beta, delta, fda, op);
+  Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, coef, fda, op);
   at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   pb.num_template = num_template;
@@ -190,13 +182,13 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   r.ce_probs = at::zeros({d.B, d.H, nT, Ls}, q.options());
   if (d.B == 0 || d.H == 0 || d.N == 0 || d.M == 0 || d.D == 0) {  // no valid key anywhere: zero rows
     r.out = at::zeros_like(q_, at::MemoryFormat::Contiguous);
-    r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(lse_dtype(q)));
+    r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(acc_dtype(q)));
     r.index = at::full({d.B, d.H, d.N, pb.K}, -1, q.options().dtype(at::kInt));
     return r;
   }
   // The kernel writes every element of these (no zero-fill pass).
   r.out = at::empty_like(q);
-  r.lse = at::empty({d.B, d.H, d.N}, q.options().dtype(lse_dtype(q)));
+  r.lse = at::empty({d.B, d.H, d.N}, q.options().dtype(acc_dtype(q)));
   r.index = at::empty({d.B, d.H, d.N, pb.K}, q.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_forward", [&] {
     kernel_forward<scalar_t>(select_kernels())(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -208,16 +200,16 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   return r;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run_backward(
-    const at::Tensor& grad_out, const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_,
-    const at::Tensor& out, const at::Tensor& lse, const at::Tensor* index, double scale,
-    const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& alpha,
-    const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta, const char* op) {
+using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;  // dq, dk, dv, dcoef [3, H]
+
+Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_,
+                   const at::Tensor& out, const at::Tensor& lse, const at::Tensor* index, double scale,
+                   const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& coef, const char* op) {
   const Dims d = check_qkv(q_, k_, v_, op);
   check_cpu(q_, op);
   check_saved(grad_out, q_, out, lse, d, op);
   check_mask(mask_, q_, d, op);
-  const bool fda = check_fda(alpha, beta, delta, q_, d, op);
+  const bool fda = check_coef(coef, q_, d, op);
   if (index != nullptr) check_index(*index, d, op);
   const bool widen = low_precision(q_);
   at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
@@ -226,7 +218,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   const int64_t topk = index != nullptr ? std::max<int64_t>(index->size(3), 1) : 0;
-  Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, alpha, beta, delta, fda, op);
+  Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, coef, fda, op);
   at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
@@ -245,59 +237,42 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                                 dcoef.data_ptr<double>());
     });
   }
-  auto [da, db, dd] = fda_coef_grads(dcoef, fda, alpha, beta, delta, q);
-  if (widen) return {dq.to(q_.scalar_type()), dk.to(q_.scalar_type()), dv.to(q_.scalar_type()), da, db, dd};
-  return {dq, dk, dv, da, db, dd};
+  at::Tensor dc = fda_coef_grad(dcoef, coef, q);
+  if (widen) return {dq.to(q_.scalar_type()), dk.to(q_.scalar_type()), dv.to(q_.scalar_type()), dc};
+  return {dq, dk, dv, dc};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> topk_attention_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t topk, double scale,
-    const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& alpha,
-    const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta) {
+    const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& coef) {
   TORCH_CHECK_VALUE(topk >= 1, "vtrack::topk_attention: topk: expected an int >= 1, got ", topk);
-  FwdResult r = run_forward(q, k, v, scale, topk, mask, alpha, beta, delta, 0, {}, "vtrack::topk_attention");
+  FwdResult r = run_forward(q, k, v, scale, topk, mask, coef, 0, {}, "vtrack::topk_attention");
   return {r.out, r.lse, r.index};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> topk_attention_backward_cpu(
-    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor& out, const at::Tensor& lse, const at::Tensor& index, double scale,
-    const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-    const c10::optional<at::Tensor>& delta) {
-  return run_backward(grad_out, q, k, v, out, lse, &index, scale, c10::nullopt, alpha, beta, delta,
+Grads topk_attention_backward_cpu(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
+                                  const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+                                  const at::Tensor& index, double scale, const c10::optional<at::Tensor>& coef) {
+  return run_backward(grad_out, q, k, v, out, lse, &index, scale, c10::nullopt, coef,
                       "vtrack::topk_attention_backward");
 }
 
 std::tuple<at::Tensor, at::Tensor> fda_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                      double scale, const c10::optional<at::Tensor>& mask,
-                                                     const c10::optional<at::Tensor>& alpha,
-                                                     const c10::optional<at::Tensor>& beta,
-                                                     const c10::optional<at::Tensor>& delta) {
-  FwdResult r = run_forward(q, k, v, scale, 0, mask, alpha, beta, delta, 0, {}, "vtrack::fda_attention");
+                                                     const c10::optional<at::Tensor>& coef) {
+  FwdResult r = run_forward(q, k, v, scale, 0, mask, coef, 0, {}, "vtrack::fda_attention");
   return {r.out, r.lse};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> fda_attention_backward_cpu(
-    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor& out, const at::Tensor& lse, double scale, const c10::optional<at::Tensor>& mask,
-    const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-    const c10::optional<at::Tensor>& delta) {
-  return run_backward(grad_out, q, k, v, out, lse, nullptr, scale, mask, alpha, beta, delta,
-                      "vtrack::fda_attention_backward");
+Grads fda_attention_backward_cpu(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
+                                 const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, double scale,
+                                 const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& coef) {
+  return run_backward(grad_out, q, k, v, out, lse, nullptr, scale, mask, coef, "vtrack::fda_attention_backward");
 }
 
-std::vector<int64_t> check_ce(const Dims& d, int64_t num_template, int64_t keep, const at::Tensor& template_index,
-                              const char* op) {
-  TORCH_CHECK_VALUE(d.N == d.M, op, ": candidate elimination needs a self-attention with M == N, got N=", d.N,
-                    ", M=", d.M);
-  TORCH_CHECK_VALUE(num_template >= 1 && num_template < d.N, op, ": num_template: expected an int in [1, N-1=",
-                    d.N - 1, "], got ", num_template);
-  TORCH_CHECK_VALUE(keep >= 1 && keep <= d.N - num_template, op, ": keep: expected an int in [1, Ls=",
-                    d.N - num_template, "], got ", keep);
-  TORCH_CHECK_TYPE(template_index.defined() && template_index.scalar_type() == at::kLong, op,
-                   ": template_index: expected an int64 tensor");
-  TORCH_CHECK_VALUE(template_index.dim() == 1 && template_index.numel() >= 1, op,
-                    ": template_index: expected a non-empty 1-D tensor, got shape ", shape_str(template_index));
+// The template rows as host values, each checked to be in [0, num_template) (the other CE arguments are
+// checked by the shared check_ce).
+std::vector<int64_t> template_rows_of(const at::Tensor& template_index, int64_t num_template, const char* op) {
   at::Tensor t = template_index.to(at::kCPU).contiguous();
   std::vector<int64_t> rows(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
   for (int64_t r : rows)
@@ -311,19 +286,10 @@ std::vector<int64_t> check_ce(const Dims& d, int64_t num_template, int64_t keep,
 }  // namespace cpu
 
 // Shared with the CUDA file (declared in checks.h).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> fda_coef_grads(const at::Tensor& dcoef, bool fda,
-                                                              const c10::optional<at::Tensor>& alpha,
-                                                              const c10::optional<at::Tensor>& beta,
-                                                              const c10::optional<at::Tensor>& delta,
-                                                              const at::Tensor& q) {
-  if (!fda) {
-    return {at::empty({0}, q.options()), at::empty({0}, q.options()), at::empty({0}, q.options())};
-  }
-  at::Tensor s = dcoef.sum(0);  // [H, 3]
-  return {s.select(1, 0).to(alpha->scalar_type()).contiguous(), s.select(1, 1).to(beta->scalar_type()).contiguous(),
-          s.select(1, 2).to(delta->scalar_type()).contiguous()};
+at::Tensor fda_coef_grad(const at::Tensor& partial, const c10::optional<at::Tensor>& coef, const at::Tensor& q) {
+  if (!coef.has_value() || !coef->defined()) return at::empty({0}, q.options().dtype(acc_dtype(q)));
+  return partial.sum(0).t().to(coef->scalar_type()).contiguous();  // [B,H,3] -> [3,H]
 }
-
 
 std::tuple<at::Tensor, at::Tensor> ce_score_from_probs(const at::Tensor& ce_probs, int64_t keep) {
   at::Tensor score = ce_probs.to(ce_probs.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).mean({1, 2});
@@ -338,14 +304,12 @@ namespace {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> ce_attention_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t num_template, int64_t keep,
     const at::Tensor& template_index, double scale, int64_t topk, const c10::optional<at::Tensor>& mask,
-    const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-    const c10::optional<at::Tensor>& delta) {
+    const c10::optional<at::Tensor>& coef) {
   const char* op = "vtrack::ce_attention";
   const Dims d = check_qkv(q, k, v, op);
-  TORCH_CHECK_VALUE(topk >= 0, op, ": topk: expected 0 (dense) or an int >= 1, got ", topk);
-  check_same_device(template_index, q, op, "template_index");
-  std::vector<int64_t> rows = check_ce(d, num_template, keep, template_index, op);
-  FwdResult r = run_forward(q, k, v, scale, topk, mask, alpha, beta, delta, num_template, rows, op);
+  check_ce(q, d, num_template, keep, template_index, topk, op);
+  std::vector<int64_t> rows = template_rows_of(template_index, num_template, op);
+  FwdResult r = run_forward(q, k, v, scale, topk, mask, coef, num_template, rows, op);
   auto [score, keep_index] = ce_score_from_probs(r.ce_probs, keep);
   return {r.out, r.lse, r.index, score, keep_index};
 }

@@ -125,7 +125,7 @@ struct Params {
   acc_t* lse;
   int32_t* index;       // [B,H,N,K] (top-K)
   const bool* mask;     // [B,M] or null
-  const acc_t* alpha;   // [H] or null (FDA)
+  const acc_t* alpha;   // FDA: the rows of coef [3, H] (alpha, beta, delta), or null
   const acc_t* beta;
   const acc_t* delta;
   int B, H, N, M, D, K;
@@ -795,25 +795,25 @@ void check_cuda(const at::Tensor& q, const Dims& d, const char* op) {
   TORCH_CHECK_VALUE(d.B * d.H <= 65535, op, ": the CUDA kernels support B*H <= 65535, got ", d.B * d.H);
 }
 
-at::ScalarType acc_dtype(const at::Tensor& q) { return q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
-
-at::Tensor coef_tensor(const c10::optional<at::Tensor>& t, const at::Tensor& q, int64_t H) {
-  return t->detach().to(q.device(), acc_dtype(q)).reshape({-1}).expand({H}).contiguous();
+// coef [3, H] (checked by check_coef: accumulation dtype, q's device) as a contiguous tensor (undefined without FDA).
+at::Tensor coef_tensor(const c10::optional<at::Tensor>& coef, bool fda) {
+  return fda ? coef->detach().contiguous() : at::Tensor();
 }
 
 template <typename scalar_t>
 Params<scalar_t> make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Dims& d,
-                             double scale, const at::Tensor& mask, const at::Tensor& alpha, const at::Tensor& beta,
-                             const at::Tensor& delta, int64_t K) {
+                             double scale, const at::Tensor& mask, const at::Tensor& coef, int64_t K) {
   using A = typename Acc<scalar_t>::type;
   Params<scalar_t> p{};
   p.q = q.data_ptr<scalar_t>();
   p.k = k.data_ptr<scalar_t>();
   p.v = v.data_ptr<scalar_t>();
   p.mask = mask.defined() ? mask.data_ptr<bool>() : nullptr;
-  p.alpha = alpha.defined() ? alpha.data_ptr<A>() : nullptr;
-  p.beta = beta.defined() ? beta.data_ptr<A>() : nullptr;
-  p.delta = delta.defined() ? delta.data_ptr<A>() : nullptr;
+  if (coef.defined()) {  // rows alpha, beta, delta of coef [3, H]
+    p.alpha = coef.data_ptr<A>();
+    p.beta = p.alpha + d.H;
+    p.delta = p.alpha + 2 * d.H;
+  }
   p.B = static_cast<int>(d.B);
   p.H = static_cast<int>(d.H);
   p.N = static_cast<int>(d.N);
@@ -836,25 +836,19 @@ struct Fwd {
 };
 
 Fwd forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_, double scale, int64_t topk,
-            const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& alpha,
-            const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta, int64_t num_template,
+            const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& coef_, int64_t num_template,
             const at::Tensor& template_rows, const char* op) {
   const Dims d = check_qkv(q_, k_, v_, op);
   check_cuda(q_, d, op);
   check_mask(mask_, q_, d, op);
-  const bool fda = check_fda(alpha, beta, delta, q_, d, op);
+  const bool fda = check_coef(coef_, q_, d, op);
   TORCH_CHECK_VALUE(std::isfinite(scale), op, ": scale: expected a finite float, got ", scale);
   TORCH_CHECK_VALUE(topk == 0 || d.M <= kMaxTopkKeys, op, ": the CUDA top-K kernel supports M <= ", kMaxTopkKeys,
                     " keys, got M=", d.M);
   c10::cuda::CUDAGuard guard(q_.device());
   at::Tensor q = q_.contiguous(), k = k_.contiguous(), v = v_.contiguous();
   at::Tensor mask = (mask_.has_value() && mask_->defined()) ? mask_->contiguous() : at::Tensor();
-  at::Tensor a, bt, dl;
-  if (fda) {
-    a = coef_tensor(alpha, q, d.H);
-    bt = coef_tensor(beta, q, d.H);
-    dl = coef_tensor(delta, q, d.H);
-  }
+  const at::Tensor coef = coef_tensor(coef_, fda);
   const int64_t K = topk > 0 ? index_width(topk, d.M) : 0;
   Fwd r;
   r.out = at::zeros_like(q);
@@ -867,7 +861,7 @@ Fwd forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_, do
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   VTRACK_DISPATCH_CUDA_TYPES(q.scalar_type(), "vtrack_cuda_forward", [&] {
     using A = typename Acc<scalar_t>::type;
-    Params<scalar_t> p = make_params<scalar_t>(q, k, v, d, scale, mask, a, bt, dl, K);
+    Params<scalar_t> p = make_params<scalar_t>(q, k, v, d, scale, mask, coef, K);
     p.out = r.out.data_ptr<scalar_t>();
     p.lse = r.lse.data_ptr<A>();
     p.index = K > 0 ? r.index.data_ptr<int32_t>() : nullptr;
@@ -898,17 +892,16 @@ Fwd forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_, do
   return r;
 }
 
-using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;  // dq, dk, dv, dcoef [3, H]
 
 Grads backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tensor& k_, const at::Tensor& v_,
                const at::Tensor& out, const at::Tensor& lse, const at::Tensor* index, double scale,
-               const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& alpha,
-               const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta, const char* op) {
+               const c10::optional<at::Tensor>& mask_, const c10::optional<at::Tensor>& coef_, const char* op) {
   const Dims d = check_qkv(q_, k_, v_, op);
   check_cuda(q_, d, op);
   check_saved(grad_out, q_, out, lse, d, op);
   check_mask(mask_, q_, d, op);
-  const bool fda = check_fda(alpha, beta, delta, q_, d, op);
+  const bool fda = check_coef(coef_, q_, d, op);
   if (index != nullptr) {
     check_index(*index, d, op);
     check_same_device(*index, q_, op, "index");
@@ -918,12 +911,7 @@ Grads backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tenso
   at::Tensor go = grad_out.contiguous(), o = out.contiguous(), l = lse.contiguous();
   at::Tensor idx = index != nullptr ? index->contiguous() : at::Tensor();
   at::Tensor mask = (mask_.has_value() && mask_->defined()) ? mask_->contiguous() : at::Tensor();
-  at::Tensor a, bt, dl;
-  if (fda) {
-    a = coef_tensor(alpha, q, d.H);
-    bt = coef_tensor(beta, q, d.H);
-    dl = coef_tensor(delta, q, d.H);
-  }
+  const at::Tensor coef = coef_tensor(coef_, fda);
   const int64_t K = index != nullptr ? index->size(3) : 0;
   at::Tensor dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
   at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(acc_dtype(q)));
@@ -938,7 +926,7 @@ Grads backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tenso
           go.data_ptr<scalar_t>(), o.data_ptr<scalar_t>(), di.data_ptr<A>(), rows, static_cast<int>(d.D));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       BwdParams<scalar_t> bp{};
-      bp.f = make_params<scalar_t>(q, k, v, d, scale, mask, a, bt, dl, K);
+      bp.f = make_params<scalar_t>(q, k, v, d, scale, mask, coef, K);
       bp.f.lse = l.data_ptr<A>();
       bp.f.index = idx.defined() ? idx.data_ptr<int32_t>() : nullptr;
       bp.dout = go.data_ptr<scalar_t>();
@@ -972,66 +960,44 @@ Grads backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::Tenso
       }
     });
   }
-  auto [da, db, dd] = fda_coef_grads(dcoef, fda, alpha, beta, delta, q);
-  return {dq, dk, dv, da, db, dd};
+  return {dq, dk, dv, fda_coef_grad(dcoef, coef_, q)};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> topk_attention_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t topk, double scale,
-    const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& alpha,
-    const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta) {
+    const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& coef) {
   TORCH_CHECK_VALUE(topk >= 1, "vtrack::topk_attention: topk: expected an int >= 1, got ", topk);
-  Fwd r = forward(q, k, v, scale, topk, mask, alpha, beta, delta, 0, at::Tensor(), "vtrack::topk_attention");
+  Fwd r = forward(q, k, v, scale, topk, mask, coef, 0, at::Tensor(), "vtrack::topk_attention");
   return {r.out, r.lse, r.index};
 }
 
 Grads topk_attention_backward_cuda(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
                                    const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
-                                   const at::Tensor& index, double scale, const c10::optional<at::Tensor>& alpha,
-                                   const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta) {
-  return backward(grad_out, q, k, v, out, lse, &index, scale, c10::nullopt, alpha, beta, delta,
-                  "vtrack::topk_attention_backward");
+                                   const at::Tensor& index, double scale, const c10::optional<at::Tensor>& coef) {
+  return backward(grad_out, q, k, v, out, lse, &index, scale, c10::nullopt, coef, "vtrack::topk_attention_backward");
 }
 
 std::tuple<at::Tensor, at::Tensor> fda_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                       double scale, const c10::optional<at::Tensor>& mask,
-                                                      const c10::optional<at::Tensor>& alpha,
-                                                      const c10::optional<at::Tensor>& beta,
-                                                      const c10::optional<at::Tensor>& delta) {
-  Fwd r = forward(q, k, v, scale, 0, mask, alpha, beta, delta, 0, at::Tensor(), "vtrack::fda_attention");
+                                                      const c10::optional<at::Tensor>& coef) {
+  Fwd r = forward(q, k, v, scale, 0, mask, coef, 0, at::Tensor(), "vtrack::fda_attention");
   return {r.out, r.lse};
 }
 
 Grads fda_attention_backward_cuda(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, double scale,
-                                  const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& alpha,
-                                  const c10::optional<at::Tensor>& beta, const c10::optional<at::Tensor>& delta) {
-  return backward(grad_out, q, k, v, out, lse, nullptr, scale, mask, alpha, beta, delta,
-                  "vtrack::fda_attention_backward");
+                                  const c10::optional<at::Tensor>& mask, const c10::optional<at::Tensor>& coef) {
+  return backward(grad_out, q, k, v, out, lse, nullptr, scale, mask, coef, "vtrack::fda_attention_backward");
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> ce_attention_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t num_template, int64_t keep,
     const at::Tensor& template_index, double scale, int64_t topk, const c10::optional<at::Tensor>& mask,
-    const c10::optional<at::Tensor>& alpha, const c10::optional<at::Tensor>& beta,
-    const c10::optional<at::Tensor>& delta) {
+    const c10::optional<at::Tensor>& coef) {
   const char* op = "vtrack::ce_attention";
   const Dims d = check_qkv(q, k, v, op);
-  TORCH_CHECK_VALUE(topk >= 0, op, ": topk: expected 0 (dense) or an int >= 1, got ", topk);
-  TORCH_CHECK_VALUE(d.N == d.M, op, ": candidate elimination needs a self-attention with M == N, got N=", d.N,
-                    ", M=", d.M);
-  TORCH_CHECK_VALUE(num_template >= 1 && num_template < d.N, op, ": num_template: expected an int in [1, N-1=",
-                    d.N - 1, "], got ", num_template);
-  TORCH_CHECK_VALUE(keep >= 1 && keep <= d.N - num_template, op, ": keep: expected an int in [1, Ls=",
-                    d.N - num_template, "], got ", keep);
-  TORCH_CHECK_TYPE(template_index.defined() && template_index.scalar_type() == at::kLong, op,
-                   ": template_index: expected an int64 tensor");
-  TORCH_CHECK_VALUE(template_index.dim() == 1 && template_index.numel() >= 1, op,
-                    ": template_index: expected a non-empty 1-D tensor, got shape ", shape_str(template_index));
-  check_same_device(template_index, q, op, "template_index");
-  // Out-of-range template rows are skipped by the kernel (no device sync to validate them here;
-  // the Python entry points validate them).
-  Fwd r = forward(q, k, v, scale, topk, mask, alpha, beta, delta, num_template, template_index.contiguous(), op);
+  check_ce(q, d, num_template, keep, template_index, topk, op);
+  Fwd r = forward(q, k, v, scale, topk, mask, coef, num_template, template_index.contiguous(), op);
   auto res = ce_score_from_probs(r.ce, keep);
   return {r.out, r.lse, r.index, std::get<0>(res), std::get<1>(res)};
 }

@@ -5,7 +5,8 @@ the compiled ops as opaque nodes; each function here writes one of them with sta
 operators (opset 18), following the numerics of :mod:`vtrack.kernels.reference`:
 
 * logits ``scale * q k^T`` (+ the FDA bias ``alpha*exp(-delta*d2) - beta*delta*d2`` with
-  ``d2 = max(|q|^2 + |k|^2 - 2 q.k, 0)``, element-wise ops); masked keys ``-inf``;
+  ``d2 = max(|q|^2 + |k|^2 - 2 q.k, 0)``, element-wise ops; alpha, beta, delta are the rows of the
+  ops' ``coef`` [3, H] argument); masked keys ``-inf``;
 * top-K: ``TopK`` (ties toward the lower index, like the kernels) and a scatter of the kept
   logits into a ``-inf`` row, then a softmax that gives zeros (not NaN) for an all ``-inf`` row;
 * CE: the template rows' probabilities to the search keys (``Gather``), averaged over rows and
@@ -29,19 +30,19 @@ OPSET = 18
 _NEG_INF = float("-inf")
 
 
-def _logits(q: Any, k: Any, scale: float, mask: Any, alpha: Any, beta: Any, delta: Any) -> Any:
-    """Final logits [B,H,N,M]: scaled dot product, FDA bias, key padding mask."""
+def _logits(q: Any, k: Any, scale: float, mask: Any, coef: Any) -> Any:
+    """Final logits [B,H,N,M]: scaled dot product, FDA bias (coef [3,H]: rows alpha, beta, delta), key padding mask."""
     kt = op.Transpose(k, perm=[0, 1, 3, 2])
     qk = op.MatMul(q, kt)
     s = op.Mul(qk, op.Constant(value_float=float(scale)))
-    if alpha is not None:
+    if coef is not None:
         axes = op.Constant(value_ints=[-1])
         q2 = op.ReduceSum(op.Mul(q, q), axes, keepdims=1)  # [B,H,N,1]
         k2 = op.Transpose(op.ReduceSum(op.Mul(k, k), axes, keepdims=1), perm=[0, 1, 3, 2])  # [B,H,1,M]
         d2 = op.Sub(op.Add(q2, k2), op.Mul(qk, op.Constant(value_float=2.0)))
         d2 = op.Max(d2, op.Constant(value_float=0.0))
-        shape = op.Constant(value_ints=[1, -1, 1, 1])
-        a, b, d = (op.Reshape(c, shape) for c in (alpha, beta, delta))
+        per_head = op.Reshape(coef, op.Constant(value_ints=[3, 1, -1, 1, 1]))  # [3,1,H,1,1]
+        a, b, d = (op.Gather(per_head, op.Constant(value_int=i), axis=0) for i in range(3))  # each [1,H,1,1]
         rep = op.Mul(d, d2)
         s = op.Add(s, op.Sub(op.Mul(a, op.Exp(op.Neg(rep))), op.Mul(b, rep)))
     if mask is not None:
@@ -77,27 +78,26 @@ def _topk_mask(s: Any, topk: int) -> tuple[Any, Any]:
 
 
 def topk_attention(q: FLOAT, k: FLOAT, v: FLOAT, topk: int, scale: float, key_padding_mask: Any = None,
-                   alpha: Any = None, beta: Any = None, delta: Any = None) -> tuple[Any, Any, Any]:
+                   coef: Any = None) -> tuple[Any, Any, Any]:
     """``vtrack::topk_attention`` -> (out, lse, index): TopK + masked softmax."""
-    s = _logits(q, k, scale, key_padding_mask, alpha, beta, delta)
+    s = _logits(q, k, scale, key_padding_mask, coef)
     kept, index = _topk_mask(s, topk)
     p, lse = _safe_softmax(kept)
     return op.MatMul(p, v), lse, index
 
 
 def fda_attention(q: FLOAT, k: FLOAT, v: FLOAT, scale: float, key_padding_mask: Any = None,
-                  alpha: Any = None, beta: Any = None, delta: Any = None) -> tuple[Any, Any]:
+                  coef: Any = None) -> tuple[Any, Any]:
     """``vtrack::fda_attention`` -> (out, lse): dense attention with the FDA bias (if any)."""
-    s = _logits(q, k, scale, key_padding_mask, alpha, beta, delta)
+    s = _logits(q, k, scale, key_padding_mask, coef)
     p, lse = _safe_softmax(s)
     return op.MatMul(p, v), lse
 
 
 def ce_attention(q: FLOAT, k: FLOAT, v: FLOAT, num_template: int, keep: int, template_index: INT64, scale: float,
-                 topk: int = 0, key_padding_mask: Any = None, alpha: Any = None, beta: Any = None,
-                 delta: Any = None) -> tuple[Any, Any, Any, Any, Any]:
+                 topk: int = 0, key_padding_mask: Any = None, coef: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """``vtrack::ce_attention`` -> (out, lse, index, score, keep_index): Gather + TopK for CE."""
-    s = _logits(q, k, scale, key_padding_mask, alpha, beta, delta)
+    s = _logits(q, k, scale, key_padding_mask, coef)
     if topk > 0:
         s, index = _topk_mask(s, topk)
     else:

@@ -2,12 +2,17 @@
 
 The compiled library ``vtrack._C`` (``csrc/``) registers the operators ``torch.ops.vtrack.*``:
 
-* ``topk_attention(q, k, v, topk, scale, key_padding_mask, alpha, beta, delta) -> (out, lse, index)``
-* ``fda_attention(q, k, v, scale, key_padding_mask, alpha, beta, delta) -> (out, lse)`` (dense
-  attention when alpha/beta/delta are None)
-* ``ce_attention(q, k, v, num_template, keep, template_index, scale, topk, key_padding_mask, alpha,
-  beta, delta) -> (out, lse, index, score, keep_index)``
-* ``topk_attention_backward`` / ``fda_attention_backward`` (the gradients, also used by CE).
+* ``topk_attention(q, k, v, topk, scale, key_padding_mask, coef) -> (out, lse, index)``
+* ``fda_attention(q, k, v, scale, key_padding_mask, coef) -> (out, lse)`` (dense attention when
+  coef is None)
+* ``ce_attention(q, k, v, num_template, keep, template_index, scale, topk, key_padding_mask, coef)
+  -> (out, lse, index, score, keep_index)``
+* ``topk_attention_backward`` / ``fda_attention_backward`` -> ``(dq, dk, dv, dcoef)`` (the gradients,
+  also used by CE).
+
+``coef`` is the FDA coefficients' one form below the dispatcher, shared with the Triton op: a [3, H]
+tensor (rows alpha, beta, delta) in the accumulation dtype, or None
+(:func:`vtrack.kernels.reference.packed_coef`); ``dcoef`` is its [3, H] gradient.
 
 This module registers their fake (meta) kernels and autograd formulas with :mod:`torch.library`
 (so ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck`` work) and plugs the two
@@ -30,6 +35,8 @@ import torch
 from . import _ext
 from .checks import AttentionInputs
 from .dispatch import Capabilities, KernelResult, register_backend
+from .reference import compute_dtype as _acc_dtype
+from .reference import packed_coef
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +49,11 @@ _LOCK = threading.Lock()
 _META_DONE = [False]
 
 
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 # ------------------------------------------------------------------------------------------------
 # Fake kernels
 # ------------------------------------------------------------------------------------------------
 
-def _fake_topk(q, k, v, topk, scale, key_padding_mask=None, alpha=None, beta=None, delta=None):
+def _fake_topk(q, k, v, topk, scale, key_padding_mask=None, coef=None):
     b, h, n, _ = q.shape
     width = min(topk, k.shape[2])
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
@@ -58,14 +61,13 @@ def _fake_topk(q, k, v, topk, scale, key_padding_mask=None, alpha=None, beta=Non
             q.new_empty((b, h, n, width), dtype=torch.int32))
 
 
-def _fake_fda(q, k, v, scale, key_padding_mask=None, alpha=None, beta=None, delta=None):
+def _fake_fda(q, k, v, scale, key_padding_mask=None, coef=None):
     b, h, n, _ = q.shape
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
             q.new_empty((b, h, n), dtype=_acc_dtype(q.dtype)))
 
 
-def _fake_ce(q, k, v, num_template, keep, template_index, scale, topk=0, key_padding_mask=None, alpha=None,
-             beta=None, delta=None):
+def _fake_ce(q, k, v, num_template, keep, template_index, scale, topk=0, key_padding_mask=None, coef=None):
     b, h, n, _ = q.shape
     m = k.shape[2]
     width = min(topk, m) if topk > 0 else 0
@@ -76,89 +78,80 @@ def _fake_ce(q, k, v, num_template, keep, template_index, scale, topk=0, key_pad
             q.new_empty((b, keep), dtype=torch.int64))
 
 
-def _coef_grads_fake(q, alpha, beta, delta):
-    h = q.shape[1]
-    if alpha is None:
-        return q.new_empty((0,)), q.new_empty((0,)), q.new_empty((0,))
-    return alpha.new_empty((h,)), beta.new_empty((h,)), delta.new_empty((h,))
-
-
-def _fake_topk_bwd(grad_out, q, k, v, out, lse, index, scale, alpha=None, beta=None, delta=None):
+def _fake_grads(q, k, v, coef):
+    dcoef = q.new_empty((0,), dtype=_acc_dtype(q.dtype)) if coef is None else torch.empty_like(coef)
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
             torch.empty_like(k, memory_format=torch.contiguous_format),
-            torch.empty_like(v, memory_format=torch.contiguous_format), *_coef_grads_fake(q, alpha, beta, delta))
+            torch.empty_like(v, memory_format=torch.contiguous_format), dcoef)
 
 
-def _fake_fda_bwd(grad_out, q, k, v, out, lse, scale, key_padding_mask=None, alpha=None, beta=None, delta=None):
-    return (torch.empty_like(q, memory_format=torch.contiguous_format),
-            torch.empty_like(k, memory_format=torch.contiguous_format),
-            torch.empty_like(v, memory_format=torch.contiguous_format), *_coef_grads_fake(q, alpha, beta, delta))
+def _fake_topk_bwd(grad_out, q, k, v, out, lse, index, scale, coef=None):
+    return _fake_grads(q, k, v, coef)
+
+
+def _fake_fda_bwd(grad_out, q, k, v, out, lse, scale, key_padding_mask=None, coef=None):
+    return _fake_grads(q, k, v, coef)
 
 
 # ------------------------------------------------------------------------------------------------
 # Autograd
 # ------------------------------------------------------------------------------------------------
 
-def _coef_grad(g: torch.Tensor, coef: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-    """[H] gradient back to the shape of the coefficient tensor given to the op ([] or [H])."""
-    if coef is None:
-        return None
-    return g.reshape(coef.shape) if coef.dim() == 0 else g
-
-
 def _grad_or_zeros(grad: Optional[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(out) if grad is None else grad
 
 
+def _dcoef(dcoef: torch.Tensor, coef: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return dcoef if coef is not None else None
+
+
 def _setup_topk(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, topk, scale, mask, alpha, beta, delta = inputs
+    q, k, v, topk, scale, mask, coef = inputs
     out, lse, index = output
-    ctx.save_for_backward(q, k, v, out, lse, index, alpha, beta, delta)
+    ctx.save_for_backward(q, k, v, out, lse, index, coef)
     ctx.scale = scale
     ctx.mark_non_differentiable(lse, index)
 
 
 def _backward_topk(ctx: Any, grad_out, grad_lse, grad_index):
-    q, k, v, out, lse, index, alpha, beta, delta = ctx.saved_tensors
-    dq, dk, dv, da, db, dd = torch.ops.vtrack.topk_attention_backward(
-        _grad_or_zeros(grad_out, out), q, k, v, out, lse, index, ctx.scale, alpha, beta, delta)
-    return (dq, dk, dv, None, None, None, _coef_grad(da, alpha), _coef_grad(db, beta), _coef_grad(dd, delta))
+    q, k, v, out, lse, index, coef = ctx.saved_tensors
+    dq, dk, dv, dcoef = torch.ops.vtrack.topk_attention_backward(
+        _grad_or_zeros(grad_out, out), q, k, v, out, lse, index, ctx.scale, coef)
+    return dq, dk, dv, None, None, None, _dcoef(dcoef, coef)
 
 
 def _setup_fda(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, scale, mask, alpha, beta, delta = inputs
+    q, k, v, scale, mask, coef = inputs
     out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse, mask, alpha, beta, delta)
+    ctx.save_for_backward(q, k, v, out, lse, mask, coef)
     ctx.scale = scale
     ctx.mark_non_differentiable(lse)
 
 
 def _backward_fda(ctx: Any, grad_out, grad_lse):
-    q, k, v, out, lse, mask, alpha, beta, delta = ctx.saved_tensors
-    dq, dk, dv, da, db, dd = torch.ops.vtrack.fda_attention_backward(
-        _grad_or_zeros(grad_out, out), q, k, v, out, lse, ctx.scale, mask, alpha, beta, delta)
-    return (dq, dk, dv, None, None, _coef_grad(da, alpha), _coef_grad(db, beta), _coef_grad(dd, delta))
+    q, k, v, out, lse, mask, coef = ctx.saved_tensors
+    dq, dk, dv, dcoef = torch.ops.vtrack.fda_attention_backward(
+        _grad_or_zeros(grad_out, out), q, k, v, out, lse, ctx.scale, mask, coef)
+    return dq, dk, dv, None, None, _dcoef(dcoef, coef)
 
 
 def _setup_ce(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, num_template, keep, template_index, scale, topk, mask, alpha, beta, delta = inputs
+    q, k, v, num_template, keep, template_index, scale, topk, mask, coef = inputs
     out, lse, index, score, keep_index = output
-    ctx.save_for_backward(q, k, v, out, lse, index, mask, alpha, beta, delta)
+    ctx.save_for_backward(q, k, v, out, lse, index, mask, coef)
     ctx.scale = scale
     ctx.topk = topk
     ctx.mark_non_differentiable(lse, index, score, keep_index)
 
 
 def _backward_ce(ctx: Any, grad_out, grad_lse, grad_index, grad_score, grad_keep):
-    q, k, v, out, lse, index, mask, alpha, beta, delta = ctx.saved_tensors
+    q, k, v, out, lse, index, mask, coef = ctx.saved_tensors
     go = _grad_or_zeros(grad_out, out)
     if ctx.topk > 0:
-        grads = torch.ops.vtrack.topk_attention_backward(go, q, k, v, out, lse, index, ctx.scale, alpha, beta, delta)
+        dq, dk, dv, dcoef = torch.ops.vtrack.topk_attention_backward(go, q, k, v, out, lse, index, ctx.scale, coef)
     else:
-        grads = torch.ops.vtrack.fda_attention_backward(go, q, k, v, out, lse, ctx.scale, mask, alpha, beta, delta)
-    dq, dk, dv, da, db, dd = grads
-    return (dq, dk, dv, None, None, None, None, None, None,
-            _coef_grad(da, alpha), _coef_grad(db, beta), _coef_grad(dd, delta))
+        dq, dk, dv, dcoef = torch.ops.vtrack.fda_attention_backward(go, q, k, v, out, lse, ctx.scale, mask, coef)
+    return dq, dk, dv, None, None, None, None, None, None, _dcoef(dcoef, coef)
 
 
 def register_meta() -> bool:
@@ -216,14 +209,6 @@ def supported_isas() -> list[str]:
 # Backends
 # ------------------------------------------------------------------------------------------------
 
-def _coef(x: Any, num_heads: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """An FDA coefficient (float or [] / [H] tensor, possibly requiring grad) as an [H] tensor."""
-    if isinstance(x, torch.Tensor):
-        t = x.to(dtype=dtype)
-        return t.reshape(1).expand(num_heads) if t.dim() == 0 else t
-    return torch.full((num_heads,), float(x), dtype=dtype, device=device)
-
-
 def run_ops(inputs: AttentionInputs) -> KernelResult:
     """Run ``inputs`` through ``torch.ops.vtrack.*`` (whichever device kernel the tensors select).
 
@@ -232,22 +217,17 @@ def run_ops(inputs: AttentionInputs) -> KernelResult:
     if not register_meta():
         raise RuntimeError(f"the compiled extension is unavailable: {_ext.unavailable_reason()}")
     q, k, v = inputs.q, inputs.k, inputs.v
-    alpha = beta = delta = None
-    if inputs.fda is not None:
-        cdt, heads = _acc_dtype(q.dtype), q.shape[1]
-        alpha, beta, delta = (_coef(c, heads, cdt, q.device)
-                              for c in (inputs.fda.alpha, inputs.fda.beta, inputs.fda.delta))
+    coef = packed_coef(inputs)
     mask = inputs.key_padding_mask
     if inputs.ce is not None:
         ce = inputs.ce
         out, lse, index, score, keep_index = torch.ops.vtrack.ce_attention(
-            q, k, v, ce.num_template, ce.keep, ce.template_index, inputs.scale, inputs.topk or 0, mask,
-            alpha, beta, delta)
+            q, k, v, ce.num_template, ce.keep, ce.template_index, inputs.scale, inputs.topk or 0, mask, coef)
         return KernelResult(out, lse, index if inputs.topk else None, score, keep_index)
     if inputs.topk is not None:
-        out, lse, index = torch.ops.vtrack.topk_attention(q, k, v, inputs.topk, inputs.scale, mask, alpha, beta, delta)
+        out, lse, index = torch.ops.vtrack.topk_attention(q, k, v, inputs.topk, inputs.scale, mask, coef)
         return KernelResult(out, lse, index)
-    out, lse = torch.ops.vtrack.fda_attention(q, k, v, inputs.scale, mask, alpha, beta, delta)
+    out, lse = torch.ops.vtrack.fda_attention(q, k, v, inputs.scale, mask, coef)
     return KernelResult(out, lse)
 
 

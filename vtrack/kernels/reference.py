@@ -46,6 +46,18 @@ def coef(x: Scalar, num_heads: int, dtype: torch.dtype, device: torch.device) ->
     return torch.full((1, num_heads, 1, 1), float(x), dtype=dtype, device=device)
 
 
+def packed_coef(inputs: AttentionInputs) -> Optional[torch.Tensor]:
+    """The FDA coefficients as the fused kernels' one argument ``coef``: a [3, H] tensor (rows alpha, beta,
+    delta per head) in :func:`compute_dtype` of the inputs (float32; float64 for float64 inputs), or None
+    without FDA. The C++/CUDA ops and the Triton op take it alike; it is differentiable, so autograd maps
+    their [3, H] gradient ``dcoef`` back to each float / [] / [H] coefficient."""
+    if inputs.fda is None:
+        return None
+    f, h = inputs.fda, inputs.q.shape[1]
+    cdt = compute_dtype(inputs.q.dtype)
+    return torch.cat([coef(c, h, cdt, inputs.q.device).reshape(1, h) for c in (f.alpha, f.beta, f.delta)])
+
+
 def fda_bias(q: torch.Tensor, k: torch.Tensor, fda: FDAParams) -> torch.Tensor:
     """FDA bias ``alpha*exp(-delta*d2) - beta*delta*d2`` [B,H,N,M] in the compute dtype."""
     cdt = compute_dtype(q.dtype)

@@ -12,8 +12,7 @@ import torch
 
 from ..checks import AttentionInputs
 from ..dispatch import Capabilities, KernelResult, register_backend
-from ..reference import coef as _coef
-from ..reference import keep_index_of
+from ..reference import keep_index_of, packed_coef
 from .ops import INTERPRET, MAX_HEAD_DIM, MAX_TOPK, triton_attn_bwd, triton_attn_fwd
 
 __all__ = ["TritonBackend", "INTERPRET", "triton_attn_fwd", "triton_attn_bwd"]
@@ -55,18 +54,15 @@ class TritonBackend:
         q, k, v = inputs.q, inputs.k, inputs.v
         b, h, n, m, _ = inputs.shape
         topk = inputs.topk if inputs.topk is not None and inputs.topk < m else 0
-        coef: Optional[torch.Tensor] = None
-        if inputs.fda is not None:
-            f = inputs.fda
-            coef = torch.cat([_coef(c, h, torch.float32, q.device).reshape(1, h) for c in (f.alpha, f.beta, f.delta)])
+        coef = packed_coef(inputs)  # [3,H] float32 (Triton runs no float64), as for the C++ ops
         ce_weight: Optional[torch.Tensor] = None
         ce = inputs.ce
         if ce is not None:
             t = ce.template_index.numel()
             ce_weight = torch.zeros(n, dtype=torch.float32, device=q.device).index_add_(
                 0, ce.template_index, torch.full((t,), 1.0 / (h * t), dtype=torch.float32, device=q.device))
-        out, lse, idx, ce_buf = torch.ops.vtrack.triton_attn_fwd(q, k, v, inputs.key_padding_mask, coef, ce_weight,
-                                                                 inputs.scale, topk)
+        out, lse, idx, ce_buf = torch.ops.vtrack.triton_attn_fwd(q, k, v, topk, inputs.scale,
+                                                                 inputs.key_padding_mask, coef, ce_weight)
         index = _schema_index(idx, topk, m, inputs) if inputs.topk is not None else None
         if ce is None:
             return KernelResult(out, lse, index)

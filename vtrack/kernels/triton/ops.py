@@ -1,13 +1,17 @@
 """torch.library custom ops wrapping the Triton kernels (forward, backward, autograd, fake impls).
 
-``vtrack::triton_attn_fwd(q, k, v, mask, coef, ce_weight, scale, topk)
--> (out, lse [B,H,N] f32, idx [B,H,N,KP] i32, ce_buf [B,H,M] f32)`` and the matching
-``vtrack::triton_attn_bwd``. Registered with ``custom_op`` + ``register_fake`` +
-``register_autograd`` so ``torch.compile(fullgraph=True)`` treats them as opaque ops (this also
-works with the Triton interpreter, unlike ``triton_op``).
+``vtrack::triton_attn_fwd(q, k, v, topk, scale, key_padding_mask, coef, ce_weight)
+-> (out, lse [B,H,N] f32, index [B,H,N,KP] i32, ce_buf [B,H,M] f32)`` and
+``vtrack::triton_attn_bwd(grad_out, q, k, v, out, lse, index, scale, key_padding_mask, coef, topk)
+-> (dq, dk, dv, dcoef)``. Registered with ``custom_op`` + ``register_fake`` + ``register_autograd``
+so ``torch.compile(fullgraph=True)`` treats them as opaque ops (this also works with the Triton
+interpreter, unlike ``triton_op``).
 
-``coef`` is a float32 [3, H] tensor (alpha, beta, delta per head) or None; ``ce_weight`` a
-float32 [N] tensor (weight of each query row in the CE score) or None; ``topk`` is 0 for dense.
+The arguments follow the C++/CUDA ops (``torch.ops.vtrack.topk_attention(q, k, v, topk, scale,
+key_padding_mask, coef)``, csrc/ops.cpp): ``topk`` is 0 for dense; ``coef`` is the FDA coefficients'
+one form below the dispatcher, a float32 [3, H] tensor (rows alpha, beta, delta per head) or None, and
+``dcoef`` its [3, H] gradient (empty without FDA). ``ce_weight`` is a float32 [N] tensor (weight of
+each query row in the CE score) or None.
 """
 from __future__ import annotations
 
@@ -57,6 +61,16 @@ def _strides(t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
     return t, (t.stride(0), t.stride(1), t.stride(2))
 
 
+def _check_coef(coef: Optional[torch.Tensor], q: torch.Tensor) -> None:
+    """coef: None or float32 [3, H] on q's device (the C++ ops' TORCH_CHECK, for a direct call)."""
+    if coef is None:
+        return
+    h = q.shape[1]
+    if coef.dtype != torch.float32 or tuple(coef.shape) != (3, h) or coef.device != q.device:
+        raise ValueError(f"coef: expected a float32 tensor of shape [3, H={h}] (rows alpha, beta, delta) on "
+                         f"{q.device}, got dtype {coef.dtype}, shape {list(coef.shape)}, device {coef.device}")
+
+
 def _mask_arg(mask: Optional[torch.Tensor], q: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if mask is None:
         return torch.empty(1, dtype=torch.int8, device=q.device), False
@@ -64,10 +78,11 @@ def _mask_arg(mask: Optional[torch.Tensor], q: torch.Tensor) -> tuple[torch.Tens
 
 
 @torch.library.custom_op("vtrack::triton_attn_fwd", mutates_args=())
-def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
-                    coef: Optional[torch.Tensor], ce_weight: Optional[torch.Tensor], scale: float,
-                    topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int, scale: float,
+                    key_padding_mask: Optional[torch.Tensor], coef: Optional[torch.Tensor],
+                    ce_weight: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fused attention forward (see module docstring)."""
+    _check_coef(coef, q)
     b, h, n, d = q.shape
     m = k.shape[2]
     cfg = _config(q.dtype, d, topk, "fwd_topk" if topk > 0 else "fwd")
@@ -78,7 +93,7 @@ def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Opt
     lse = torch.empty(b, h, n, dtype=torch.float32, device=q.device)
     idx = torch.empty((b, h, n, cfg["KP"]) if topk > 0 else (0,), dtype=torch.int32, device=q.device)
     ce_buf = torch.zeros((b, h, m) if ce_weight is not None else (0,), dtype=torch.float32, device=q.device)
-    mask_t, has_mask = _mask_arg(mask, q)
+    mask_t, has_mask = _mask_arg(key_padding_mask, q)
     dummy = torch.empty(1, dtype=torch.float32, device=q.device)
     grid = (triton.cdiv(n, cfg["BN"]), b * h)
     _attn_fwd[grid](
@@ -94,7 +109,7 @@ def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Opt
 
 
 @triton_attn_fwd.register_fake
-def _(q, k, v, mask, coef, ce_weight, scale, topk):
+def _(q, k, v, topk, scale, key_padding_mask, coef, ce_weight):
     b, h, n, d = q.shape
     m = k.shape[2]
     out = q.new_empty(b, h, n, d)
@@ -105,19 +120,21 @@ def _(q, k, v, mask, coef, ce_weight, scale, topk):
 
 
 @torch.library.custom_op("vtrack::triton_attn_bwd", mutates_args=())
-def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                    lse: torch.Tensor, idx: torch.Tensor, mask: Optional[torch.Tensor], coef: Optional[torch.Tensor],
-                    scale: float, topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def triton_attn_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                    lse: torch.Tensor, index: torch.Tensor, scale: float, key_padding_mask: Optional[torch.Tensor],
+                    coef: Optional[torch.Tensor], topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
     """Fused attention backward -> (dq, dk, dv, dcoef [3,H] float32 (empty without FDA))."""
+    _check_coef(coef, q)
     b, h, n, d = q.shape
     m = k.shape[2]
     cfg = _config(q.dtype, d, topk, "bwd_dq_topk" if topk > 0 else "bwd_dq")
     q, sq = _strides(q)
     k, sk = _strides(k)
     v, sv = _strides(v)
-    dout = dout.contiguous()
+    dout = grad_out.contiguous()
     delta = (out.float() * dout.float()).sum(-1).contiguous()
-    mask_t, has_mask = _mask_arg(mask, q)
+    mask_t, has_mask = _mask_arg(key_padding_mask, q)
     fda = coef is not None
     dummy = torch.empty(1, dtype=torch.float32, device=q.device)
     coef_t = coef.contiguous() if fda else dummy
@@ -130,7 +147,7 @@ def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: tor
         dk32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
         dv32 = torch.zeros(b, h, m, d, dtype=torch.float32, device=q.device)
         _attn_bwd_dq[(n_blocks, b * h)](
-            q, k, v, dout, lse, delta, idx, mask_t, coef_t, dq, dk32, dv32, dcoef_part,
+            q, k, v, dout, lse, delta, index, mask_t, coef_t, dq, dk32, dv32, dcoef_part,
             *sq, *sk, *sv, h, n, m, d, float(scale), int(topk), n_blocks, KP=cfg["KP"], TOPK=True, **launch)
         dk, dv = dk32.to(q.dtype), dv32.to(q.dtype)
     else:
@@ -149,26 +166,26 @@ def triton_attn_bwd(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: tor
 
 
 @triton_attn_bwd.register_fake
-def _(dout, q, k, v, out, lse, idx, mask, coef, scale, topk):
+def _(grad_out, q, k, v, out, lse, index, scale, key_padding_mask, coef, topk):
     dcoef = q.new_empty((3, q.shape[1]) if coef is not None else (0,), dtype=torch.float32)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dcoef
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, mask, coef, ce_weight, scale, topk = inputs
-    out, lse, idx, _ = output
-    ctx.save_for_backward(q, k, v, out, lse, idx, mask, coef)
+    q, k, v, topk, scale, mask, coef, ce_weight = inputs
+    out, lse, index, _ = output
+    ctx.save_for_backward(q, k, v, out, lse, index, mask, coef)
     ctx.scale = scale
     ctx.topk = topk
 
 
-def _backward(ctx, dout, dlse, didx, dce):
-    q, k, v, out, lse, idx, mask, coef = ctx.saved_tensors
+def _backward(ctx, dout, dlse, dindex, dce):
+    q, k, v, out, lse, index, mask, coef = ctx.saved_tensors
     if dout is None:
         dout = torch.zeros_like(out)
-    dq, dk, dv, dcoef = torch.ops.vtrack.triton_attn_bwd(dout, q, k, v, out, lse, idx, mask, coef,
-                                                         ctx.scale, ctx.topk)
-    return dq, dk, dv, None, (dcoef if coef is not None else None), None, None, None
+    dq, dk, dv, dcoef = torch.ops.vtrack.triton_attn_bwd(dout, q, k, v, out, lse, index, ctx.scale, mask, coef,
+                                                         ctx.topk)
+    return dq, dk, dv, None, None, None, (dcoef if coef is not None else None), None
 
 
 triton_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
