@@ -165,6 +165,54 @@ __device__ __forceinline__ void load_tile(A* dst, int ld, const scalar_t* src, i
   }
 }
 
+// Squared norms of the first `rows` rows of a tile in shared memory (the FDA |q|^2 / |k|^2), one thread per row.
+template <typename A>
+__device__ __forceinline__ void tile_sq_norms(A* dst, const A* tile, int ld, int rows, int D) {
+  if (threadIdx.x < rows) {
+    A s = 0;
+    for (int d = 0; d < D; ++d) s += tile[threadIdx.x * ld + d] * tile[threadIdx.x * ld + d];
+    dst[threadIdx.x] = s;
+  }
+}
+
+// Where a block of the tiled kernels works: its (batch, head) from blockIdx.y, the thread's warp and
+// lane, the q/k offsets of the head, the batch's key mask row (or null) and the head's FDA coefficients.
+template <typename A>
+struct BlockSetup {
+  int bh, b, h, warp, lane;
+  int64_t qoff, koff;
+  const bool* mrow;
+  FdaCoef<A> c;
+};
+
+template <typename scalar_t, typename A>
+__device__ __forceinline__ BlockSetup<A> block_setup(const Params<scalar_t>& p) {
+  BlockSetup<A> s;
+  s.bh = blockIdx.y;
+  s.b = s.bh / p.H;
+  s.h = s.bh % p.H;
+  s.warp = threadIdx.x / kWarp;
+  s.lane = threadIdx.x % kWarp;
+  s.qoff = static_cast<int64_t>(s.bh) * p.N * p.D;
+  s.koff = static_cast<int64_t>(s.bh) * p.M * p.D;
+  s.mrow = p.mask != nullptr ? p.mask + static_cast<int64_t>(s.b) * p.M : nullptr;
+  s.c = coef_of<scalar_t, A>(p, s.h);
+  return s;
+}
+
+// The key loop step of the row-oriented kernels (dense forward, dQ): the K and V tiles at key j0 (and,
+// with FDA, the keys' squared norms) into shared memory, synchronised before and after.
+template <typename scalar_t, typename A>
+__device__ __forceinline__ void load_kv_tiles(const Params<scalar_t>& p, int64_t koff, int j0, int ld, bool FDA, A* Ks,
+                                              A* Vs, A* kn) {
+  __syncthreads();
+  load_tile<scalar_t, A>(Ks, ld, p.k + koff, j0, kTileK, p.M, p.D);
+  load_tile<scalar_t, A>(Vs, ld, p.v + koff, j0, kTileK, p.M, p.D);
+  __syncthreads();
+  if (FDA) tile_sq_norms<A>(kn, Ks, ld, kTileK, p.D);
+  __syncthreads();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Dense / FDA forward: online softmax over 32-key tiles.
 // grid: (ceil(N / 16), B*H); block: 128 threads.
@@ -182,20 +230,16 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_forward_kernel(Params<sca
   A* qn = Vs + kTileK * ld;              // [16]
   A* kn = qn + kRowsPerBlock;            // [32]
 
-  const int bh = blockIdx.y, b = bh / p.H, h = bh % p.H;
+  const BlockSetup<A> bs = block_setup<scalar_t, A>(p);
+  const int bh = bs.bh, warp = bs.warp, lane = bs.lane;
+  const int64_t qoff = bs.qoff;
+  const bool* mrow = bs.mrow;
+  const FdaCoef<A> c = bs.c;
   const int i0 = blockIdx.x * kRowsPerBlock;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t qoff = static_cast<int64_t>(bh) * p.N * D, koff = static_cast<int64_t>(bh) * p.M * D;
-  const bool* mrow = p.mask != nullptr ? p.mask + static_cast<int64_t>(b) * p.M : nullptr;
-  const FdaCoef<A> c = coef_of<scalar_t, A>(p, h);
 
   load_tile<scalar_t, A>(Qs, ld, p.q + qoff, i0, kRowsPerBlock, p.N, D);
   __syncthreads();
-  if (FDA && threadIdx.x < kRowsPerBlock) {
-    A s = 0;
-    for (int d = 0; d < D; ++d) s += Qs[threadIdx.x * ld + d] * Qs[threadIdx.x * ld + d];
-    qn[threadIdx.x] = s;
-  }
+  if (FDA) tile_sq_norms<A>(qn, Qs, ld, kRowsPerBlock, D);
 
   A m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kChunks];
 #pragma unroll
@@ -207,16 +251,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_forward_kernel(Params<sca
   }
 
   for (int j0 = 0; j0 < p.M; j0 += kTileK) {
-    __syncthreads();
-    load_tile<scalar_t, A>(Ks, ld, p.k + koff, j0, kTileK, p.M, D);
-    load_tile<scalar_t, A>(Vs, ld, p.v + koff, j0, kTileK, p.M, D);
-    __syncthreads();
-    if (FDA && threadIdx.x < kTileK) {
-      A s = 0;
-      for (int d = 0; d < D; ++d) s += Ks[threadIdx.x * ld + d] * Ks[threadIdx.x * ld + d];
-      kn[threadIdx.x] = s;
-    }
-    __syncthreads();
+    load_kv_tiles<scalar_t, A>(p, bs.koff, j0, ld, FDA, Ks, Vs, kn);
     const int j = j0 + lane;
     const bool valid = j < p.M && (mrow == nullptr || !mrow[j]);
 #pragma unroll
@@ -277,30 +312,22 @@ __global__ void __launch_bounds__(kWarps* kWarp) topk_forward_kernel(Params<scal
   A* kn = qn + kWarps;               // [32]
   A* S = kn + kTileK;                // [4][M]
 
-  const int bh = blockIdx.y, b = bh / p.H, h = bh % p.H;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const BlockSetup<A> bs = block_setup<scalar_t, A>(p);
+  const int bh = bs.bh, warp = bs.warp, lane = bs.lane;
+  const int64_t qoff = bs.qoff, koff = bs.koff;
+  const bool* mrow = bs.mrow;
+  const FdaCoef<A> c = bs.c;
   const int i = blockIdx.x * kWarps + warp;
-  const int64_t qoff = static_cast<int64_t>(bh) * p.N * D, koff = static_cast<int64_t>(bh) * p.M * D;
-  const bool* mrow = p.mask != nullptr ? p.mask + static_cast<int64_t>(b) * M : nullptr;
-  const FdaCoef<A> c = coef_of<scalar_t, A>(p, h);
   A* Sw = S + static_cast<int64_t>(warp) * M;
 
   load_tile<scalar_t, A>(Qs, ld, p.q + qoff, blockIdx.x * kWarps, kWarps, p.N, D);
   __syncthreads();
-  if (FDA && threadIdx.x < kWarps) {
-    A s = 0;
-    for (int d = 0; d < D; ++d) s += Qs[threadIdx.x * ld + d] * Qs[threadIdx.x * ld + d];
-    qn[threadIdx.x] = s;
-  }
+  if (FDA) tile_sq_norms<A>(qn, Qs, ld, kWarps, D);
   for (int j0 = 0; j0 < M; j0 += kTileK) {
     __syncthreads();
     load_tile<scalar_t, A>(Ks, ld, p.k + koff, j0, kTileK, M, D);
     __syncthreads();
-    if (FDA && threadIdx.x < kTileK) {
-      A s = 0;
-      for (int d = 0; d < D; ++d) s += Ks[threadIdx.x * ld + d] * Ks[threadIdx.x * ld + d];
-      kn[threadIdx.x] = s;
-    }
+    if (FDA) tile_sq_norms<A>(kn, Ks, ld, kTileK, D);
     __syncthreads();
     const int j = j0 + lane;
     if (j < M) {
@@ -532,21 +559,17 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_dq_kernel(BwdParams<scala
   A* qn = Vs + kTileK * ld;            // [16]
   A* kn = qn + kRowsPerBlock;          // [32]
 
-  const int bh = blockIdx.y, b = bh / p.H, h = bh % p.H;
+  const BlockSetup<A> bs = block_setup<scalar_t, A>(p);
+  const int bh = bs.bh, warp = bs.warp, lane = bs.lane;
+  const int64_t qoff = bs.qoff;
+  const bool* mrow = bs.mrow;
+  const FdaCoef<A> c = bs.c;
   const int i0 = blockIdx.x * kRowsPerBlock;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t qoff = static_cast<int64_t>(bh) * p.N * D, koff = static_cast<int64_t>(bh) * p.M * D;
-  const bool* mrow = p.mask != nullptr ? p.mask + static_cast<int64_t>(b) * p.M : nullptr;
-  const FdaCoef<A> c = coef_of<scalar_t, A>(p, h);
 
   load_tile<scalar_t, A>(Qs, ld, p.q + qoff, i0, kRowsPerBlock, p.N, D);
   load_tile<scalar_t, A>(dOs, ld, bp.dout + qoff, i0, kRowsPerBlock, p.N, D);
   __syncthreads();
-  if (FDA && threadIdx.x < kRowsPerBlock) {
-    A s = 0;
-    for (int d = 0; d < D; ++d) s += Qs[threadIdx.x * ld + d] * Qs[threadIdx.x * ld + d];
-    qn[threadIdx.x] = s;
-  }
+  if (FDA) tile_sq_norms<A>(qn, Qs, ld, kRowsPerBlock, D);
   A acc[kRowsPerWarp][kChunks], rowh[kRowsPerWarp];
   A ga = 0, gb = 0, gd = 0;
 #pragma unroll
@@ -556,16 +579,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_dq_kernel(BwdParams<scala
     for (int cc = 0; cc < kChunks; ++cc) acc[r][cc] = 0;
   }
   for (int j0 = 0; j0 < p.M; j0 += kTileK) {
-    __syncthreads();
-    load_tile<scalar_t, A>(Ks, ld, p.k + koff, j0, kTileK, p.M, D);
-    load_tile<scalar_t, A>(Vs, ld, p.v + koff, j0, kTileK, p.M, D);
-    __syncthreads();
-    if (FDA && threadIdx.x < kTileK) {
-      A s = 0;
-      for (int d = 0; d < D; ++d) s += Ks[threadIdx.x * ld + d] * Ks[threadIdx.x * ld + d];
-      kn[threadIdx.x] = s;
-    }
-    __syncthreads();
+    load_kv_tiles<scalar_t, A>(p, bs.koff, j0, ld, FDA, Ks, Vs, kn);
     const int j = j0 + lane;
     const bool valid = j < p.M && (mrow == nullptr || !mrow[j]);
 #pragma unroll
@@ -637,12 +651,12 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_dkv_kernel(BwdParams<scal
   A* colh = kn + kTileK;               // [32]
   A* qn = colh + kTileK;               // [16]
 
-  const int bh = blockIdx.y, b = bh / p.H, h = bh % p.H;
+  const BlockSetup<A> bs = block_setup<scalar_t, A>(p);
+  const int bh = bs.bh, warp = bs.warp, lane = bs.lane;
+  const int64_t qoff = bs.qoff, koff = bs.koff;
+  const bool* mrow = bs.mrow;
+  const FdaCoef<A> c = bs.c;
   const int j0 = blockIdx.x * kTileK;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t qoff = static_cast<int64_t>(bh) * p.N * D, koff = static_cast<int64_t>(bh) * p.M * D;
-  const bool* mrow = p.mask != nullptr ? p.mask + static_cast<int64_t>(b) * p.M : nullptr;
-  const FdaCoef<A> c = coef_of<scalar_t, A>(p, h);
   const int j = j0 + lane;
   const bool valid = j < p.M && (mrow == nullptr || !mrow[j]);
 
@@ -654,22 +668,14 @@ __global__ void __launch_bounds__(kWarps* kWarp) dense_dkv_kernel(BwdParams<scal
   }
   if (threadIdx.x < kTileK) colh[threadIdx.x] = 0;
   __syncthreads();
-  if (FDA && threadIdx.x < kTileK) {
-    A s = 0;
-    for (int d = 0; d < D; ++d) s += Ks[threadIdx.x * ld + d] * Ks[threadIdx.x * ld + d];
-    kn[threadIdx.x] = s;
-  }
+  if (FDA) tile_sq_norms<A>(kn, Ks, ld, kTileK, D);
   A my_colh = 0, unused_a = 0, unused_b = 0, unused_d = 0;
   for (int r0 = 0; r0 < p.N; r0 += kRowsPerBlock) {
     __syncthreads();
     load_tile<scalar_t, A>(Qs, ld, p.q + qoff, r0, kRowsPerBlock, p.N, D);
     load_tile<scalar_t, A>(dOs, ld, bp.dout + qoff, r0, kRowsPerBlock, p.N, D);
     __syncthreads();
-    if (FDA && threadIdx.x < kRowsPerBlock) {
-      A s = 0;
-      for (int d = 0; d < D; ++d) s += Qs[threadIdx.x * ld + d] * Qs[threadIdx.x * ld + d];
-      qn[threadIdx.x] = s;
-    }
+    if (FDA) tile_sq_norms<A>(qn, Qs, ld, kRowsPerBlock, D);
     __syncthreads();
     for (int rr = warp; rr < kRowsPerBlock; rr += kWarps) {
       const int i = r0 + rr;
