@@ -1,6 +1,7 @@
 """Crops, box mapping, clipping and windows against hand-computed values."""
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_sample_target_identity_crop():
     assert r == 1.0
     np.testing.assert_allclose(crop, [2, 3, 4, 4])
     np.testing.assert_array_equal(patch, img[3:7, 2:6])
-    assert patch.dtype == np.uint8 and patch.shape == (4, 4, 3)
+    assert patch.dtype == np.float32 and patch.shape == (4, 4, 3)
 
 
 def test_sample_target_downscale_averages_pixel_pairs():
@@ -81,6 +82,49 @@ def test_sample_target_center_and_siamfc_mode():
     _, r2, crop2 = sample_target(img, (8, 8, 2, 2), 1.0, 8, mode="siamfc")
     np.testing.assert_allclose(crop2, [7, 7, 4, 4])
     assert r2 == 2.0
+
+
+def _smooth_image(h=120, w=160, seed=0):
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 1.5)
+
+
+@pytest.mark.parametrize("pad", ["mean", "zero", "replicate", (10, 200, 30)])
+@pytest.mark.parametrize("box, factor, out", [((50.3, 40.7, 30.2, 20.9), 2.0, 64),   # inside, upscaled
+                                              ((-8.4, 90.1, 40.0, 35.5), 4.0, 48),   # leaves the image
+                                              ((20.2, 10.6, 90.0, 80.0), 1.5, 32)])  # downscaled
+def test_sample_target_is_warpaffine_bilinear_without_rounding(box, factor, out, pad):
+    """Same sampling geometry and padding as cv2.warpAffine (INTER_LINEAR): the two differ only by
+    OpenCV's uint8 rounding (<= 0.5) and its 1/32-pixel coordinate grid (<= 1/64 px x gradient)."""
+    img = _smooth_image()
+    patch, r, crop = sample_target(img, box, factor, out, pad=pad)
+    shift = 0.5 * r - 0.5
+    mat = np.array([[r, 0.0, shift - crop[0] * r], [0.0, r, shift - crop[1] * r]])
+    border = cv2.BORDER_REPLICATE if pad == "replicate" else cv2.BORDER_CONSTANT
+    value = {"mean": cv2.mean(img)[:3], "zero": (0, 0, 0), "replicate": (0, 0, 0)}[pad] if isinstance(pad, str) else pad
+    ref = cv2.warpAffine(img, mat, (out, out), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=value)
+    assert patch.dtype == np.float32 and patch.shape == (out, out, 3)
+    assert np.abs(patch - ref).max() <= 1.0
+    assert np.abs(patch - ref).mean() < 0.5
+
+
+def test_sample_target_is_continuous_in_the_box():
+    """A box moved by 1e-6 px moves the patch by ~1e-6 x the image gradient. (cv2.warpAffine's
+    fixed-point grid and uint8 output step by whole grey levels there: in a tracking loop that step
+    amplified float rounding ~200-fold per frame, docs/deploy.md "Agreement".)"""
+    img = _smooth_image()
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for _ in range(20):
+        box = np.array([rng.uniform(-20, 140), rng.uniform(-20, 100), rng.uniform(10, 60), rng.uniform(10, 60)])
+        a, _, _ = sample_target(img, box, 4.0, 64)
+        b, _, _ = sample_target(img, box + [1e-6, -1e-6, 1e-6, 0.0], 4.0, 64)
+        worst = max(worst, float(np.abs(a - b).max()))
+    assert worst < 1e-2  # float32 rounding of values up to 255 (~1.5e-5) plus 1e-6 px x gradient
+    # and it does move continuously: 0.01 px gives a small, nonzero change
+    c, _, _ = sample_target(img, box + [0.01, 0.0, 0.0, 0.0], 4.0, 64)
+    assert 0 < np.abs(a - c).max() < 0.01 * 255
 
 
 def test_sample_target_validates():

@@ -23,6 +23,8 @@ def test_normalize_shape_and_values():
     np.testing.assert_array_equal(preprocess.normalize(p, imagenet=False)[0], p.transpose(2, 0, 1) / np.float32(255))
     batch = preprocess.normalize(_patch(4))
     assert batch.shape == (4, 3, 6, 5)
+    # a float32 patch (what sample_target returns) with integer values gives the same bits
+    np.testing.assert_array_equal(preprocess.normalize(p.astype(np.float32)), x)
 
 
 def test_training_and_tracking_share_the_path_bit_for_bit():
@@ -38,9 +40,9 @@ def test_training_and_tracking_share_the_path_bit_for_bit():
 
 
 def test_normalize_rejects_bad_input():
-    with pytest.raises(TypeError, match="patch: expected a uint8 numpy array"):
+    with pytest.raises(TypeError, match="patch: expected a uint8 or float32 numpy array"):
         preprocess.normalize(torch.zeros(4, 4, 3, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"patch: expected a uint8 array HxWx3 or NxHxWx3, got float32 \(4, 4, 3\)"):
-        preprocess.normalize(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"patch: expected a uint8 or float32 array HxWx3 or NxHxWx3, got float64 \(4, 4, 3\)"):
+        preprocess.normalize(np.zeros((4, 4, 3), np.float64))
     with pytest.raises(ValueError, match=r"got uint8 \(4, 4\)"):
         preprocess.normalize(np.zeros((4, 4), np.uint8))

@@ -5,9 +5,16 @@ Coordinate convention: boxes are ``(x, y, w, h)`` in continuous pixel coordinate
 ``output_size`` maps an image point ``p`` to ``(p - x0) * output_size / s`` exactly (sub-pixel
 accurate, no rounding of the crop corner as in OSTrack's slicing version).
 
-Crops are one :func:`cv2.warpAffine` call: only the ``output_size**2`` destination pixels are
-computed, whatever the crop side, and the part of the crop that leaves the image is filled with
-the padding colour (the image mean colour by default, as SiamFC/SiamRPN/OSTrack-style trackers).
+Crops are exact bilinear interpolation, separable (a row pass, then a column pass), computed in
+float with float64 coordinates and returned as float32 ``[0, 255]`` without rounding: only the
+``output_size**2`` destination pixels are computed, whatever the crop side, and the part of the
+crop that leaves the image is filled with the padding colour (the image mean colour by default,
+as SiamFC/SiamRPN/OSTrack-style trackers). The patch is therefore a continuous function of the
+crop box. ``cv2.warpAffine`` is not: it quantises source coordinates to 1/32 pixel (fixed point)
+and rounds the result to uint8, so two boxes 1e-6 pixel apart can give patches that differ by one
+grey level in hundreds of pixels. In a tracking loop, which feeds each box into the next crop,
+that step amplified a 1e-7 difference between two float implementations of one network (PyTorch
+and onnxruntime, or two attention kernels) about 200-fold per frame (docs/deploy.md, "Agreement").
 """
 from __future__ import annotations
 
@@ -90,15 +97,15 @@ def crop_side(box_xywh: Seq[float] | np.ndarray, factor: float, mode: str = "are
     raise ValueError(f"mode: expected one of {_CROP_MODES}, got {mode!r}")
 
 
-def _pad_value(image: np.ndarray, pad: Any) -> tuple[int, tuple[float, ...]]:
-    """OpenCV border mode and value for ``pad``."""
+def _pad_value(image: np.ndarray, pad: Any) -> tuple[bool, tuple[float, ...]]:
+    """``(replicate, colour)`` for ``pad``: replicate the edge pixels, or fill with ``colour``."""
     if isinstance(pad, str):
         if pad == "mean":
-            return cv2.BORDER_CONSTANT, tuple(float(v) for v in cv2.mean(image)[:3])
+            return False, tuple(float(v) for v in cv2.mean(image)[:3])
         if pad == "zero":
-            return cv2.BORDER_CONSTANT, (0.0, 0.0, 0.0)
+            return False, (0.0, 0.0, 0.0)
         if pad == "replicate":
-            return cv2.BORDER_REPLICATE, (0.0, 0.0, 0.0)
+            return True, (0.0, 0.0, 0.0)
         raise ValueError(f"pad: expected one of {_PAD_MODES} or an RGB colour, got {pad!r}")
     try:
         colour = tuple(float(v) for v in pad)
@@ -106,7 +113,7 @@ def _pad_value(image: np.ndarray, pad: Any) -> tuple[int, tuple[float, ...]]:
         raise TypeError(f"pad: expected one of {_PAD_MODES} or 3 numbers (RGB), got {pad!r}") from None
     if len(colour) != 3 or not all(math.isfinite(c) for c in colour):
         raise ValueError(f"pad: expected 3 finite numbers (RGB), got {pad!r}")
-    return cv2.BORDER_CONSTANT, colour
+    return False, colour
 
 
 def sample_target(
@@ -132,7 +139,8 @@ def sample_target(
             ``"zero"``, ``"replicate"`` (edge pixels), or an RGB colour (e.g. a cached mean).
 
     Returns:
-        ``(patch, resize_factor, crop_box)``: the uint8 RGB patch [output_size, output_size, 3],
+        ``(patch, resize_factor, crop_box)``: the float32 RGB patch [output_size, output_size, 3]
+        with values in [0, 255] (not rounded: a continuous function of the crop box),
         ``resize_factor = output_size / crop_side`` and the crop box ``(x0, y0, side, side)`` in
         image coordinates (float64).
     """
@@ -149,21 +157,66 @@ def sample_target(
             raise TypeError(f"center: expected (cx, cy), got {center!r}") from None
         if not (math.isfinite(cx) and math.isfinite(cy)):
             raise ValueError(f"center: expected finite values, got {center!r}")
-    border, value = _pad_value(img, pad)
+    replicate, value = _pad_value(img, pad)
     x0, y0 = cx - side / 2.0, cy - side / 2.0
     r = out / side
-    # Pixel centres: (u + 0.5) = (x + 0.5 - x0) * r  =>  u = r * x + (0.5 * r - 0.5 - x0 * r).
-    shift = 0.5 * r - 0.5
-    mat = np.array([[r, 0.0, shift - x0 * r], [0.0, r, shift - y0 * r]], dtype=np.float64)
-    patch = cv2.warpAffine(
-        img if img.flags["C_CONTIGUOUS"] else np.ascontiguousarray(img),
-        mat,
-        (out, out),
-        flags=cv2.INTER_LINEAR,
-        borderMode=border,
-        borderValue=value,
-    )
+    patch = _bilinear_crop(img, x0, y0, r, out, replicate, value)
     return patch, float(r), np.array([x0, y0, side, side], dtype=np.float64)
+
+
+def _taps(n_out: int, start: float, r: float, size: int, replicate: bool) -> tuple[np.ndarray, ...]:
+    """Bilinear taps along one axis: source indices ``i0, i1 = i0 + 1`` and float32 weights of the
+    ``n_out`` output pixels of a crop starting at ``start`` with scale ``r`` (output px per image px).
+
+    Pixel centres: output pixel ``u`` samples the image at ``(u + 0.5) / r + start - 0.5``. A tap
+    outside ``[0, size)`` is clamped to the edge (``replicate``) or gets weight 0 (the padding
+    colour fills the rest, see :func:`_bilinear_crop`).
+    """
+    x = (np.arange(n_out, dtype=np.float64) + 0.5) / r + (start - 0.5)
+    base = np.floor(x)
+    frac = x - base
+    i0 = base.astype(np.int64)
+    i1 = i0 + 1
+    w0, w1 = 1.0 - frac, frac
+    if not replicate:
+        w0 = np.where((i0 >= 0) & (i0 < size), w0, 0.0)
+        w1 = np.where((i1 >= 0) & (i1 < size), w1, 0.0)
+    return np.clip(i0, 0, size - 1), np.clip(i1, 0, size - 1), w0.astype(np.float32), w1.astype(np.float32)
+
+
+def _bilinear_crop(img: np.ndarray, x0: float, y0: float, r: float, out: int, replicate: bool,
+                   value: tuple[float, float, float]) -> np.ndarray:
+    """The ``out x out`` float32 patch of the square crop at ``(x0, y0)`` with scale ``r``:
+    bilinear interpolation of the pixel centres (as ``cv2.warpAffine`` with ``INTER_LINEAR``, but in
+    float, without its 1/32-pixel coordinate grid and without rounding to uint8).
+
+    Out-of-image taps have weight 0 and the padding colour takes the missing weight,
+    ``(1 - wy * wx) * value``; with ``replicate`` the taps are clamped to the edge instead.
+    """
+    H, W = img.shape[:2]
+    ry0, ry1, wy0, wy1 = _taps(out, y0, r, H, replicate)
+    cx0, cx1, wx0, wx1 = _taps(out, x0, r, W, replicate)
+    # The source pixels the taps read, as uint8 [2 * out (x taps), 2 * out (y taps), 3]: rows are
+    # gathered first (contiguous), transposed while uint8 (cheap), then the columns gathered; both
+    # passes then only slice (no float gather along the slow axis), and the cost does not depend
+    # on the crop side.
+    lo, hi = int(cx0[0]), int(cx1[-1]) + 1  # taps are non-decreasing: only these columns are read
+    rows = np.ascontiguousarray(img[np.concatenate([ry0, ry1]), lo:hi].transpose(1, 0, 2))
+    grid = rows[np.concatenate([cx0, cx1]) - lo].astype(np.float32)
+    grid[:out] *= wx0[:, None, None]  # column pass: [out (u), 2 * out, 3]
+    grid[out:] *= wx1[:, None, None]
+    cols = grid[:out]
+    cols += grid[out:]
+    cols[:, :out] *= wy0[None, :, None]  # row pass: [out (u), out (v), 3]
+    cols[:, out:] *= wy1[None, :, None]
+    cols[:, :out] += cols[:, out:]
+    patch = np.ascontiguousarray(cols[:, :out].transpose(1, 0, 2))
+    if not replicate:
+        sy, sx = wy0 + wy1, wx0 + wx1  # 1 where both taps are inside the image
+        if np.any(sy != 1) or np.any(sx != 1):
+            missing = 1.0 - sy[:, None] * sx[None, :]
+            patch += missing[..., None] * np.asarray(value, dtype=np.float32)
+    return patch
 
 
 def _crop_scale(crop_box_xywh: Any, output_size: Any) -> tuple[np.ndarray, float, float]:
