@@ -197,7 +197,9 @@ def summarise(per_seq: list[dict[str, Any]], names: list[str], pytorch: str) -> 
                                                    "below_0.9": int(np.sum(v < 0.9)), "min": float(np.nanmin(v))}
                              for n, v in step.items()},
             "iou_per_sequence": [round(_mean_iou(s[ORT]["boxes"], s[pytorch]["boxes"]), 4) for s in per_seq],
-            "iou_min_frame": float(np.nanmin(ious(ORT, pytorch))), "fps": fps, "speedup": ratios,
+            "iou_min_frame": float(np.nanmin(ious(ORT, pytorch))),
+            "iou_frames_below": {f"{t:g}": int(np.sum(ious(ORT, pytorch) < t)) for t in (0.99, 0.9, 0.5)},
+            "fps": fps, "speedup": ratios,
             "frames": int(sum(len(s[ORT]["s"]) for s in per_seq)), "fps_sequences": len(timed)}
 
 
@@ -356,6 +358,9 @@ def write_results(out_dir: str | os.PathLike[str], result: dict[str, Any] | None
                    f"network {v['net_ms_median']:.1f} of {v['ms_median']:.1f} ms" for n, v in r["fps"].items())
                + "".join(f"; per step {k}: IoU {v['mean']:.4f}, {v['below_0.9']} of {v['frames']} frames below 0.9"
                          for k, v in r.get("iou_step_all", {}).items())
+               + ("; free-running ORT vs PyTorch, frames with IoU below 0.99 / 0.9 / 0.5: " + " / ".join(
+                   str(n) for n in r["iou_frames_below"].values()) + f" of {r['frames']}; per sequence: "
+                  + ", ".join(f"{v:.3f}" for v in r["iou_per_sequence"]) if "iou_frames_below" in r else "")
                for r in current]
     md += ["", *details, ""]
     if old:
@@ -365,7 +370,7 @@ def write_results(out_dir: str | os.PathLike[str], result: dict[str, Any] | None
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("tracker", "key", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step",
-            "iou_step_all", "fps", "speedup",
+            "iou_step_all", "iou_frames_below", "iou_per_sequence", "fps", "speedup",
             "frames", "notes")
     return {k: r.get(k) for k in keys}
 
