@@ -519,11 +519,14 @@ def _single_thread_metrics(factory: Any, data_root: Any) -> dict[str, Any]:
         torch.set_num_threads(before)
 
 
-def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.PathLike | None = None) -> ZooEntry:
+def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                  commit: str | None = None) -> ZooEntry:
     """Measure the zoo entry ``name``'s val and test metrics again with its shipped weights on the
     synthetic benchmark at ``data_root`` (one thread, :func:`metrics_row`) and store them in its
     manifest entry, with the commit and CPU of this measurement under ``metrics_measured``; the
-    weights, config and training provenance stay as they are. ``vtrack zoo measure``."""
+    weights, config and training provenance stay as they are. ``commit``: the source commit to
+    record (default: read now; ``vtrack zoo measure`` reads it once, before the first entry
+    rewrites the manifest). ``vtrack zoo measure``."""
     import functools
 
     if data_root is None or not Path(data_root).is_dir():
@@ -537,7 +540,7 @@ def measure_entry(name: str, data_root: str | os.PathLike, *, root: str | os.Pat
         if raw is None:
             raise ValueError(f"name: {name!r} left the zoo while it was measured")
         raw["metrics"] = metrics
-        raw["metrics_measured"] = {"commit": git_commit(), "cpu": cpu_model()}
+        raw["metrics_measured"] = {"commit": commit or git_commit(), "cpu": cpu_model()}
         _write_manifest(base, raws)
     return get_entry(name, base)
 

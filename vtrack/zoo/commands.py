@@ -94,8 +94,11 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from vtrack.provenance import git_commit
     from vtrack.zoo import measure_entry
 
-    entries = [measure_entry(name, args.data_root) for name in args.names]
+    # one commit for the batch, read before the first entry rewrites the (tracked) manifest
+    commit = git_commit()
+    entries = [measure_entry(name, args.data_root, commit=commit) for name in args.names]
     print(format_entries(entries))
     return 0
