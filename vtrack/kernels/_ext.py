@@ -164,10 +164,16 @@ def _try_jit() -> Optional[str]:
 
 def _mark_loaded(source: str) -> None:
     """Record where the ops came from and whether they have CUDA kernels (called under the lock)."""
+    _State.loaded_from = source
+    _State.cuda_built = _has_cuda_kernels()
+
+
+def _has_cuda_kernels() -> bool:
+    """Whether the registered vtrack ops have kernels for the CUDA dispatch key (not traceable by
+    torch.compile: read once and kept in ``_State.cuda_built``)."""
     import torch
 
-    _State.loaded_from = source
-    _State.cuda_built = bool(torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA"))
+    return bool(torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA"))
 
 
 def ops_registered() -> bool:
@@ -267,9 +273,7 @@ def cuda_kernels_built() -> bool:
     if status() is not None:
         return False
     if _State.cuda_built is None:  # registered by another library without load(): read it once
-        import torch
-
-        _State.cuda_built = bool(torch._C._dispatch_has_kernel_for_dispatch_key("vtrack::topk_attention", "CUDA"))
+        _State.cuda_built = _has_cuda_kernels()
     return _State.cuda_built
 
 
