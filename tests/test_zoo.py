@@ -360,3 +360,50 @@ def test_add_takes_commit_and_cpu_from_the_checkpoints_sessions(tmp_path, monkey
     training = raw["training"]
     assert training["commit"] == "aaa111, bbb222+dirty" and training["cpu"] == "CPU A"
     assert training["commit_source"] == "checkpoint" and training["sessions"] == sessions
+
+
+def test_zoo_weights_with_another_tracker_config(zoo_root):
+    """`build_tracker(NAME, config=...)`: the entry's verified weights with other tracker options;
+    a different model section is refused (the weights are the entry's)."""
+    cfg = load_yaml(zoo_root / "tiny_zoo.yaml")
+    cfg.setdefault("tracker", {})["window_influence"] = 0.123
+    tracker = build_tracker("tiny_zoo", config=cfg)
+    assert tracker.name == "tiny_zoo" and tracker.cfg.window_influence == 0.123
+    ref = build_tracker("tiny_zoo")
+    key = next(iter(ref.model.state_dict()))
+    torch.testing.assert_close(tracker.model.state_dict()[key], ref.model.state_dict()[key])
+    cfg["model"] = {**cfg["model"], "depth": cfg["model"].get("depth", 1) + 1}
+    with pytest.raises(ValueError, match="only the tracker options may differ"):
+        build_tracker("tiny_zoo", config=cfg)
+
+
+def test_ablate_evaluates_tracker_options_of_a_zoo_entry_without_training(zoo_root, data_root, tmp_path, capsys):
+    out = tmp_path / "abl"
+    rc = main(["ablate", "--zoo", "tiny_zoo", "--grid", "tracker.window_influence=0.0,0.7", "--root", str(data_root),
+               "--split", "test", "--protocol", "got10k", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert "zoo entry `tiny_zoo` (evaluation only)" in capsys.readouterr().out
+    rows = json.loads((out / "ablation.json").read_text())
+    assert list(rows) == ["tracker.window_influence=0.0", "tracker.window_influence=0.7"]
+    assert not (out / "train").exists()  # nothing trained
+    base = load_yaml(zoo_root / "tiny_zoo.yaml")
+    for name, value in (("tracker.window_influence=0.0", 0.0), ("tracker.window_influence=0.7", 0.7)):
+        cfg = load_yaml(out / "configs" / f"{name}.yaml")
+        assert cfg["model"] == base["model"] and cfg["tracker"]["window_influence"] == value
+        assert build_tracker("tiny_zoo", config=cfg).cfg.window_influence == value
+    # a row is the score of `vtrack eval` with the zoo weights and that point's config
+    ev = tmp_path / "eval"
+    assert main(["eval", "--tracker", "tiny_zoo", "--config", str(out / "configs" / f"{name}.yaml"), "--dataset",
+                 "synthetic", "--root", str(data_root), "--split", "test", "--out", str(ev), "--no-progress"]) == 0
+    summary = json.loads((ev / "summary.json").read_text())
+    origin = json.loads((ev / "manifest.json").read_text())  # the results name the zoo weights they came from
+    assert origin["zoo"] == "tiny_zoo" and origin["checkpoint_sha256"] == zoo.get_entry("tiny_zoo").sha256
+    assert rows[name]["got10k"]["ao"] == pytest.approx(summary["scores"]["ao"], abs=1e-12)
+    # fixed weights: points may only change tracker options, and nothing is trained
+    for bad, match in ((["--grid", "model.depth=2"], "tracker.\\* keys only"),
+                       (["--grid", "tracker.window_influence=0.1", "--steps", "3"], "steps"),
+                       (["--grid", "tracker.window_influence=0.1", "--train-only"], "train_only")):
+        assert main(["ablate", "--zoo", "tiny_zoo", *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert re.search(match, capsys.readouterr().err)
+    assert main(["ablate", "--grid", "tracker.window_influence=0.1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--zoo NAME" in capsys.readouterr().err

@@ -48,7 +48,9 @@ def register(subparsers: Any) -> None:
             "a run of another origin into the same folder is refused unless --overwrite."
         ),
     )
-    add_tracker_arguments(p, tracker_help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list), or a name for a trained tracker (with --config)")
+    add_tracker_arguments(p, tracker_help="static, csrt, kcf, a model-zoo tracker (vtrack zoo list; with --config: its "
+                                          "weights with that config's tracker options), or a name for a trained "
+                                          "tracker (with --config)")
     p.add_argument("--dataset", required=True, help="dataset name (got10k, lasot, otb, uav123, nfs, tnl2k, trackingnet, vot, synthetic)")
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", help="dataset split (e.g. val, test)")
@@ -93,6 +95,7 @@ def _select(seqs: list, names: str | None, limit: int | None) -> list:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run and score a tracker (``vtrack eval``)."""
+    from vtrack import zoo
     from vtrack.data import load_dataset
     from vtrack.io import FolderLock
     from vtrack.tracking import TrackerFactory, TrackerUnavailableError
@@ -111,8 +114,9 @@ def run_eval(args: argparse.Namespace) -> int:
         onnx_dir=str(Path(args.onnx_dir).resolve()) if args.onnx_dir else None,
     )
     if args.tracker.endswith((".yaml", ".yml")) or args.config is not None:
-        # a trained tracker is built (model + weights) once per worker by the runner
-        if args.checkpoint is None:
+        # a trained tracker is built (model + weights) once per worker by the runner; a zoo
+        # tracker with --config runs the entry's weights with that config's tracker options
+        if args.checkpoint is None and not zoo.is_zoo_name(args.tracker):
             raise ValueError(f"--checkpoint: the trained tracker {args.tracker!r} needs a checkpoint")
         if args.runtime == "onnxruntime":
             factory()  # export (first use) once here, not in every worker
@@ -139,7 +143,7 @@ def _origin(args: argparse.Namespace, factory: Any, protocol: str) -> dict[str, 
     config = factory.config or (args.tracker if args.tracker.endswith((".yaml", ".yml")) else None)
     manifest = build_manifest(factory.name, protocol=protocol, dataset=args.dataset, split=args.split,
                               config=config, checkpoint=factory.checkpoint)
-    if config is None and args.tracker not in BASELINES and zoo.is_zoo_name(args.tracker):
+    if factory.checkpoint is None and args.tracker not in BASELINES and zoo.is_zoo_name(args.tracker):
         entry = zoo.get_entry(args.tracker)
         manifest.update(zoo=entry.name, checkpoint_sha256=entry.sha256)
     return manifest

@@ -14,6 +14,13 @@ Two ways to give the points::
 An experiment spec (YAML with a top-level ``config`` key, see :class:`Experiment`) names the base
 config, the points, the protocols and the rest; ``--grid`` on a tracker config makes the points
 the Cartesian product of the listed values.
+
+Trained weights are evaluated without training with ``--checkpoint CKPT`` (with the tracker
+config given) or ``--zoo NAME`` (a model-zoo entry, its own config as the base); every point then overrides
+``tracker.*`` keys only, e.g. tracker options tuned on a validation set::
+
+    vtrack ablate --zoo duml_cpu --grid tracker.window_influence=0.3,0.42 --root data/tune --split val \
+        --protocol got10k --out runs/duml_tune
 """
 from __future__ import annotations
 
@@ -62,6 +69,10 @@ class Experiment:
             it is set (non-zero) and where it is not (e.g. ``distractors``).
         eao_interval: VOT EAO range: ``[low, high]``, an edition (``vot2018``) or ``lengths``
             (the 25th-75th percentile of the sequence lengths, for short synthetic sequences).
+        checkpoint: evaluate these trained weights (with ``config``) instead of training; every
+            point then overrides ``tracker.*`` keys only.
+        zoo: evaluate this model-zoo entry's weights (``config`` is its config) instead of
+            training; every point then overrides ``tracker.*`` keys only.
     """
 
     config: str
@@ -76,6 +87,8 @@ class Experiment:
     max_sequences: int | None = None
     group_by: str | None = None
     eao_interval: Any = "lengths"
+    checkpoint: str | None = None
+    zoo: str | None = None
 
     def __post_init__(self) -> None:
         if not self.points and not self.baselines:
@@ -88,6 +101,22 @@ class Experiment:
         for name, over in self.points.items():
             if not isinstance(over, dict):
                 raise TypeError(f"points.{name}: expected a mapping dotted.key -> value, got {over!r}")
+        if self.checkpoint is not None and self.zoo is not None:
+            raise ValueError(f"checkpoint/zoo: expected at most one source of weights, got {self.checkpoint!r} "
+                             f"and {self.zoo!r}")
+        if self.evaluate_only:
+            if self.steps is not None:
+                raise ValueError(f"steps: nothing is trained with fixed weights (checkpoint/zoo), got {self.steps}")
+            for name, over in self.points.items():
+                bad = [k for k in over if not str(k).startswith("tracker.")]
+                if bad:
+                    raise ValueError(f"points.{name}: with fixed weights (checkpoint/zoo) a point overrides "
+                                     f"tracker.* keys only, got {bad}")
+
+    @property
+    def evaluate_only(self) -> bool:
+        """True when the points share fixed weights (``checkpoint`` or ``zoo``): nothing is trained."""
+        return self.checkpoint is not None or self.zoo is not None
 
 
 def grid_points(grid: Seq[str]) -> dict[str, dict[str, Any]]:
@@ -107,19 +136,29 @@ def grid_points(grid: Seq[str]) -> dict[str, dict[str, Any]]:
     return points
 
 
-def load_experiment(path: str | Path, grid: Seq[str] = (), **options: Any) -> Experiment:
+def load_experiment(path: str | Path | None, grid: Seq[str] = (), **options: Any) -> Experiment:
     """An :class:`Experiment` from a spec YAML, or from a tracker config plus ``--grid`` axes;
-    ``options`` (not None) override the spec's fields."""
-    data = load_yaml(path)
-    if "config" in data:
-        spec = dict(data)
-    elif "model" in data:
-        spec = {"config": str(path)}
+    ``options`` (not None) override the spec's fields. ``path`` may be None with a ``zoo`` option
+    (the entry's config is the base config)."""
+    if path is None:
+        if options.get("zoo") is None:
+            raise ValueError("config: expected an experiment spec or a tracker config (or --zoo NAME), got none")
+        spec: dict[str, Any] = {}
     else:
-        raise ValueError(f"config: {path} is neither an experiment spec (top-level 'config') nor a tracker config")
+        data = load_yaml(path)
+        if "config" in data or "zoo" in data:
+            spec = dict(data)
+        elif "model" in data:
+            spec = {"config": str(path)}
+        else:
+            raise ValueError(f"config: {path} is neither an experiment spec (top-level 'config') nor a tracker config")
     if grid:
         spec["points"] = grid_points(grid)
     spec.update({k: v for k, v in options.items() if v is not None})
+    if spec.get("zoo") is not None and spec.get("config") is None:
+        from vtrack import zoo
+
+        spec["config"] = str(zoo.zoo_dir() / zoo.get_entry(str(spec["zoo"])).config)
     return from_dict(Experiment, spec, "experiment")
 
 
@@ -212,8 +251,13 @@ def _fmt(v: Any) -> str:
 def to_markdown(rows: dict[str, dict[str, Any]], exp: Experiment) -> str:
     """One line per point: the :data:`COLUMNS` of every protocol."""
     cols = [(p, c) for p in exp.protocols for c in COLUMNS[p]]
-    steps = f"{exp.steps} steps" if exp.steps else "the config's schedule"
-    lines = [f"`{exp.config}`, {exp.dataset} {exp.split} split; every model trained for {steps}.", "",
+    if exp.evaluate_only:
+        weights = f"zoo entry `{exp.zoo}`" if exp.zoo is not None else f"checkpoint `{exp.checkpoint}`"
+        trained = f"the weights of {weights} (evaluation only)"
+    else:
+        steps = f"{exp.steps} steps" if exp.steps else "the config's schedule"
+        trained = f"every model trained for {steps}"
+    lines = [f"`{exp.config}`, {exp.dataset} {exp.split} split ({exp.root}); {trained}.", "",
              "| tracker | " + " | ".join(f"{p} {c}" for p, c in cols) + " |",
              "| --- |" + " ---: |" * len(cols)]
     for name, r in rows.items():
@@ -238,6 +282,8 @@ def run_experiment(exp: Experiment, out: str | Path, *, train_only: bool = False
     from vtrack.tracking.loader import TrackerFactory
 
     out = Path(out)
+    if train_only and exp.evaluate_only:
+        raise ValueError("train_only: nothing is trained with fixed weights (checkpoint/zoo)")
     out.mkdir(parents=True, exist_ok=True)
     if train_only:
         for over in exp.points.values():
@@ -251,10 +297,13 @@ def run_experiment(exp: Experiment, out: str | Path, *, train_only: bool = False
         if name in rows:
             continue
         if name in exp.points:
-            ckpt = train_point(exp, exp.points[name], out)
+            ckpt = exp.checkpoint if exp.evaluate_only else train_point(exp, exp.points[name], out)
             cfg_path = atomic_write_text(out / "configs" / f"{slug(name)}.yaml",
                                          yaml.safe_dump(point_config(exp, exp.points[name]), sort_keys=False))
-            factory = TrackerFactory(name, config=str(cfg_path), checkpoint=str(ckpt))
+            if exp.zoo is not None:  # the zoo entry's verified weights with the point's config
+                factory = TrackerFactory(exp.zoo, config=str(cfg_path))
+            else:
+                factory = TrackerFactory(name, config=str(cfg_path), checkpoint=str(ckpt))
         else:
             factory = TrackerFactory(name)
         rows[name] = evaluate_point(name, factory, exp, seqs, out, eao)
@@ -267,7 +316,9 @@ def run_experiment(exp: Experiment, out: str | Path, *, train_only: bool = False
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``ablate`` subcommand."""
     p = sub.add_parser("ablate", help="train and evaluate a grid of config overrides (an ablation)")
-    p.add_argument("config", help="experiment spec (configs/experiments/*.yaml) or a tracker config with --grid")
+    p.add_argument("config", nargs="?", default=None,
+                   help="experiment spec (configs/experiments/*.yaml) or a tracker config with --grid "
+                        "(optional with --zoo: the entry's config)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every point")
     p.add_argument("--grid", nargs="+", default=(), metavar="key=v1,v2", help="axes of the grid of points")
     p.add_argument("--out", required=True, help="output folder (trainings, results, ablation.json/.md)")
@@ -277,13 +328,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", nargs="+", default=None, dest="protocols", help="evaluation protocols")
     p.add_argument("--max-sequences", type=int, default=None, help="only the first N evaluation sequences")
     p.add_argument("--train-only", action="store_true", help="train the points' models, evaluate nothing")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", default=None,
+                         help="evaluate these weights with the config, train nothing (points: tracker.* keys only)")
+    weights.add_argument("--zoo", default=None, metavar="NAME",
+                         help="evaluate this zoo entry's weights, train nothing (points: tracker.* keys only)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``vtrack ablate`` and print the table."""
     exp = load_experiment(args.config, args.grid, steps=args.steps, root=args.root, split=args.split,
-                          protocols=args.protocols, max_sequences=args.max_sequences)
+                          protocols=args.protocols, max_sequences=args.max_sequences, checkpoint=args.checkpoint,
+                          zoo=args.zoo)
     exp = dataclasses.replace(exp, overrides=[*exp.overrides, *args.overrides]) if args.overrides else exp
     run_experiment(exp, args.out, train_only=args.train_only)
     if not args.train_only:

@@ -138,9 +138,10 @@ def build_tracker(
 
     Args:
         spec: ``"static"``, ``"csrt"``, ``"kcf"``, the name of a model-zoo tracker
-            (:mod:`vtrack.zoo`, with neither ``config`` nor ``checkpoint``), or (with ``config``)
-            a name for a trained tracker; a path to a ``.yaml``/``.yml`` file is taken as the
-            config itself.
+            (:mod:`vtrack.zoo`, without ``checkpoint``; with ``config``, the entry's weights run
+            with that config, whose ``model`` section must equal the entry's), or (with ``config``
+            and ``checkpoint``) a name for a trained tracker; a path to a ``.yaml``/``.yml`` file
+            is taken as the config itself.
         device: torch device for trained trackers (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         config: YAML path (or an already loaded dict) with sections ``model`` and ``tracker``.
         checkpoint: weights for the model (required for trained trackers).
@@ -165,11 +166,13 @@ def build_tracker(
         return BASELINES[spec]()
     if config is None and spec.endswith((".yaml", ".yml")):
         config = spec
-    if config is None and checkpoint is None:
+    if checkpoint is None:
         from vtrack import zoo
 
-        if zoo.is_zoo_name(spec):
-            return zoo.build_zoo_tracker(spec, device=device, runtime=runtime, onnx_dir=onnx_dir)
+        if zoo.is_zoo_name(spec):  # the entry's weights, with its own config or with ``config``
+            cfg = None if config is None else config if isinstance(config, dict) else load_tracker_config(config)
+            return zoo.build_zoo_tracker(spec, device=device, runtime=runtime, onnx_dir=onnx_dir, config=cfg)
+    if config is None and checkpoint is None:
         names = [e.name for e in zoo.list_entries()]
         raise ValueError(
             f"tracker: unknown tracker {spec!r}; expected one of {sorted(BASELINES)}, a zoo tracker "

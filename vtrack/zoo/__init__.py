@@ -232,15 +232,27 @@ def zoo_config(entry: ZooEntry, root: str | os.PathLike | None = None) -> dict[s
 
 
 def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike | None = None,
-                      runtime: str = "pytorch", onnx_dir: str | os.PathLike | None = None) -> Any:
+                      runtime: str = "pytorch", onnx_dir: str | os.PathLike | None = None,
+                      config: dict[str, Any] | None = None) -> Any:
     """Build the zoo tracker ``name`` (weights verified first) on ``device``; ``runtime`` and
-    ``onnx_dir`` as in :func:`vtrack.tracking.loader.build_trained_tracker`."""
+    ``onnx_dir`` as in :func:`vtrack.tracking.loader.build_trained_tracker`. ``config``: a full
+    config to use in place of the entry's own (e.g. other tracker options to tune); its ``model``
+    section must equal the entry's, since the weights are the entry's.
+
+    Raises:
+        ValueError: ``config``'s ``model`` section differs from the entry's.
+    """
     from vtrack.models import get_family
     from vtrack.tracking.loader import build_trained_tracker
 
     entry = get_entry(name, root)
     verified_weights(entry, root)  # a damaged file fails before the (possibly slow) model build
     cfg = zoo_config(entry, root)
+    if config is not None:
+        if not isinstance(config, dict) or config.get("model") != cfg["model"]:
+            raise ValueError(f"config: the zoo tracker {name!r} runs its own weights, so the config's 'model' section "
+                             f"must equal the one of {entry.config} (only the tracker options may differ)")
+        cfg = config
     model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
     load_entry_weights(model, entry, root)
     return build_trained_tracker(name, cfg, None, model=model, device=device, runtime=runtime, onnx_dir=onnx_dir)
