@@ -407,3 +407,15 @@ def test_ablate_evaluates_tracker_options_of_a_zoo_entry_without_training(zoo_ro
         assert re.search(match, capsys.readouterr().err)
     assert main(["ablate", "--grid", "tracker.window_influence=0.1", "--out", str(tmp_path / "bad")]) == 2
     assert "--zoo NAME" in capsys.readouterr().err
+
+
+def test_ablate_evaluates_tracker_options_of_a_checkpoint_without_training(checkpoint, data_root, tmp_path, capsys):
+    out = tmp_path / "abl"
+    assert main(["ablate", CONFIG, "--checkpoint", str(checkpoint), "--grid", "tracker.window_influence=0.5",
+                 "--root", str(data_root), "--split", "test", "--protocol", "got10k", "--out", str(out)]) == 0
+    assert f"checkpoint `{checkpoint}` (evaluation only)" in capsys.readouterr().out
+    (row,) = json.loads((out / "ablation.json").read_text()).values()
+    assert 0.0 <= row["got10k"]["ao"] <= 1.0 and not (out / "train").exists()
+    origin = json.loads((out / "results" / "got10k" / "tracker.window_influence=0.5" / "manifest.json").read_text())
+    assert origin["checkpoint_sha256"] == file_sha256(checkpoint)
+    assert load_yaml(out / "configs" / "tracker.window_influence=0.5.yaml")["tracker"]["window_influence"] == 0.5
