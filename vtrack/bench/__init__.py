@@ -7,6 +7,8 @@ Sub-commands, each a module of this package providing ``add_arguments(parser)`` 
 * ``trackers`` - :mod:`vtrack.bench.trackers` (tracker FPS per config x kernel backend x CE on/off),
 * ``train`` - :mod:`vtrack.bench.train` (training-step speed), when that module exists,
 * ``deploy`` - :mod:`vtrack.bench.deploy` (ONNX export, onnxruntime vs PyTorch boxes and FPS),
+* ``vot-toolkit`` - :mod:`vtrack.bench.vot_toolkit` (vtrack's reset-based VOT scores vs the real
+  vot-toolkit's analysis of the same result files),
 * ``all`` (alias ``suite``) - :mod:`vtrack.bench.suite` (the three above, results under
   ``benchmarks/results/<device>/`` with a README summary).
 
@@ -23,11 +25,12 @@ SUBCOMMANDS: dict[str, str] = {
     "trackers": "tracker FPS at batch 1 per config, kernel backend and CE on/off",
     "train": "training-step speed per tracker config and kernel backend",
     "deploy": "ONNX export time and size, onnxruntime vs PyTorch IoU and interleaved FPS per tracker",
+    "vot-toolkit": "vtrack's reset-based VOT A, R and EAO beside vot-toolkit's analysis of the same results",
     "all": "the whole suite (kernels + trackers + train): JSON, tables, plots and a README per device",
     "suite": "alias of `all`",
 }
 # sub-commands whose module is not named after them
-MODULES: dict[str, str] = {"all": "suite", "suite": "suite"}
+MODULES: dict[str, str] = {"all": "suite", "suite": "suite", "vot-toolkit": "vot_toolkit"}
 
 
 def _missing(name: str, err: ImportError) -> Any:

@@ -362,6 +362,53 @@ def read_vot_sequence(seq_dir: str | Path) -> Sequence:
     return Sequence(seq_dir.name, frames, boxes, valid_from_boxes(boxes), attributes=attrs, dataset="vot")
 
 
+def write_vot_sequence(seq_dir: str | Path, frames: list[np.ndarray], regions: np.ndarray, *, fps: int = 30,
+                       quality: int = 95) -> Path:
+    """Write one sequence in the VOT layout that :func:`read_vot_sequence` and the VOT toolkit read:
+    ``color/%08d.jpg`` (from 1), ``groundtruth.txt`` (comma-separated boxes [T, 4] or polygons
+    [T, 8]) and the ``sequence`` metadata file. ``frames`` are HxWx3 uint8 RGB arrays of one size.
+
+    The annotation files are written last, each atomically, so an interrupted write leaves no folder
+    that reads as a sequence. An existing non-empty ``seq_dir`` is refused (never overwritten).
+    """
+    import cv2
+
+    from vtrack.io import atomic_write_text
+
+    seq_dir = Path(seq_dir)
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise ValueError(f"frames: expected a non-empty list of HxWx3 uint8 images, got {type(frames).__name__} "
+                         f"of length {len(frames) if hasattr(frames, '__len__') else '?'}")
+    first = np.asarray(frames[0])
+    for i, f in enumerate(frames):
+        f = np.asarray(f)
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3 or f.shape != first.shape:
+            raise ValueError(f"frames[{i}]: expected a uint8 image of shape {first.shape} (HxWx3), got "
+                             f"{f.dtype} {f.shape}")
+    regions = np.asarray(regions, dtype=np.float64)
+    if regions.ndim != 2 or regions.shape[1] not in (4, 8) or len(regions) != len(frames):
+        raise ValueError(f"regions: expected [{len(frames)}, 4] boxes or [{len(frames)}, 8] polygons, got "
+                         f"{list(regions.shape)}")
+    if not np.isfinite(regions).all():
+        raise ValueError("regions: expected finite values, got NaN or inf")
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise ValueError(f"fps: expected a positive int, got {fps!r}")
+    if seq_dir.exists() and any(seq_dir.iterdir()):
+        raise FileExistsError(f"seq_dir: {seq_dir} exists and is not empty (refusing to overwrite it)")
+    color = seq_dir / "color"
+    color.mkdir(parents=True, exist_ok=True)
+    for t, img in enumerate(frames):
+        if not cv2.imwrite(str(color / f"{t + 1:08d}.jpg"), np.ascontiguousarray(img[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise OSError(f"could not write {color / f'{t + 1:08d}.jpg'}")
+    height, width = first.shape[:2]
+    atomic_write_text(seq_dir / "sequence", f"channels.color=color/%08d.jpg\nfps={fps}\nwidth={width}\n"
+                      f"height={height}\nlength={len(frames)}\n")
+    atomic_write_text(seq_dir / "groundtruth.txt",
+                      "\n".join(",".join(f"{v:.4f}" for v in row) for row in regions) + "\n")
+    return seq_dir
+
+
 def load_vot(root: str | Path, split: str | None = None) -> list[Sequence]:
     """A VOT short-term dataset folder (``root/sequences/list.txt`` or ``root/list.txt``)."""
     root = require_dir(root, "VOT root")

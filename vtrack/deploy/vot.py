@@ -25,7 +25,8 @@ import numpy as np
 from vtrack.extras import require
 from vtrack.tracking.base import Tracker
 
-__all__ = ["serve", "region_to_box", "trackers_ini", "write_trackers_ini", "ini_identifier"]
+__all__ = ["serve", "region_to_box", "trackers_ini", "write_trackers_ini", "ini_identifier", "write_workspace",
+           "read_toolkit_analysis"]
 
 
 def region_to_box(region: Any) -> tuple[float, float, float, float]:
@@ -134,3 +135,66 @@ def write_trackers_ini(workspace: str | os.PathLike[str], text: str, *, overwrit
     if path.exists() and not overwrite:
         raise FileExistsError(f"--workspace: {path} exists already (pass --overwrite to replace it)")
     return atomic_write_text(path, text)
+
+
+def write_workspace(workspace: str | os.PathLike[str], stack: str, sequences: Sequence[str]) -> Path:
+    """Make a VOT toolkit workspace around sequences already written under ``workspace/sequences``
+    (e.g. by :func:`vtrack.data.benchmarks.write_vot_sequence`): ``stack.yaml`` (the YAML text
+    ``stack``), ``config.yaml`` (that stack, ``trackers.ini`` as registry), ``sequences/list.txt``
+    and ``results/``. Then :func:`write_trackers_ini`, ``vot evaluate`` / ``vot analysis``.
+    Existing workspace files are refused, never overwritten."""
+    import yaml
+
+    from vtrack.io import atomic_write_text
+
+    ws = Path(workspace)
+    if not isinstance(stack, str) or not isinstance(yaml.safe_load(stack), dict) or \
+            "experiments" not in yaml.safe_load(stack):
+        raise ValueError("stack: expected the YAML text of a vot-toolkit stack with an `experiments` mapping")
+    names = list(sequences)
+    missing = [n for n in names if not (ws / "sequences" / n / "groundtruth.txt").is_file()]
+    if not names or missing:
+        raise FileNotFoundError(f"sequences: expected sequence folders with groundtruth.txt under {ws / 'sequences'}, "
+                                f"missing {missing or 'all (none given)'}")
+    for name in ("stack.yaml", "config.yaml", "sequences/list.txt"):
+        if (ws / name).exists():
+            raise FileExistsError(f"workspace: {ws / name} exists already (refusing to overwrite it)")
+    atomic_write_text(ws / "stack.yaml", stack)
+    atomic_write_text(ws / "config.yaml", "stack: stack.yaml\nregistry:\n- ./trackers.ini\n")
+    atomic_write_text(ws / "sequences" / "list.txt", "\n".join(names) + "\n")
+    (ws / "results").mkdir(exist_ok=True)
+    return ws
+
+
+#: vot-toolkit analysis classes -> the names of the values of one tracker's result, in order.
+_TOOLKIT_ANALYSES = {
+    "vot.analysis.supervised.AverageAccuracyRobustness": ("accuracy", "failures", "ar_point", "weight"),
+    "vot.analysis.supervised.EAOScore": ("eao",),
+    "vot.analysis.accuracy.AverageAccuracy": ("accuracy",),
+}
+
+
+def read_toolkit_analysis(report: str | os.PathLike[str], experiment: str, tracker: str) -> dict[str, float]:
+    """The scores of ``tracker`` in ``experiment`` from a ``vot analysis --format json`` report:
+    ``accuracy``, ``failures`` (the toolkit's robustness: length-weighted failures per sequence),
+    ``robustness_exp`` (exp(-S*F/L), from the A-R point) and ``eao``, whichever the stack analysed."""
+    import json
+
+    data = json.loads(Path(report).read_text())
+    trackers = list(data.get("trackers", {}))
+    if tracker not in trackers:
+        raise KeyError(f"tracker: {tracker!r} is not in the report {report} (it has {trackers})")
+    exp = data.get("results", {}).get(experiment)
+    if exp is None:
+        raise KeyError(f"experiment: {experiment!r} is not in the report {report} (it has {list(data.get('results', {}))})")
+    out: dict[str, float] = {}
+    for spec, grid in zip(exp["parameters"]["analyses"], exp["results"]):
+        names = _TOOLKIT_ANALYSES.get(spec["type"])
+        if names is None:
+            continue
+        for name, value in zip(names, grid[trackers.index(tracker)]):
+            if name == "ar_point":
+                out["robustness_exp"] = float(value[0])
+            elif name != "weight":
+                out[name] = float(value)
+    return out
