@@ -492,6 +492,30 @@ def test_bench_train_cpu_clock(setup, tmp_path, monkeypatch):
     assert args.clock == "cpu" and args.interleave
 
 
+def test_bench_train_breakdown_kernel_share(setup, tmp_path, monkeypatch):
+    """`--breakdown`: the share of vtrack's custom ops in a profiled step, and the Amdahl bound."""
+    from vtrack.bench import train as tb
+    from vtrack.kernels import attention
+
+    root, _ = setup
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(root)))
+    with pytest.raises(ValueError, match="breakdown: needs interleave"):
+        tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, breakdown=True)
+    q = torch.randn(1, 2, 64, 16)
+    x = torch.randn(256, 256)
+    monkeypatch.setattr(tb._StepRunner, "step", lambda self: x @ x)
+    (row,) = tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, interleave=True, breakdown=True)
+    assert row.kernel_share == 0.0
+    monkeypatch.setattr(tb._StepRunner, "step", lambda self: (attention(q, q, q, backend="cpp"), x @ x))
+    (row,) = tb.run_benchmark(path, batch_size=2, steps=1, warmup=0, interleave=True, breakdown=True)
+    assert 0.0 < row.kernel_share < 1.0
+    ref = tb.TrainStepResult("c", "f", "reference", "cpu", "off", 2, 1, 300.0, 300.0, 1.0, None)
+    fused = tb.TrainStepResult("c", "f", "cpp", "cpu", "off", 2, 1, 250.0, 250.0, 1.0, None, kernel_share=0.2)
+    table = tb.format_table([ref, fused])
+    assert "| kernel share | bound |" in table and "| 20.0 % | 1.50x |" in table  # 300 / (250 x 0.8)
+
+
 def test_unreadable_frame_fails_before_training(setup, tmp_path, monkeypatch):
     root, seqs = setup
     broken = [Sequence(s.name, [str(tmp_path / "missing.png")] * len(s.frames), s.boxes, s.valid) for s in seqs]

@@ -62,6 +62,7 @@ class TrainStepResult:
     samples_per_s: float
     peak_mem_mb: float | None
     clock: str = "wall"
+    kernel_share: float | None = None
 
 
 def _synthetic_sequences(folder: Path, n_seq: int = 2, n_frames: int = 4, size: tuple[int, int] = (240, 320)):
@@ -181,6 +182,19 @@ class _StepRunner:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return clock() - t0
+
+    def kernel_share(self, steps: int = 3) -> float:
+        """Fraction of the self CPU time of ``steps`` profiled steps spent in vtrack's custom attention
+        ops (``vtrack::*`` forward and backward, and their autograd nodes)."""
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                self.step()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        ours = sum(e.self_cpu_time_total for e in events if e.key.startswith("vtrack::") or "_vtrack_" in e.key)
+        return ours / total if total > 0 else 0.0
 
     def peak_mb(self) -> float | None:
         """Peak memory of one step in MiB (None on CPU without vtrack.bench.common)."""
@@ -303,6 +317,7 @@ def run_benchmark(
     overrides: list[str] | None = None,
     interleave: bool = False,
     clock: str = "wall",
+    breakdown: bool = False,
 ) -> list[TrainStepResult]:
     """Benchmark one config with every backend (default: reference + the fused ones on ``device``), same batch.
 
@@ -325,6 +340,8 @@ def run_benchmark(
     _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
     name = Path(config).stem
+    if breakdown and not interleave:
+        raise ValueError("breakdown: needs interleave=True (--interleave)")
     if not interleave:
         rows = []
         for b in names:
@@ -336,7 +353,11 @@ def run_benchmark(
     log.info("benchmarking %s with backends %s, batch %d on %s (steps interleaved, %s clock)", config, names,
              batch_size, dev, clock)
     times = _interleaved_times(runners, steps, warmup, timer)
-    return [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name, clock) for b, r in runners.items()]
+    rows = [r.result(cfg, b, batch_size, times[b], r.peak_mb(), name, clock) for b, r in runners.items()]
+    if breakdown:
+        for row, runner in zip(rows, runners.values()):
+            row.kernel_share = runner.kernel_share()
+    return rows
 
 
 def run_cases(
@@ -390,15 +411,29 @@ def format_table(rows: list[TrainStepResult]) -> str:
     the steps were timed by the CPU clock)."""
     ref = {(r.config, r.device): r.ms_per_step for r in rows if r.backend == "reference"}
     ms = "CPU ms/step" if any(r.clock == "cpu" for r in rows) else "ms/step"
-    lines = [f"| config | backend | device | amp | batch | {ms} | samples/s | peak MB | speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    shares = any(r.kernel_share is not None for r in rows)
+    extra = " kernel share | bound |" if shares else ""
+    lines = [f"| config | backend | device | amp | batch | {ms} | samples/s | peak MB | speed-up |{extra}",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if shares else "")]
     for r in rows:
         base = ref.get((r.config, r.device))
         sp = f"{base / r.ms_per_step:.2f}x" if base else "-"
         mem = f"{r.peak_mem_mb:.1f}" if r.peak_mem_mb is not None else "-"
-        lines.append(f"| {r.config} | {r.backend} | {r.device} | {r.amp} | {r.batch_size} | {r.ms_per_step:.1f} | "
-                     f"{r.samples_per_s:.1f} | {mem} | {sp} |")
+        line = (f"| {r.config} | {r.backend} | {r.device} | {r.amp} | {r.batch_size} | {r.ms_per_step:.1f} | "
+                f"{r.samples_per_s:.1f} | {mem} | {sp} |")
+        if shares:
+            line += _share_cells(r, base)
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _share_cells(r: TrainStepResult, base: float | None) -> str:
+    """``kernel share`` and ``bound`` cells: the bound is the speed-up over the reference if vtrack's
+    kernels took no time at all (Amdahl), reference ms / (ms x (1 - share))."""
+    if r.kernel_share is None or r.backend == "reference":
+        return " - | - |"
+    bound = f"{base / (r.ms_per_step * (1 - r.kernel_share)):.2f}x" if base and r.kernel_share < 1 else "-"
+    return f" {100 * r.kernel_share:.1f} % | {bound} |"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -420,13 +455,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
                         help="time steps by the wall clock (default) or by this process's CPU time (CPU devices; "
                              "steady where other processes take the cores; OMP_NUM_THREADS=1 with --interleave)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="with --interleave: profile 3 more steps per backend; report the share of vtrack's "
+                             "kernels in the step and the speed-up bound if they took no time (Amdahl)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; prints a markdown table."""
     rows = run_benchmark(args.config, backends=args.backends, device=args.device, batch_size=args.batch_size,
                          steps=args.steps, warmup=args.warmup, amp=args.amp, overrides=args.overrides,
-                         interleave=args.interleave, clock=args.clock)
+                         interleave=args.interleave, clock=args.clock, breakdown=args.breakdown)
     table = format_table(rows)
     print(table)
     if args.out is not None:
