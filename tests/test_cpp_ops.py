@@ -233,3 +233,110 @@ def test_low_precision_flash_rule(dtype, op):
         err = (a.float() - hi).abs().max().item()
         bound = 2 * (same.float() - hi).abs().max().item() + floor
         assert err <= bound, (name, err, bound)
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags the kernel reports (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def test_bf16_dot_path_is_taken_where_the_cpu_has_avx512_bf16():
+    """A CPU with AVX512-BF16 (and the AVX-512 subsets) must run the bf16 dot-product path by default (never a silent
+    widening); others must not offer it. float16 is always widened (rounding it to bf16 breaks the accuracy rule)."""
+    flags = _cpu_flags()
+    has = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"} <= flags
+    supported = cpp_ops.supported_isas()
+    if has:
+        assert "avx512bf16" in supported and cpp_ops.isa() == "avx512bf16", supported
+        assert cpp_ops.compute_path(torch.bfloat16) == "bf16-dot"
+    elif flags:
+        assert "avx512bf16" not in supported
+    assert cpp_ops.compute_path(torch.float16) == "widened-f32"
+    assert cpp_ops.compute_path(torch.float32) == "native"
+    if "avx512" in supported:
+        before = cpp_ops.isa()
+        try:
+            cpp_ops.isa("avx512")
+            assert cpp_ops.compute_path(torch.bfloat16) == "widened-f32"
+        finally:
+            cpp_ops.isa(before)
+    with pytest.raises(ValueError, match="dtype"):
+        cpp_ops.compute_path(torch.int32)
+
+
+def _widest(*names: str) -> str:
+    """The first of ``names`` this CPU supports, else the widest supported path."""
+    supported = cpp_ops.supported_isas()
+    return next((n for n in names if n in supported), supported[0])
+
+
+@pytest.mark.parametrize("isa_path", ["avx512bf16", "widened"])
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 37, 45, 16), {"topk": 12, "mask": True}),  # sparse top-K rows, masked keys, odd M
+    ((1, 2, 96, 361, 32), {"topk": 32}),  # the tracker top-K shape (fewer rows)
+    ((1, 2, 50, 61, 64), {"topk": 20, "fda": True}),  # dense top-K rows (4K > M) with FDA
+    ((1, 2, 33, 33, 8), {"fda": True, "ce": True}),  # CE rows, D below the vector width
+    ((2, 2, 20, 29, 7), {"mask": True}),  # odd head dim, odd key count
+    ((1, 3, 70, 64, 48), {}),  # D = 3 vectors, M even
+])
+def test_bf16_forward_flash_rule_on_every_path(isa_path, shape, kw):
+    """bf16 forward on the bf16 dot-product path and on the widened path: out (and the CE score) within 2x the error
+    of a same-precision PyTorch run against the float32 reference, plus a small floor; lse close to the reference's.
+    (Without AVX512-BF16 both runs take the widest path; test_bf16_dot_path_is_taken_... checks that this is right.)"""
+    path = _widest("avx512bf16") if isa_path == "avx512bf16" else _widest("avx512", "avx2", "baseline")
+    b, h, n, m, d = shape
+    g = torch.Generator().manual_seed(1)
+    base = [torch.randn(b, h, t, d, generator=g).to(torch.bfloat16).float() for t in (n, m, m)]
+    args = {}
+    if kw.get("topk"):
+        args["topk"] = kw["topk"]
+    if kw.get("fda"):
+        args["fda"] = dict(FDA)
+    if kw.get("ce"):
+        args["ce"] = {"num_template": 9, "keep": 10}
+    if kw.get("mask"):
+        mask = torch.rand(b, m, generator=g) < 0.3
+        mask[0] = True  # batch 0: every key masked (zero rows, lse +inf)
+        args["key_padding_mask"] = mask
+    ref32 = K.dispatch(K.build_inputs(*base, **args), "reference")
+    ref16 = K.dispatch(K.build_inputs(*[t.to(torch.bfloat16) for t in base], **args), "reference")
+    before = cpp_ops.isa()
+    try:
+        cpp_ops.isa(path)
+        got = K.dispatch(K.build_inputs(*[t.to(torch.bfloat16) for t in base], **args), "cpp")
+    finally:
+        cpp_ops.isa(before)
+    assert got.out.dtype == torch.bfloat16 and got.lse.dtype == torch.float32
+    err = (got.out.float() - ref32.out).abs().max().item()
+    bound = 2 * (ref16.out.float() - ref32.out).abs().max().item() + 2e-3
+    assert err <= bound, (path, err, bound)
+    fin = torch.isfinite(ref32.lse)
+    assert torch.equal(fin, torch.isfinite(got.lse)) and torch.equal(ref32.lse[~fin], got.lse[~fin])
+    torch.testing.assert_close(got.lse[fin], ref32.lse[fin], atol=1e-3, rtol=1e-3)
+    if "ce" in args:
+        serr = (got.score - ref32.score).abs().max().item()
+        assert serr <= 2 * (ref16.score.float() - ref32.score).abs().max().item() + 1e-3
+
+
+def test_bf16_forward_nan_row_propagates_on_every_path():
+    """A NaN in a row's logits gives that row NaN (out, lse) on every bf16 path; the other rows stay finite."""
+    g = torch.Generator().manual_seed(2)
+    base = [torch.randn(1, 2, 40, 32, generator=g).to(torch.bfloat16) for _ in range(3)]
+    base[0][0, 1, 5, 3] = float("nan")
+    before = cpp_ops.isa()
+    try:
+        for path in cpp_ops.supported_isas():
+            cpp_ops.isa(path)
+            for args in ({}, {"topk": 8}, {"fda": dict(FDA)}):
+                r = K.dispatch(K.build_inputs(*base, **args), "cpp")
+                assert torch.isnan(r.out[0, 1, 5]).all() and torch.isnan(r.lse[0, 1, 5]), (path, args)
+                assert int(torch.isnan(r.out).any(-1).sum()) == 1, (path, args)
+    finally:
+        cpp_ops.isa(before)

@@ -51,7 +51,9 @@ def test_tiny_kernel_benchmark_writes_results(tmp_path):
     assert data["environment"]["torch"] == torch.__version__ and len(data["rows"]) == len(rows)
     assert data["environment"]["device_name"] and data["environment"]["aten_cpu_capability"]
     isa = data["environment"]["cpp_isa"]
-    assert isa in ("avx512", "avx2", "baseline")  # the C++ kernels' vector path is recorded
+    assert isa in ("avx512bf16", "avx512", "avx2", "baseline")  # the C++ kernels' vector path is recorded
+    assert data["environment"]["cpp_bf16_path"] == ("bf16-dot" if isa == "avx512bf16" else "widened-f32")
+    assert data["environment"]["cpp_fp16_path"] == "widened-f32"
     assert "| sparsett | topk | reference |" in md.read_text() and f"ISA path `{isa}`" in md.read_text()
     assert (tmp_path / "kernels_speedup.png").exists()
     with pytest.raises(ValueError, match="shapes"):

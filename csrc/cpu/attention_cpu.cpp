@@ -29,19 +29,21 @@ bool cpu_has(const std::string& isa) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");
+  if (isa == "avx512bf16") return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
   if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
   return isa == "baseline";
 }
 
 const KernelTable* table_of(const std::string& isa) {
+  if (isa == "avx512bf16") return avx512bf16::kernel_table();
   if (isa == "avx512") return avx512::kernel_table();
   if (isa == "avx2") return avx2::kernel_table();
   if (isa == "baseline") return baseline::kernel_table();
   return nullptr;
 }
 
-const char* const kIsaOrder[] = {"avx512", "avx2", "baseline"};
+const char* const kIsaOrder[] = {"avx512bf16", "avx512", "avx2", "baseline"};
 
 // The ISA paths this CPU can run and this build has, widest first.
 std::vector<std::string> supported_isas() {
@@ -60,7 +62,8 @@ std::string supported_str() {
 // The table for a request: "auto" (or empty) = the widest supported; else that ISA, which must be supported.
 const KernelTable* resolve_isa(const std::string& request, const char* what) {
   if (request.empty() || request == "auto") return table_of(supported_isas().front());
-  TORCH_CHECK_VALUE(table_of(request) != nullptr, what, ": expected one of auto, avx512, avx2, baseline, got '",
+  TORCH_CHECK_VALUE(table_of(request) != nullptr, what,
+                    ": expected one of auto, avx512bf16, avx512, avx2, baseline, got '",
                     request, "'");
   TORCH_CHECK_VALUE(cpu_has(request) && table_of(request) != nullptr, what, ": ISA path '", request,
                     "' is not supported on this CPU/build (supported: ", supported_str(), ")");
@@ -84,8 +87,8 @@ const KernelTable& select_kernels() {
   return *t;
 }
 
-// vtrack::cpu_isa(request=""): the ISA path in use; a non-empty request ("auto", "avx512", "avx2",
-// "baseline") switches to it first (for tests and benchmarks).
+// vtrack::cpu_isa(request=""): the ISA path in use; a non-empty request ("auto", "avx512bf16", "avx512",
+// "avx2", "baseline") switches to it first (for tests and benchmarks).
 std::string cpu_isa(c10::string_view request) {
   const std::string req(request.data(), request.size());
   if (!req.empty()) {
@@ -125,6 +128,8 @@ void check_cpu(const at::Tensor& q, const char* op) {
 // bfloat16/float16 run the float32 engine: inputs are widened exactly (every bf16/fp16 value is a
 // float32), all products, the softmax and the accumulation are float32, and the outputs are rounded
 // once to the input dtype (lse, score and the coefficient gradients stay float32, as for float32).
+// Exception: the bfloat16 forward on the avx512bf16 path (KernelTable::forward_bf16) reads the bf16
+// inputs as they are and runs Q.K^T and P.V with bf16 dot products (float32 accumulation).
 bool low_precision(const at::Tensor& q) { return q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf; }
 
 at::Tensor compute_view(const at::Tensor& t, bool widen) {
@@ -167,19 +172,22 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   check_cpu(q_, op);
   check_mask(mask_, q_, d, op);
   const bool fda = check_coef(coef, q_, d, op);
-  const bool widen = low_precision(q_);
+  const KernelTable& kernels = select_kernels();
+  const bool bf16_dot = q_.scalar_type() == at::kBFloat16 && kernels.forward_bf16 != nullptr;
+  const bool widen = low_precision(q_) && !bf16_dot;
   at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
+  const auto fopts = q.options().dtype(bf16_dot ? at::kFloat : q.scalar_type());  // the engine's dtype
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, coef, fda, op);
-  at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
+  at::Tensor mask_t = mask.defined() ? mask.to(fopts.dtype()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   pb.num_template = num_template;
   pb.template_rows = template_rows;
   FwdResult r;
   const int64_t nT = static_cast<int64_t>(template_rows.size());
   const int64_t Ls = num_template > 0 ? d.M - num_template : 0;
-  r.ce_probs = at::zeros({d.B, d.H, nT, Ls}, q.options());
+  r.ce_probs = at::zeros({d.B, d.H, nT, Ls}, fopts);
   if (d.B == 0 || d.H == 0 || d.N == 0 || d.M == 0 || d.D == 0) {  // no valid key anywhere: zero rows
     r.out = at::zeros_like(q_, at::MemoryFormat::Contiguous);
     r.lse = at::full({d.B, d.H, d.N}, std::numeric_limits<double>::infinity(), q.options().dtype(acc_dtype(q)));
@@ -187,16 +195,23 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
     return r;
   }
   // The kernel writes every element of these (no zero-fill pass).
-  r.out = at::empty_like(q);
+  r.out = at::empty(q.sizes(), fopts);
   r.lse = at::empty({d.B, d.H, d.N}, q.options().dtype(acc_dtype(q)));
   r.index = at::empty({d.B, d.H, d.N, pb.K}, q.options().dtype(at::kInt));
-  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_forward", [&] {
-    kernel_forward<scalar_t>(select_kernels())(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
-                             r.out.data_ptr<scalar_t>(), r.lse.data_ptr<scalar_t>(),
-                             pb.K > 0 ? r.index.data_ptr<int32_t>() : nullptr,
-                             nT > 0 ? r.ce_probs.data_ptr<scalar_t>() : nullptr);
-  });
-  if (widen) r.out = r.out.to(q_.scalar_type());
+  if (bf16_dot) {
+    const auto bits = [](const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); };
+    kernels.forward_bf16(pb, bits(q), bits(k), bits(v), r.out.data_ptr<float>(), r.lse.data_ptr<float>(),
+                         pb.K > 0 ? r.index.data_ptr<int32_t>() : nullptr,
+                         nT > 0 ? r.ce_probs.data_ptr<float>() : nullptr);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_forward", [&] {
+      kernel_forward<scalar_t>(kernels)(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+                                        r.out.data_ptr<scalar_t>(), r.lse.data_ptr<scalar_t>(),
+                                        pb.K > 0 ? r.index.data_ptr<int32_t>() : nullptr,
+                                        nT > 0 ? r.ce_probs.data_ptr<scalar_t>() : nullptr);
+    });
+  }
+  if (widen || bf16_dot) r.out = r.out.to(q_.scalar_type());
   return r;
 }
 

@@ -20,6 +20,9 @@
 #ifndef VTRACK_ISA_NS
 #error "engine_impl.h is included by csrc/cpu/isa_*.cpp only"
 #endif
+#ifndef VTRACK_ISA_BF16
+#define VTRACK_ISA_BF16 0  // 1: AVX512-BF16 (vdpbf16ps); this translation unit exports the bf16 forward only
+#endif
 
 namespace vtrack {
 namespace cpu {
@@ -214,7 +217,7 @@ inline vfloat vload(const float* p) {
 inline void vstore(float* p, vfloat x) { std::memcpy(p, &x, sizeof(x)); }
 
 // KT[d][j] = K[j][d] for j < M, 0 for M <= j < Mp (Mp a multiple of kVL * kQV).
-void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
+[[maybe_unused]] void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
   for (int64_t d = 0; d < D; ++d) {
     float* __restrict__ row = KT + d * Mp;
     int64_t j = 0;
@@ -232,7 +235,7 @@ void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, floa
 }
 
 // S[r][0:Mp] = Q[r] . KT (r < nr; S has row stride ldS >= Mp).
-void qk_tiles(const float* __restrict__ Q, int64_t nr, int64_t D, const float* __restrict__ KT, int64_t Mp,
+[[maybe_unused]] void qk_tiles(const float* __restrict__ Q, int64_t nr, int64_t D, const float* __restrict__ KT, int64_t Mp,
               float* __restrict__ S, int64_t ldS) {
   for (int64_t r0 = 0; r0 < nr; r0 += kQR) {
     const float* qrow[kQR];
@@ -304,7 +307,7 @@ constexpr int64_t pow2_floor(int64_t x) { return x >= 2 ? 2 * pow2_floor(x / 2) 
 // O[r] = f[r] * P[r] . V for r < nr (P row stride ldP, V [M][D] row-major); needs D % kVL == 0.
 // Rows per micro-tile: a power of two (so that the 32/64-row query blocks split without clamped,
 // recomputed rows: 6 or 12 rows per tile computed 36 rows for 32, 12.5% extra FMAs).
-void pv_tiles(const float* __restrict__ P, int64_t ldP, int64_t nr, int64_t M, const float* __restrict__ V,
+[[maybe_unused]] void pv_tiles(const float* __restrict__ P, int64_t ldP, int64_t nr, int64_t M, const float* __restrict__ V,
               int64_t D, const float* __restrict__ f, float* __restrict__ O) {
   constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
   for (int64_t x0 = 0; x0 < D;) {
@@ -320,6 +323,211 @@ void pv_tiles(const float* __restrict__ P, int64_t ldP, int64_t nr, int64_t M, c
     x0 += nv * kVL;
   }
 }
+
+#if VTRACK_ISA_BF16
+// ---------------------------------------------------------------------------------------------
+// bfloat16 block products (AVX512-BF16): vdpbf16ps multiplies pairs of bf16 values and adds both
+// products to a float32 lane (exactly: a bf16 product is exact in float32), so the operands are packed
+// pair-interleaved, each pair one 32-bit element: for Q.K^T the pairs run along the head dim
+// (KT2[d2][j] = K[j][2 d2] | K[j][2 d2 + 1] << 16, a 32-bit transpose of K), for P.V along the keys
+// (VP[j2][x] = V[2 j2][x] | V[2 j2 + 1][x] << 16, consecutive rows of V interleaved); an odd head dim or
+// key count is padded with a zero. The register tiles are those of the float32 path.
+// ---------------------------------------------------------------------------------------------
+
+inline float bf16_to_float(uint16_t x) {
+  const uint32_t u = uint32_t(x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+inline uint32_t load_u32(const uint16_t* p) {
+  uint32_t u;
+  std::memcpy(&u, p, sizeof(u));
+  return u;
+}
+
+inline __m512bh as_bh(__m512i x) { return reinterpret_cast<__m512bh&>(x); }
+
+// sum_x a[x]^2 of a bf16 row, in float32.
+inline float sqnorm_bf16(const uint16_t* __restrict__ a, int64_t n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = bf16_to_float(a[i]);
+    s += x * x;
+  }
+  return s;
+}
+
+// The pair of head dims (2 d2, 2 d2 + 1) of a bf16 row of length D (0 past D).
+inline uint32_t pair_of(const uint16_t* row, int64_t D, int64_t d2) {
+  if (2 * d2 + 1 < D) return load_u32(row + 2 * d2);
+  return row[2 * d2];
+}
+
+// KT2[d2][j] = pair d2 of K[j] for j < M, 0 for M <= j < Mp (D2 = ceil(D/2) pair rows).
+void pack_kt_bf16(const uint16_t* __restrict__ K, int64_t M, int64_t D, int64_t Mp, uint32_t* __restrict__ KT2) {
+  const int64_t D2 = (D + 1) / 2;
+  for (int64_t d2 = 0; d2 < D2; ++d2) {
+    uint32_t* __restrict__ row = KT2 + d2 * Mp;
+    int64_t j = 0;
+    if (D % 2 == 0 && D <= (int64_t(1) << 26)) {  // 16 keys per gather of 32-bit pairs (offsets j*D/2 fit in int32)
+      const __m512i off = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int32_t>(D / 2)));
+      for (; j + 16 <= M; j += 16)
+        _mm512_storeu_si512(reinterpret_cast<void*>(row + j),
+                            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xffff, off, K + j * D + 2 * d2, 4));
+    }
+    for (; j < M; ++j) row[j] = pair_of(K + j * D, D, d2);
+    std::fill(row + M, row + Mp, 0u);
+  }
+}
+
+// Qb[r][d2] = pair d2 of Q[r] (r < nr).
+void pack_q_bf16(const uint16_t* __restrict__ Q, int64_t nr, int64_t D, uint32_t* __restrict__ Qb) {
+  const int64_t D2 = (D + 1) / 2;
+  for (int64_t r = 0; r < nr; ++r) {
+    if (D % 2 == 0) {
+      std::memcpy(Qb + r * D2, Q + r * D, static_cast<size_t>(D) * sizeof(uint16_t));
+    } else {
+      for (int64_t d2 = 0; d2 < D2; ++d2) Qb[r * D2 + d2] = pair_of(Q + r * D, D, d2);
+    }
+  }
+}
+
+// VP[j2][x] = V[2 j2][x] | V[2 j2 + 1][x] << 16 for j2 < ceil(M/2) (the missing row of an odd M is 0).
+void pack_v_bf16(const uint16_t* __restrict__ V, int64_t M, int64_t D, uint32_t* __restrict__ VP) {
+  for (int64_t j2 = 0; 2 * j2 < M; ++j2) {
+    const uint16_t* lo = V + 2 * j2 * D;
+    const uint16_t* hi = 2 * j2 + 1 < M ? lo + D : nullptr;
+    uint32_t* __restrict__ dst = VP + j2 * D;
+    int64_t x = 0;
+    // (the masked forms: GCC 12 warns about the unmasked ones' undefined source)
+    for (; x + 16 <= D; x += 16) {
+      const __m256i l16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + x));
+      const __m512i a = _mm512_maskz_cvtepu16_epi32(0xffff, l16);
+      __m512i b = _mm512_setzero_si512();
+      if (hi != nullptr)
+        b = _mm512_maskz_slli_epi32(
+            0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi + x))), 16);
+      _mm512_storeu_si512(reinterpret_cast<void*>(dst + x), _mm512_or_si512(a, b));
+    }
+    for (; x < D; ++x) dst[x] = uint32_t(lo[x]) | (hi != nullptr ? uint32_t(hi[x]) << 16 : 0u);
+  }
+}
+
+// P2[r][j2] = the bf16 pair (s[2 j2], s[2 j2 + 1]) of the float32 row r of S, rounded to nearest even
+// (what a same-precision program's cast of the probabilities does); s[M] of an odd M reads as 0.
+void round_rows_bf16(const float* __restrict__ S, int64_t ldS, int64_t nr, int64_t M, uint32_t* __restrict__ P2,
+                     int64_t ldP2) {
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* s = S + r * ldS;
+    uint32_t* dst = P2 + r * ldP2;
+    for (int64_t j = 0; j < M; j += 32) {
+      const int64_t n = std::min<int64_t>(32, M - j);
+      const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+      const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
+      const __m512 a = _mm512_maskz_loadu_ps(m0, s + j), b = _mm512_maskz_loadu_ps(m1, s + j + 16);
+      const __m512bh p = _mm512_cvtne2ps_pbh(b, a);  // bf16 lanes 0..15 from a, 16..31 from b
+      const int64_t n2 = (n + 1) / 2;
+      _mm512_mask_storeu_epi32(dst + j / 2, static_cast<__mmask16>(n2 >= 16 ? 0xffffu : (1u << n2) - 1u),
+                               reinterpret_cast<const __m512i&>(p));
+    }
+  }
+}
+
+constexpr int64_t kBVL = 16;  // float32 lanes of a vdpbf16ps result
+
+// S[r][0:Mp] = Q[r] . K^T from the packed pairs (r < nr; S row stride ldS >= Mp).
+void qk_tiles_bf16(const uint32_t* __restrict__ Qb, int64_t nr, int64_t D2, const uint32_t* __restrict__ KT2,
+                   int64_t Mp, float* __restrict__ S, int64_t ldS) {
+  for (int64_t r0 = 0; r0 < nr; r0 += kQR) {
+    const uint32_t* qrow[kQR];
+    for (int64_t r = 0; r < kQR; ++r) qrow[r] = Qb + std::min(r0 + r, nr - 1) * D2;  // clamped: extra rows not stored
+    for (int64_t j0 = 0; j0 < Mp; j0 += kBVL * kQV) {
+      __m512 acc[kQR][kQV];
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < kQR; ++r)
+#pragma GCC unroll 3
+        for (int64_t v = 0; v < kQV; ++v) acc[r][v] = _mm512_setzero_ps();
+      const uint32_t* kt = KT2 + j0;
+      for (int64_t d2 = 0; d2 < D2; ++d2, kt += Mp) {
+        const __m512bh b0 = as_bh(_mm512_loadu_si512(kt)), b1 = as_bh(_mm512_loadu_si512(kt + kBVL)),
+                       b2 = as_bh(_mm512_loadu_si512(kt + 2 * kBVL));
+#pragma GCC unroll 8
+        for (int64_t r = 0; r < kQR; ++r) {
+          const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(qrow[r][d2])));
+          acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+          acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+          acc[r][2] = _mm512_dpbf16_ps(acc[r][2], a, b2);
+        }
+      }
+      const int64_t rr = std::min(kQR, nr - r0);
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < kQR; ++r) {
+        if (r >= rr) break;
+        float* srow = S + (r0 + r) * ldS + j0;
+        _mm512_storeu_ps(srow, acc[r][0]);
+        _mm512_storeu_ps(srow + kBVL, acc[r][1]);
+        _mm512_storeu_ps(srow + 2 * kBVL, acc[r][2]);
+      }
+    }
+  }
+}
+
+// O[r][x0 : x0 + NV*16] = f[r] * sum_j2 P2[r][j2] . VP[j2][x0 : ...] for R rows starting at r0 (clamped).
+template <int64_t R, int64_t NV>
+void pv_micro_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t r0, int64_t nr, int64_t M2,
+                   const uint32_t* __restrict__ VP, int64_t D, int64_t x0, const float* __restrict__ f,
+                   float* __restrict__ O) {
+  const uint32_t* prow[R];
+  for (int64_t r = 0; r < R; ++r) prow[r] = P2 + std::min(r0 + r, nr - 1) * ldP2;
+  __m512 acc[R][NV];
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const uint32_t* vp = VP + x0;
+  for (int64_t j2 = 0; j2 < M2; ++j2, vp += D) {
+    __m512bh b[NV];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) b[v] = as_bh(_mm512_loadu_si512(vp + v * kBVL));
+#pragma GCC unroll 24
+    for (int64_t r = 0; r < R; ++r) {
+      const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(prow[r][j2])));
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+  const int64_t rr = std::min(R, nr - r0);
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r) {
+    if (r >= rr) break;
+    const __m512 fr = _mm512_set1_ps(f[r0 + r]);
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) _mm512_storeu_ps(O + (r0 + r) * D + x0 + v * kBVL, _mm512_mul_ps(acc[r][v], fr));
+  }
+}
+
+// O[r] = f[r] * P[r] . V for r < nr from the packed bf16 pairs; needs D % 16 == 0.
+void pv_tiles_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t nr, int64_t M2,
+                   const uint32_t* __restrict__ VP, int64_t D, const float* __restrict__ f, float* __restrict__ O) {
+  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
+  for (int64_t x0 = 0; x0 < D;) {
+    const int64_t nv = std::min<int64_t>(4, (D - x0) / kBVL);
+    for (int64_t r0 = 0; r0 < nr;) {
+      switch (nv) {
+        case 4: pv_micro_bf16<R4, 4>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R4; break;
+        case 3: pv_micro_bf16<R3, 3>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R3; break;
+        case 2: pv_micro_bf16<R2, 2>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R2; break;
+        default: pv_micro_bf16<R2, 1>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R2; break;
+      }
+    }
+    x0 += nv * kBVL;
+  }
+}
+#endif  // VTRACK_ISA_BF16
 
 template <typename T>
 struct Coefs {
@@ -745,9 +953,15 @@ __attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ k
 // Forward
 // ---------------------------------------------------------------------------------------------
 
-template <typename T>
-void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* out, T* lse, int32_t* index,
-                    T* ce_probs) {
+// BF (float32 only, AVX512-BF16 path): q, k, v are bf16 bits; Q.K^T and P.V run on bf16 operands with
+// vdpbf16ps (float32 accumulation), everything else (logits, FDA bias, top-K, softmax, lse, CE rows, the
+// sparse P.V) is the float32 code on the float32 products.
+template <typename T, bool BF = false>
+void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>* q,
+                    const std::conditional_t<BF, uint16_t, T>* k, const std::conditional_t<BF, uint16_t, T>* v, T* out,
+                    T* lse, int32_t* index, T* ce_probs) {
+  using In = std::conditional_t<BF, uint16_t, T>;
+  static_assert(!BF || std::is_same<T, float>::value, "the bf16 engine computes in float32");
   const int64_t B = pb.d.B, H = pb.d.H, N = pb.d.N, M = pb.d.M, D = pb.d.D, K = pb.K;
   const int64_t nqb = (N + kBlockQ - 1) / kBlockQ;
   const int64_t ntask = B * H * nqb;
@@ -770,26 +984,64 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
     std::vector<T> cv(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0), kv(cv.size());
     std::vector<T> work(pb.topk > 0 ? static_cast<size_t>(3 * (M + 16)) : 0);  // select_topk scratch
     std::vector<int32_t> kept(static_cast<size_t>(M + 16)), ci(pb.topk > 0 ? static_cast<size_t>(M + 16) : 0);
+    // bf16: K^T pairs and (dense P.V) V pairs per (batch, head), Q pairs and rounded P per block; V in float32
+    // for the sparse top-K gathers and a head dim that is not a multiple of the vector width.
+    const int64_t D2 = (D + 1) / 2, M2 = (M + 1) / 2;
+    const bool sparse_rows = pb.topk > 0 && 4 * K <= M;
+    const bool need_vf = BF && (sparse_rows || !pv_tiled);
+    const bool need_vp = BF && pv_tiled && !sparse_rows;
+    std::vector<uint32_t> KT2(BF ? static_cast<size_t>(D2 * Mp) : 0), Qb(BF ? static_cast<size_t>(kBlockQ * D2) : 0);
+    std::vector<uint32_t> VP(need_vp ? static_cast<size_t>(M2 * D) : 0);
+    std::vector<uint32_t> P2(need_vp ? static_cast<size_t>(kBlockQ * (Mp / 2)) : 0);
+    std::vector<float> Vf(need_vf ? static_cast<size_t>(M * D) : 0);
+    (void)D2;
+    (void)M2;
 
     for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t bh = task / nqb, qb = task % nqb, b = bh / H, h = bh % H;
       const int64_t i0 = qb * kBlockQ, nr = std::min(kBlockQ, N - i0);
-      const T* Q = q + (bh * N + i0) * D;
-      const T* Kp = k + bh * M * D;
-      const T* V = v + bh * M * D;
+      const In* Q = q + (bh * N + i0) * D;
+      const In* Kp = k + bh * M * D;
+      const In* V = v + bh * M * D;
       T* O = out + (bh * N + i0) * D;
+      const T* Vv = nullptr;  // V in the compute dtype (the sparse gathers, the non-tiled P.V)
+      if constexpr (BF) Vv = Vf.data();
+      else Vv = V;
       const bool* mrow = pb.mask != nullptr ? pb.mask + b * M : nullptr;
       const T* mrow_t = pb.mask != nullptr ? static_cast<const T*>(pb.mask_t) + b * M : nullptr;
       const Coefs<T> c{pb.fda ? T(pb.alpha[h]) : T(0), pb.fda ? T(pb.beta[h]) : T(0),
                        pb.fda ? T(pb.delta[h]) : T(0)};
       if (pb.fda) {
         if (kn_bh != bh) {  // once per (batch, head) and thread, not per query block
-          for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
+          for (int64_t j = 0; j < M; ++j) {
+#if VTRACK_ISA_BF16
+            if constexpr (BF) kn[j] = sqnorm_bf16(Kp + j * D, D);
+            else
+#endif
+              kn[j] = dot(Kp + j * D, Kp + j * D, D);
+          }
           kn_bh = bh;
         }
-        for (int64_t r = 0; r < nr; ++r) qn[r] = dot(Q + r * D, Q + r * D, D);
+        for (int64_t r = 0; r < nr; ++r) {
+#if VTRACK_ISA_BF16
+          if constexpr (BF) qn[r] = sqnorm_bf16(Q + r * D, D);
+          else
+#endif
+            qn[r] = dot(Q + r * D, Q + r * D, D);
+        }
       }
-      if constexpr (kTiles) {
+      if constexpr (BF) {
+#if VTRACK_ISA_BF16
+        if (packed_bh != bh) {
+          pack_kt_bf16(Kp, M, D, Mp, KT2.data());
+          if (need_vp) pack_v_bf16(V, M, D, VP.data());
+          for (size_t x = 0; x < Vf.size(); ++x) Vf[x] = bf16_to_float(V[x]);
+          packed_bh = bh;
+        }
+        pack_q_bf16(Q, nr, D, Qb.data());
+        qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), Mp, S.data(), ldS);
+#endif
+      } else if constexpr (kTiles) {
         if (packed_bh != bh) {
           pack_kt(Kp, M, D, Mp, KT.data());
           packed_bh = bh;
@@ -848,7 +1100,7 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
           *lrow = rmax + std::log(sum);
           if (sparse) {
             for (int64_t t = 0; t < nk; ++t) e[t] *= isum;
-            gather_pv<T>(e, kept.data(), nk, V, D, o);
+            gather_pv<T>(e, kept.data(), nk, Vv, D, o);
             inv[r] = T(1);
             if (nT > 0) {  // normalised sparse probabilities for the CE rows
               std::fill(s, s + M, T(0));
@@ -875,9 +1127,16 @@ void forward_kernel(const Problem& pb, const T* q, const T* k, const T* v, T* ou
         for (int64_t r = 0; r < nr; ++r)  // NaN rows stay NaN (their S row is NaN, f must not be 0)
           if (lse[bh * N + i0 + r] != lse[bh * N + i0 + r]) inv[r] = T(1);
         if (pv_tiled) {
-          if constexpr (kTiles) pv_tiles(S.data(), ldS, nr, M, V, D, inv.data(), O);
+          if constexpr (BF) {
+#if VTRACK_ISA_BF16
+            round_rows_bf16(S.data(), ldS, nr, M, P2.data(), Mp / 2);
+            pv_tiles_bf16(P2.data(), Mp / 2, nr, M2, VP.data(), D, inv.data(), O);
+#endif
+          } else if constexpr (kTiles) {
+            pv_tiles(S.data(), ldS, nr, M, V, D, inv.data(), O);
+          }
         } else {
-          gemm<T>(false, false, nr, D, M, S.data(), ldS, V, D, T(0), O, D, use_blas, tmp);
+          gemm<T>(false, false, nr, D, M, S.data(), ldS, Vv, D, T(0), O, D, use_blas, tmp);
           for (int64_t r = 0; r < nr; ++r) {
             T* __restrict__ o = O + r * D;
             const T f = inv[r];
@@ -1075,6 +1334,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
   });
 }
 
+#if !VTRACK_ISA_BF16
 // The exported table: plain function pointers to this ISA's instantiations.
 void forward_f32(const Problem& pb, const float* q, const float* k, const float* v, float* out, float* lse,
                  int32_t* index, float* ce_probs) {
@@ -1094,13 +1354,32 @@ void backward_f64(const Problem& pb, const double* q, const double* k, const dou
                   double* dcoef) {
   backward_kernel<double>(pb, q, k, v, out, lse, index, gout, dq, dk, dv, dcoef);
 }
+#endif
+
+#if VTRACK_ISA_BF16
+void forward_bf16(const Problem& pb, const uint16_t* q, const uint16_t* k, const uint16_t* v, float* out, float* lse,
+                  int32_t* index, float* ce_probs) {
+  forward_kernel<float, true>(pb, q, k, v, out, lse, index, ce_probs);
+}
+#endif
 
 }  // namespace
 
+#if VTRACK_ISA_BF16
+// float32/float64 and the backward: the avx512 path's kernels (this unit compiles only the bf16 forward).
+const KernelTable* kernel_table() {
+  const KernelTable* base = avx512::kernel_table();
+  if (base == nullptr) return nullptr;
+  static const KernelTable table{VTRACK_ISA_NAME,        base->forward_f32, base->forward_f64,
+                                 base->backward_f32,     base->backward_f64, &forward_bf16};
+  return &table;
+}
+#else
 const KernelTable* kernel_table() {
   static const KernelTable table{VTRACK_ISA_NAME, &forward_f32, &forward_f64, &backward_f32, &backward_f64};
   return &table;
 }
+#endif
 
 }  // namespace VTRACK_ISA_NS
 }  // namespace cpu

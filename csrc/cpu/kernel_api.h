@@ -65,15 +65,22 @@ template <typename T>
 using BackwardFn = void (*)(const Problem&, const T*, const T*, const T*, const T*, const T*, const int32_t*,
                             const T*, T*, T*, T*, double*);
 
+// The bfloat16 forward of an ISA with bf16 dot products (AVX512-BF16): q, k, v as raw bf16 bits; out, lse
+// and ce_probs float32 (the op rounds out once to bfloat16). Null on the other ISAs (bf16 is widened there).
+using ForwardBf16Fn = void (*)(const Problem&, const uint16_t*, const uint16_t*, const uint16_t*, float*, float*,
+                               int32_t*, float*);
+
 struct KernelTable {
   const char* name;
   ForwardFn<float> forward_f32;
   ForwardFn<double> forward_f64;
   BackwardFn<float> backward_f32;
   BackwardFn<double> backward_f64;
+  ForwardBf16Fn forward_bf16 = nullptr;
 };
 
 // One per ISA translation unit; null when that ISA cannot be compiled for this target (e.g. not x86).
+namespace avx512bf16 { const KernelTable* kernel_table(); }
 namespace avx512 { const KernelTable* kernel_table(); }
 namespace avx2 { const KernelTable* kernel_table(); }
 namespace baseline { const KernelTable* kernel_table(); }

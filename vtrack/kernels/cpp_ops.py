@@ -183,11 +183,11 @@ def register_meta() -> bool:
 # Instruction-set path of the CPU kernels
 # ------------------------------------------------------------------------------------------------
 
-CPU_ISAS = ("avx512", "avx2", "baseline")
+CPU_ISAS = ("avx512bf16", "avx512", "avx2", "baseline")
 
 
 def isa(request: Optional[str] = None) -> Optional[str]:
-    """The instruction-set path the CPU kernels take ("avx512", "avx2" or "baseline"; None without the library).
+    """The instruction-set path the CPU kernels take ("avx512bf16", "avx512", "avx2" or "baseline"; None without the library).
 
     One build holds the kernel engine compiled for each ISA and picks the widest one the CPU supports
     (CPUID) on first use; the environment variable ``VTRACK_CPU_ISA`` or ``request`` ("auto" or an ISA
@@ -203,6 +203,24 @@ def isa(request: Optional[str] = None) -> Optional[str]:
 def supported_isas() -> list[str]:
     """The ISA paths this CPU and build can run, widest first (empty without the library)."""
     return list(torch.ops.vtrack.cpu_isa_supported()) if _ext.load() else []
+
+
+def compute_path(dtype: torch.dtype) -> Optional[str]:
+    """How the CPU kernels compute ``dtype`` on the ISA path in use (None without the library).
+
+    ``"bf16-dot"``: bfloat16 forward with bf16 dot products (vdpbf16ps, float32 accumulation; the
+    ``avx512bf16`` path), the backward widened to float32; ``"widened-f32"``: inputs widened exactly to
+    float32 and the float32 engine (float16 always: rounding it to bf16 breaks the accuracy rule; bfloat16
+    on CPUs without AVX512-BF16); ``"native"``: float32/float64. Never a silent reference run.
+    """
+    if dtype not in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype: expected float32, float64, bfloat16 or float16, got {dtype}")
+    path = isa()
+    if path is None:
+        return None
+    if dtype in (torch.float32, torch.float64):
+        return "native"
+    return "bf16-dot" if dtype == torch.bfloat16 and path == "avx512bf16" else "widened-f32"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -284,4 +302,4 @@ def load_extension() -> bool:
     return register_meta()
 
 
-__all__ = ["CppBackend", "CudaBackend", "load_extension", "register_meta", "run_ops", "isa", "supported_isas", "CPU_ISAS"]
+__all__ = ["CppBackend", "CudaBackend", "load_extension", "register_meta", "run_ops", "isa", "supported_isas", "compute_path", "CPU_ISAS"]
