@@ -1,6 +1,6 @@
 // Schemas of the vtrack operators (one TORCH_LIBRARY for the whole extension).
 //
-// The CPU kernels live in cpu/attention_cpu.cpp (TORCH_LIBRARY_IMPL(vtrack, CPU, m)) and the CUDA
+// The CPU kernels live in cpu/attention_cpu.cpp and cpu/crop_cpu.cpp (TORCH_LIBRARY_IMPL(vtrack, CPU, m)) and the CUDA
 // kernels in cuda/attention_cuda.cu (TORCH_LIBRARY_IMPL(vtrack, CUDA, m)). Fake (meta) kernels and
 // autograd formulas are registered from Python in vtrack/kernels/cpp_ops.py.
 //
@@ -40,6 +40,12 @@ TORCH_LIBRARY(vtrack, m) {
       "ce_attention(Tensor q, Tensor k, Tensor v, int num_template, int keep, Tensor template_index, "
       "float scale, int topk=0, Tensor? key_padding_mask=None, Tensor? coef=None) -> (Tensor out, Tensor lse, "
       "Tensor index, Tensor score, Tensor keep_index)");
+  // The exact bilinear crop of vtrack.tracking.crops (cpu/crop_cpu.cpp): image uint8 [H,W,C]; the row taps
+  // rows0/rows1 int64 [oh] with float32 weights wy0/wy1, the column taps likewise [ow]; fill float32 [C]: the
+  // colour that takes the weight of taps outside the image (None: none). Returns float32 [oh, ow, C].
+  m.def(
+      "bilinear_crop(Tensor image, Tensor rows0, Tensor rows1, Tensor wy0, Tensor wy1, Tensor cols0, "
+      "Tensor cols1, Tensor wx0, Tensor wx1, Tensor? fill=None) -> Tensor");
 }
 
 // `import vtrack._C` loads this library (which registers the ops above); the module itself is empty.

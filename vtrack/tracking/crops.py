@@ -5,9 +5,10 @@ Coordinate convention: boxes are ``(x, y, w, h)`` in continuous pixel coordinate
 ``output_size`` maps an image point ``p`` to ``(p - x0) * output_size / s`` exactly (sub-pixel
 accurate, no rounding of the crop corner as in OSTrack's slicing version).
 
-Crops are exact bilinear interpolation, separable (a row pass, then a column pass), computed in
-float with float64 coordinates and returned as float32 ``[0, 255]`` without rounding: only the
-``output_size**2`` destination pixels are computed, whatever the crop side, and the part of the
+Crops are exact bilinear interpolation, separable (a column pass, then a row pass), computed in
+float32 with float64 coordinates and returned as float32 ``[0, 255]`` without rounding: only the
+``output_size**2`` destination pixels are computed, whatever the crop side (in the C++ op
+``vtrack::bilinear_crop`` when ``vtrack._C`` has it, else in NumPy; bit-identical), and the part of the
 crop that leaves the image is filled with the padding colour (the image mean colour by default,
 as SiamFC/SiamRPN/OSTrack-style trackers). The patch is therefore a continuous function of the
 crop box. ``cv2.warpAffine`` is not: it quantises source coordinates to 1/32 pixel (fixed point)
@@ -192,31 +193,65 @@ def _bilinear_crop(img: np.ndarray, x0: float, y0: float, r: float, out: int, re
 
     Out-of-image taps have weight 0 and the padding colour takes the missing weight,
     ``(1 - wy * wx) * value``; with ``replicate`` the taps are clamped to the edge instead.
+    The weighted sums run in the C++ op ``vtrack::bilinear_crop`` (csrc/cpu/crop_cpu.cpp) when
+    vtrack._C provides it, else in NumPy (:func:`_weighted_sums_numpy`): both compute every product
+    and sum in float32 in the same order and give bit-identical patches.
     """
     H, W = img.shape[:2]
     ry0, ry1, wy0, wy1 = _taps(out, y0, r, H, replicate)
     cx0, cx1, wx0, wx1 = _taps(out, x0, r, W, replicate)
-    # The source pixels the taps read, as uint8 [2 * out (x taps), 2 * out (y taps), 3]: rows are
-    # gathered first (contiguous), transposed while uint8 (cheap), then the columns gathered; both
-    # passes then only slice (no float gather along the slow axis), and the cost does not depend
-    # on the crop side.
+    fill = None
+    if not replicate and (np.any(wy0 + wy1 != 1) or np.any(wx0 + wx1 != 1)):
+        fill = np.asarray(value, dtype=np.float32)  # some taps leave the image
+    op = _crop_op()
+    if op is None:
+        return _weighted_sums_numpy(img, (ry0, ry1, wy0, wy1), (cx0, cx1, wx0, wx1), fill)
+    import torch
+
+    t = torch.from_numpy
+    res = op(t(np.ascontiguousarray(img)), t(ry0), t(ry1), t(wy0), t(wy1), t(cx0), t(cx1), t(wx0), t(wx1),
+             None if fill is None else t(fill))
+    return res.numpy()
+
+
+def _crop_op() -> Any:
+    """``torch.ops.vtrack.bilinear_crop`` when the loaded vtrack._C has it, else None (not built, or
+    built from sources older than the op: the NumPy path gives the same patch, only slower)."""
+    import torch
+
+    import vtrack.kernels  # noqa: F401  (imports vtrack._C when it is built: vtrack.kernels._ext.fast_load)
+
+    try:
+        return torch.ops.vtrack.bilinear_crop
+    except (AttributeError, RuntimeError):  # not registered (torch raises either, by version)
+        return None
+
+
+def _weighted_sums_numpy(img: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
+                         fill: np.ndarray | None) -> np.ndarray:
+    """NumPy twin of ``vtrack::bilinear_crop``: the taps' weighted sums, float32, in its order.
+
+    The source pixels the taps read are gathered once as uint8 ``[2 * oh (row taps), 2 * ow (column
+    taps) * 3]`` (rows first, then 3-byte pixels along each row), so both passes run along the
+    contiguous last axis: the column pass ``[2 * oh, ow * 3]``, then the row pass ``[oh, ow * 3]``.
+    """
+    ry0, ry1, wy0, wy1 = rows
+    cx0, cx1, wx0, wx1 = cols
+    oh, ow = len(ry0), len(cx0)
     lo, hi = int(cx0[0]), int(cx1[-1]) + 1  # taps are non-decreasing: only these columns are read
-    rows = np.ascontiguousarray(img[np.concatenate([ry0, ry1]), lo:hi].transpose(1, 0, 2))
-    grid = rows[np.concatenate([cx0, cx1]) - lo].astype(np.float32)
-    grid[:out] *= wx0[:, None, None]  # column pass: [out (u), 2 * out, 3]
-    grid[out:] *= wx1[:, None, None]
-    cols = grid[:out]
-    cols += grid[out:]
-    cols[:, :out] *= wy0[None, :, None]  # row pass: [out (u), out (v), 3]
-    cols[:, out:] *= wy1[None, :, None]
-    cols[:, :out] += cols[:, out:]
-    patch = np.ascontiguousarray(cols[:, :out].transpose(1, 0, 2))
-    if not replicate:
-        sy, sx = wy0 + wy1, wx0 + wx1  # 1 where both taps are inside the image
-        if np.any(sy != 1) or np.any(sx != 1):
-            missing = 1.0 - sy[:, None] * sx[None, :]
-            patch += missing[..., None] * np.asarray(value, dtype=np.float32)
-    return patch
+    band = img[np.concatenate([ry0, ry1]), lo:hi]  # [2 * oh, hi - lo, 3], a contiguous copy
+    pixels = band.view(np.dtype((np.void, 3))).reshape(2 * oh, hi - lo)
+    grid = np.take(pixels, np.concatenate([cx0, cx1]) - lo, axis=1).view(np.uint8).reshape(2 * oh, 6 * ow)
+    n = 3 * ow
+    cols_pass = np.multiply(grid[:, :n], np.repeat(wx0, 3))
+    cols_pass += np.multiply(grid[:, n:], np.repeat(wx1, 3))
+    patch = np.multiply(cols_pass[:oh], wy0[:, None])
+    patch += np.multiply(cols_pass[oh:], wy1[:, None])
+    if fill is not None:
+        missing = 1.0 - (wy0 + wy1)[:, None] * np.repeat(wx0 + wx1, 3)[None, :]
+        missing *= np.tile(fill, ow)
+        patch += missing
+    return patch.reshape(oh, ow, 3)
 
 
 def _crop_scale(crop_box_xywh: Any, output_size: Any) -> tuple[np.ndarray, float, float]:
