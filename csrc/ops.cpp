@@ -9,11 +9,12 @@
 //   lse [B,H,N]: float32 (float64 for float64 inputs) row log-sum-exp of the kept logits; +inf marks a
 //     row with no valid key (its output and gradients are zero).
 //   coef: the optional FDA coefficients as one tensor [3, H] (rows alpha, beta, delta), float32 (float64 for
-//     float64 inputs): the same argument as the Triton op vtrack::triton_attn_fwd's (None: no FDA bias).
+//     float64 inputs) (None: no FDA bias).
 //   index [B,H,N,K] int32, K = min(topk, M): the kept key indices of each row in ascending order,
 //     padded with -1 when fewer than K keys are valid.
-//   dcoef: the coefficient gradient [3, H] in coef's dtype (an empty float32/float64 tensor without coef),
-//     as vtrack::triton_attn_bwd returns it.
+//   dcoef: the coefficient gradient [3, H] in coef's dtype (an empty float32/float64 tensor without coef).
+// These schemas are the fused backends' one op schema: vtrack/kernels/fused.py SCHEMAS holds the same text, and
+// the Triton backend registers the same ops as vtrack::triton_<op> (tests/test_kernels_triton.py compares them).
 #include <Python.h>
 #include <torch/library.h>
 

@@ -163,38 +163,96 @@ def test_dispatch_reasons_and_auto_on_cpu(monkeypatch):
         K.topk_attention(q, q, q, 2, backend="triton")
 
 
-def test_opcheck_custom_op():
+def _op_args(name, q, k, v, coef, mask=None):
+    """Arguments of the schema op ``name`` (vtrack.kernels.fused.SCHEMAS), forward ops only."""
+    n_t = 4
+    return {"topk_attention": (q, k, v, 3, 0.25, mask, coef),
+            "fda_attention": (q, k, v, 0.25, mask, coef),
+            "ce_attention": (q, k, v, n_t, 3, torch.tensor([0, 3], device=DEV), 0.25, 0, mask, coef)}[name]
+
+
+@pytest.mark.parametrize("name", ["topk_attention", "fda_attention", "ce_attention"])
+def test_opcheck_triton_ops(name):
     q, k, v = (torch.randn(1, 2, 9, 16, device=DEV, requires_grad=True) for _ in range(3))
     coef = torch.tensor([[0.1, 0.2], [0.1, 0.1], [0.05, 0.05]], device=DEV, requires_grad=True)
-    torch.library.opcheck(torch.ops.vtrack.triton_attn_fwd.default, (q, k, v, 3, 0.25, None, coef, None),
+    op = getattr(torch.ops.vtrack, "triton_" + name).default
+    torch.library.opcheck(op, _op_args(name, q, k, v, coef),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    out, lse, *rest = op(*_op_args(name, q, k, v, coef))
+    go = torch.randn_like(out)
+    backward = {"topk_attention": ("topk_attention_backward", (go, q, k, v, out, lse, rest[0] if rest else None, 0.25, coef)),
+                "fda_attention": ("fda_attention_backward", (go, q, k, v, out, lse, 0.25, None, coef))}.get(name)
+    if backward is not None:
+        bwd = getattr(torch.ops.vtrack, "triton_" + backward[0]).default
+        torch.library.opcheck(bwd, tuple(x.detach() if isinstance(x, torch.Tensor) else x for x in backward[1]),
+                              test_utils=("test_schema", "test_faketensor"))
 
 
-def test_cpp_and_triton_ops_take_one_coef_convention():
-    """Below the dispatcher the C++ ops and the Triton op take the same packed FDA argument coef [3,H]
-    (rows alpha, beta, delta; reference.packed_coef) and both backwards return dcoef [3,H]."""
+def _cpp_ops_or_skip():
     from ext_required import REQUIRE_EXT
     from vtrack.kernels import cpp_ops
-    from vtrack.kernels.reference import packed_coef
 
     if not cpp_ops.register_meta() and not REQUIRE_EXT:
         pytest.skip("vtrack._C unavailable (VTRACK_REQUIRE_EXT=1 makes this a failure)")
-    t, _ = _make(1, 2, 11, 13, 16, torch.float32)
-    q, k, v = (x.to(DEV) for x in t)
-    fda = {"alpha": torch.tensor([0.3, 0.1], device=DEV), "beta": 0.2, "delta": torch.tensor(0.05, device=DEV)}
+
+
+def test_triton_ops_have_the_cpp_ops_schemas():
+    """One schema per op for every fused backend: vtrack::triton_<op> has exactly vtrack::<op>'s arguments
+    and outputs (names, types, defaults), both written from vtrack.kernels.fused.SCHEMAS."""
+    from vtrack.kernels.fused import SCHEMAS
+
+    _cpp_ops_or_skip()
+    for name, schema in SCHEMAS.items():
+        cpp = str(getattr(torch.ops.vtrack, name).default._schema)
+        tri = str(getattr(torch.ops.vtrack, "triton_" + name).default._schema)
+        assert cpp == f"vtrack::{name}{schema}"
+        assert tri == f"vtrack::triton_{name}{schema}"
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_cpp_and_triton_ops_return_the_same_outputs(masked):
+    """Below the dispatcher the C++ and Triton ops agree: the same arguments (coef [3,H]: rows alpha, beta,
+    delta) give the same out/lse, the same ascending -1-padded index (also topk >= M), the same CE
+    score/keep_index, and the backwards the same (dq, dk, dv, dcoef [3,H]) from that index."""
+    from vtrack.kernels.reference import packed_coef
+
+    _cpp_ops_or_skip()
+    dev = "cpu"  # the C++ CPU ops against the Triton ops on the same (CPU, interpreter) tensors
+    if DEV != "cpu":
+        pytest.skip("the interpreter comparison runs on CPU-only machines")
+    t, _ = _make(2, 2, 12, 12, 16, torch.float32)
+    q, k, v = (x.to(dev) for x in t)
+    fda = {"alpha": torch.tensor([0.3, 0.1]), "beta": 0.2, "delta": torch.tensor(0.05)}
     coef = packed_coef(K.build_inputs(q, k, v, fda=fda))
-    assert coef.shape == (3, 2) and coef.dtype == torch.float32
-    assert torch.equal(coef, torch.tensor([[0.3, 0.1], [0.2, 0.2], [0.05, 0.05]], device=DEV))
+    assert torch.equal(coef, torch.tensor([[0.3, 0.1], [0.2, 0.2], [0.05, 0.05]]))
+    mask = None
+    if masked:
+        mask = torch.zeros(2, 12, dtype=torch.bool)
+        mask[0, [1, 5]] = True
+        mask[1] = True  # a fully masked batch element
     ops = torch.ops.vtrack
-    out_c, lse_c = ops.fda_attention(q, k, v, 0.25, None, coef)
-    out_t, lse_t, index_t, _ = ops.triton_attn_fwd(q, k, v, 0, 0.25, None, coef, None)
-    torch.testing.assert_close(out_t, out_c)
-    torch.testing.assert_close(lse_t, lse_c)
-    go = torch.randn_like(out_c)
-    *_, dcoef_c = ops.fda_attention_backward(go, q, k, v, out_c, lse_c, 0.25, None, coef)
-    *_, dcoef_t = ops.triton_attn_bwd(go, q, k, v, out_t, lse_t, index_t, 0.25, None, coef, 0)
-    assert dcoef_c.shape == dcoef_t.shape == (3, 2)
-    torch.testing.assert_close(dcoef_t, dcoef_c, rtol=1e-4, atol=1e-5)
+    go = torch.randn(q.shape, generator=torch.Generator().manual_seed(1))
+    calls = [("topk_attention", (q, k, v, 3, 0.25, mask, coef)), ("topk_attention", (q, k, v, 12, 0.25, mask, None)),
+             ("fda_attention", (q, k, v, 0.25, mask, coef)),
+             ("ce_attention", (q, k, v, 4, 3, torch.tensor([0, 3]), 0.25, 0, mask, coef))]
+    for name, args in calls:
+        cpp, tri = getattr(ops, name)(*args), getattr(ops, "triton_" + name)(*args)
+        assert len(cpp) == len(tri)
+        for part, a, b in zip(("out", "lse", "index", "score", "keep_index")[:len(cpp)], cpp, tri):
+            assert a.dtype == b.dtype and a.shape == b.shape, (name, part)
+            if a.dtype in (torch.int32, torch.int64):
+                assert torch.equal(a, b), (name, part)
+            else:
+                torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=lambda m, n=name, p=part: f"{n} {p}: {m}")
+        out, lse = tri[0], tri[1]
+        if name == "topk_attention":
+            bwd = "topk_attention_backward", (go, q, k, v, out, lse, tri[2], 0.25, args[-1])
+        else:
+            bwd = "fda_attention_backward", (go, q, k, v, out, lse, 0.25, mask, coef)
+        g_cpp, g_tri = getattr(ops, bwd[0])(*bwd[1]), getattr(ops, "triton_" + bwd[0])(*bwd[1])
+        for part, a, b in zip(("dq", "dk", "dv", "dcoef"), g_cpp, g_tri):
+            assert a.shape == b.shape and a.dtype == b.dtype, (name, part)
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m, n=name, p=part: f"{n} {p}: {m}")
 
 
 @pytest.mark.parametrize("op", ["topk", "fda", "ce"])

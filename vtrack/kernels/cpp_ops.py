@@ -1,42 +1,31 @@
 """The "cpp" (C++ CPU) and "cuda" (CUDA) backends of :mod:`vtrack.kernels`.
 
-The compiled library ``vtrack._C`` (``csrc/``) registers the operators ``torch.ops.vtrack.*``:
+The compiled library ``vtrack._C`` (``csrc/``) registers the fused backends' five operators
+``torch.ops.vtrack.topk_attention``, ``fda_attention``, ``ce_attention``, ``topk_attention_backward``
+and ``fda_attention_backward`` with the schemas of :data:`vtrack.kernels.fused.SCHEMAS` (the Triton
+backend registers the same ops as ``vtrack::triton_*``).
 
-* ``topk_attention(q, k, v, topk, scale, key_padding_mask, coef) -> (out, lse, index)``
-* ``fda_attention(q, k, v, scale, key_padding_mask, coef) -> (out, lse)`` (dense attention when
-  coef is None)
-* ``ce_attention(q, k, v, num_template, keep, template_index, scale, topk, key_padding_mask, coef)
-  -> (out, lse, index, score, keep_index)``
-* ``topk_attention_backward`` / ``fda_attention_backward`` -> ``(dq, dk, dv, dcoef)`` (the gradients,
-  also used by CE).
-
-``coef`` is the FDA coefficients' one form below the dispatcher, shared with the Triton op: a [3, H]
-tensor (rows alpha, beta, delta) in the accumulation dtype, or None
-(:func:`vtrack.kernels.reference.packed_coef`); ``dcoef`` is its [3, H] gradient.
-
-This module registers their fake (meta) kernels and autograd formulas with :mod:`torch.library`
-(so ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck`` work) and plugs the two
+This module registers their fake (meta) kernels and autograd formulas (:func:`vtrack.kernels.fused.register`,
+so ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck`` work) and plugs the two
 backends into the dispatcher with their declared :class:`~vtrack.kernels.dispatch.Capabilities`.
 ``import vtrack._C`` happens at import; a JIT build only on an explicit
 ``vtrack.kernels.load_extension()`` (see :mod:`vtrack.kernels._ext`). When the library is missing
 the backends report why (``unavailable_reason``, a pure read) and "auto" picks another backend.
 
 Both backends return the dispatcher's one schema :class:`~vtrack.kernels.dispatch.KernelResult`
-``(out, lse, index, score, keep_index)``: the ops' outputs, reordered for CE.
+``(out, lse, index, score, keep_index)`` through :func:`vtrack.kernels.fused.run`.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
-from . import _ext
+from . import _ext, fused
 from .checks import AttentionInputs
 from .dispatch import Capabilities, KernelResult, register_backend
-from .reference import compute_dtype as _acc_dtype
-from .reference import packed_coef
 
 logger = logging.getLogger(__name__)
 
@@ -47,111 +36,6 @@ CUDA_MAX_TOPK_KEYS = 8192
 
 _LOCK = threading.Lock()
 _META_DONE = [False]
-
-
-# ------------------------------------------------------------------------------------------------
-# Fake kernels
-# ------------------------------------------------------------------------------------------------
-
-def _fake_topk(q, k, v, topk, scale, key_padding_mask=None, coef=None):
-    b, h, n, _ = q.shape
-    width = min(topk, k.shape[2])
-    return (torch.empty_like(q, memory_format=torch.contiguous_format),
-            q.new_empty((b, h, n), dtype=_acc_dtype(q.dtype)),
-            q.new_empty((b, h, n, width), dtype=torch.int32))
-
-
-def _fake_fda(q, k, v, scale, key_padding_mask=None, coef=None):
-    b, h, n, _ = q.shape
-    return (torch.empty_like(q, memory_format=torch.contiguous_format),
-            q.new_empty((b, h, n), dtype=_acc_dtype(q.dtype)))
-
-
-def _fake_ce(q, k, v, num_template, keep, template_index, scale, topk=0, key_padding_mask=None, coef=None):
-    b, h, n, _ = q.shape
-    m = k.shape[2]
-    width = min(topk, m) if topk > 0 else 0
-    return (torch.empty_like(q, memory_format=torch.contiguous_format),
-            q.new_empty((b, h, n), dtype=_acc_dtype(q.dtype)),
-            q.new_empty((b, h, n, width), dtype=torch.int32),
-            q.new_empty((b, m - num_template), dtype=_acc_dtype(q.dtype)),
-            q.new_empty((b, keep), dtype=torch.int64))
-
-
-def _fake_grads(q, k, v, coef):
-    dcoef = q.new_empty((0,), dtype=_acc_dtype(q.dtype)) if coef is None else torch.empty_like(coef)
-    return (torch.empty_like(q, memory_format=torch.contiguous_format),
-            torch.empty_like(k, memory_format=torch.contiguous_format),
-            torch.empty_like(v, memory_format=torch.contiguous_format), dcoef)
-
-
-def _fake_topk_bwd(grad_out, q, k, v, out, lse, index, scale, coef=None):
-    return _fake_grads(q, k, v, coef)
-
-
-def _fake_fda_bwd(grad_out, q, k, v, out, lse, scale, key_padding_mask=None, coef=None):
-    return _fake_grads(q, k, v, coef)
-
-
-# ------------------------------------------------------------------------------------------------
-# Autograd
-# ------------------------------------------------------------------------------------------------
-
-def _grad_or_zeros(grad: Optional[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(out) if grad is None else grad
-
-
-def _dcoef(dcoef: torch.Tensor, coef: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-    return dcoef if coef is not None else None
-
-
-def _setup_topk(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, topk, scale, mask, coef = inputs
-    out, lse, index = output
-    ctx.save_for_backward(q, k, v, out, lse, index, coef)
-    ctx.scale = scale
-    ctx.mark_non_differentiable(lse, index)
-
-
-def _backward_topk(ctx: Any, grad_out, grad_lse, grad_index):
-    q, k, v, out, lse, index, coef = ctx.saved_tensors
-    dq, dk, dv, dcoef = torch.ops.vtrack.topk_attention_backward(
-        _grad_or_zeros(grad_out, out), q, k, v, out, lse, index, ctx.scale, coef)
-    return dq, dk, dv, None, None, None, _dcoef(dcoef, coef)
-
-
-def _setup_fda(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, scale, mask, coef = inputs
-    out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse, mask, coef)
-    ctx.scale = scale
-    ctx.mark_non_differentiable(lse)
-
-
-def _backward_fda(ctx: Any, grad_out, grad_lse):
-    q, k, v, out, lse, mask, coef = ctx.saved_tensors
-    dq, dk, dv, dcoef = torch.ops.vtrack.fda_attention_backward(
-        _grad_or_zeros(grad_out, out), q, k, v, out, lse, ctx.scale, mask, coef)
-    return dq, dk, dv, None, None, _dcoef(dcoef, coef)
-
-
-def _setup_ce(ctx: Any, inputs: tuple, output: tuple) -> None:
-    q, k, v, num_template, keep, template_index, scale, topk, mask, coef = inputs
-    out, lse, index, score, keep_index = output
-    ctx.save_for_backward(q, k, v, out, lse, index, mask, coef)
-    ctx.scale = scale
-    ctx.topk = topk
-    ctx.mark_non_differentiable(lse, index, score, keep_index)
-
-
-def _backward_ce(ctx: Any, grad_out, grad_lse, grad_index, grad_score, grad_keep):
-    q, k, v, out, lse, index, mask, coef = ctx.saved_tensors
-    go = _grad_or_zeros(grad_out, out)
-    if ctx.topk > 0:
-        dq, dk, dv, dcoef = torch.ops.vtrack.topk_attention_backward(go, q, k, v, out, lse, index, ctx.scale, coef)
-    else:
-        dq, dk, dv, dcoef = torch.ops.vtrack.fda_attention_backward(go, q, k, v, out, lse, ctx.scale, mask, coef)
-    return dq, dk, dv, None, None, None, None, None, None, _dcoef(dcoef, coef)
 
 
 def register_meta() -> bool:
@@ -166,15 +50,7 @@ def register_meta() -> bool:
     with _LOCK:
         if _META_DONE[0]:
             return True
-        lib = torch.library
-        lib.register_fake("vtrack::topk_attention")(_fake_topk)
-        lib.register_fake("vtrack::fda_attention")(_fake_fda)
-        lib.register_fake("vtrack::ce_attention")(_fake_ce)
-        lib.register_fake("vtrack::topk_attention_backward")(_fake_topk_bwd)
-        lib.register_fake("vtrack::fda_attention_backward")(_fake_fda_bwd)
-        lib.register_autograd("vtrack::topk_attention", _backward_topk, setup_context=_setup_topk)
-        lib.register_autograd("vtrack::fda_attention", _backward_fda, setup_context=_setup_fda)
-        lib.register_autograd("vtrack::ce_attention", _backward_ce, setup_context=_setup_ce)
+        fused.register("")
         _META_DONE[0] = True
     return True
 
@@ -234,19 +110,7 @@ def run_ops(inputs: AttentionInputs) -> KernelResult:
     after import (``load_extension()``)."""
     if not register_meta():
         raise RuntimeError(f"the compiled extension is unavailable: {_ext.unavailable_reason()}")
-    q, k, v = inputs.q, inputs.k, inputs.v
-    coef = packed_coef(inputs)
-    mask = inputs.key_padding_mask
-    if inputs.ce is not None:
-        ce = inputs.ce
-        out, lse, index, score, keep_index = torch.ops.vtrack.ce_attention(
-            q, k, v, ce.num_template, ce.keep, ce.template_index, inputs.scale, inputs.topk or 0, mask, coef)
-        return KernelResult(out, lse, index if inputs.topk else None, score, keep_index)
-    if inputs.topk is not None:
-        out, lse, index = torch.ops.vtrack.topk_attention(q, k, v, inputs.topk, inputs.scale, mask, coef)
-        return KernelResult(out, lse, index)
-    out, lse = torch.ops.vtrack.fda_attention(q, k, v, inputs.scale, mask, coef)
-    return KernelResult(out, lse)
+    return fused.run(inputs, "")
 
 
 class CppBackend:

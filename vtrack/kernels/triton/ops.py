@@ -1,17 +1,18 @@
-"""torch.library custom ops wrapping the Triton kernels (forward, backward, autograd, fake impls).
+"""The Triton backend's torch operators: the fused backends' five ops (:data:`vtrack.kernels.fused.SCHEMAS`)
+as ``vtrack::triton_topk_attention``, ``triton_fda_attention``, ``triton_ce_attention``,
+``triton_topk_attention_backward`` and ``triton_fda_attention_backward``, with the C++ ops' exact
+schemas, outputs and conventions (docs/kernels.md "Kernel schema"), over the one parameterised Triton
+forward kernel and its backward kernels (:func:`_forward`, :func:`_backward`).
 
-``vtrack::triton_attn_fwd(q, k, v, topk, scale, key_padding_mask, coef, ce_weight)
--> (out, lse [B,H,N] f32, index [B,H,N,KP] i32, ce_buf [B,H,M] f32)`` and
-``vtrack::triton_attn_bwd(grad_out, q, k, v, out, lse, index, scale, key_padding_mask, coef, topk)
--> (dq, dk, dv, dcoef)``. Registered with ``custom_op`` + ``register_fake`` + ``register_autograd``
-so ``torch.compile(fullgraph=True)`` treats them as opaque ops (this also works with the Triton
-interpreter, unlike ``triton_op``).
+Defined with ``torch.library.define`` + ``impl`` (CPU: the interpreter; CUDA); their fakes and autograd
+are the C++ ops' (:func:`vtrack.kernels.fused.register`), so ``torch.compile(fullgraph=True)`` treats them
+as opaque ops (this also works with the Triton interpreter, unlike ``triton_op``).
 
-The arguments follow the C++/CUDA ops (``torch.ops.vtrack.topk_attention(q, k, v, topk, scale,
-key_padding_mask, coef)``, csrc/ops.cpp): ``topk`` is 0 for dense; ``coef`` is the FDA coefficients'
-one form below the dispatcher, a float32 [3, H] tensor (rows alpha, beta, delta per head) or None, and
-``dcoef`` its [3, H] gradient (empty without FDA). ``ce_weight`` is a float32 [N] tensor (weight of
-each query row in the CE score) or None.
+What the ops do around the kernels: the kernel's kept-key buffer ``[B,H,N,KP]`` (descending logit
+order, KP a power of two) becomes the schema's ascending ``index`` ``[B,H,N,min(topk,M)]`` in the
+forward op, and the backward op pads it back to KP columns (so the top-K backward accumulates over the
+kept keys in ascending key order); CE takes per-row weights (``1/(H*T)`` on the template rows) and its
+per-head buffer is summed to ``score``, with ``keep_index`` from :func:`vtrack.kernels.reference.keep_index_of`.
 """
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ from typing import Optional
 import torch
 import triton
 
+from ..fused import SCHEMAS, register
+from ..reference import keep_index_of
 from .configs import launch_config
 from .kernels import _attn_bwd_dkdv, _attn_bwd_dq, _attn_fwd
 
 #: True when the kernels were defined under the Triton interpreter (CPU tensors only work then).
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+#: The name prefix of the Triton ops (``torch.ops.vtrack.triton_topk_attention`` ...).
+PREFIX = "triton_"
 
 MAX_HEAD_DIM = 256
 MAX_TOPK = 256
@@ -77,11 +83,16 @@ def _mask_arg(mask: Optional[torch.Tensor], q: torch.Tensor) -> tuple[torch.Tens
     return mask.to(torch.int8).contiguous(), True
 
 
-@torch.library.custom_op("vtrack::triton_attn_fwd", mutates_args=())
-def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int, scale: float,
-                    key_padding_mask: Optional[torch.Tensor], coef: Optional[torch.Tensor],
-                    ce_weight: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fused attention forward (see module docstring)."""
+# ------------------------------------------------------------------------------------------------
+# The kernels' launchers (one parameterised forward, one backward)
+# ------------------------------------------------------------------------------------------------
+
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int, scale: float,
+             key_padding_mask: Optional[torch.Tensor], coef: Optional[torch.Tensor],
+             ce_weight: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward kernel (``topk`` 0: dense) -> (out, lse [B,H,N] f32, kept-key buffer [B,H,N,KP] i32 in
+    descending logit order (empty when dense), CE buffer [B,H,M] f32 of ``ce_weight``-weighted rows (empty
+    without ``ce_weight`` [N]))."""
     _check_coef(coef, q)
     b, h, n, d = q.shape
     m = k.shape[2]
@@ -108,23 +119,11 @@ def triton_attn_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int
     return out, lse, idx, ce_buf
 
 
-@triton_attn_fwd.register_fake
-def _(q, k, v, topk, scale, key_padding_mask, coef, ce_weight):
-    b, h, n, d = q.shape
-    m = k.shape[2]
-    out = q.new_empty(b, h, n, d)
-    lse = q.new_empty(b, h, n, dtype=torch.float32)
-    idx = q.new_empty((b, h, n, topk_pad(topk)) if topk > 0 else (0,), dtype=torch.int32)
-    ce_buf = q.new_empty((b, h, m) if ce_weight is not None else (0,), dtype=torch.float32)
-    return out, lse, idx, ce_buf
-
-
-@torch.library.custom_op("vtrack::triton_attn_bwd", mutates_args=())
-def triton_attn_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                    lse: torch.Tensor, index: torch.Tensor, scale: float, key_padding_mask: Optional[torch.Tensor],
-                    coef: Optional[torch.Tensor], topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                      torch.Tensor]:
-    """Fused attention backward -> (dq, dk, dv, dcoef [3,H] float32 (empty without FDA))."""
+def _backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+              lse: torch.Tensor, index: torch.Tensor, scale: float, key_padding_mask: Optional[torch.Tensor],
+              coef: Optional[torch.Tensor], topk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward kernels -> (dq, dk, dv, dcoef [3,H] float32 (empty without FDA)); ``topk`` > 0 reads the
+    kept keys of ``index`` [B,H,N,KP] (any order, -1 = none), else the dense kernels run with the mask."""
     _check_coef(coef, q)
     b, h, n, d = q.shape
     m = k.shape[2]
@@ -165,27 +164,110 @@ def triton_attn_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v:
     return dq, dk, dv, dcoef
 
 
-@triton_attn_bwd.register_fake
-def _(grad_out, q, k, v, out, lse, index, scale, key_padding_mask, coef, topk):
-    dcoef = q.new_empty((3, q.shape[1]) if coef is not None else (0,), dtype=torch.float32)
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dcoef
+# ------------------------------------------------------------------------------------------------
+# The schema's ops (vtrack.kernels.fused.SCHEMAS)
+# ------------------------------------------------------------------------------------------------
+
+def _dense_index(key_padding_mask: Optional[torch.Tensor], b: int, h: int, n: int, m: int,
+                 device: torch.device) -> torch.Tensor:
+    """The index of top-K with ``topk >= M`` (dense attention): every unmasked key, ascending, -1 after."""
+    keys = torch.arange(m, dtype=torch.int32, device=device).expand(b, h, n, m)
+    if key_padding_mask is not None:
+        keys = _ascending(keys.masked_fill(key_padding_mask[:, None, None, :], -1), m)
+    return keys.contiguous()
 
 
-def _setup_context(ctx, inputs, output):
-    q, k, v, topk, scale, mask, coef, ce_weight = inputs
-    out, lse, index, _ = output
-    ctx.save_for_backward(q, k, v, out, lse, index, mask, coef)
-    ctx.scale = scale
-    ctx.topk = topk
+def _ascending(idx: torch.Tensor, m: int) -> torch.Tensor:
+    """Kept-key rows sorted ascending with -1 (none) after the last key."""
+    idx = torch.where(idx < 0, m, idx).sort(-1).values
+    return idx.masked_fill(idx == m, -1)
 
 
-def _backward(ctx, dout, dlse, dindex, dce):
-    q, k, v, out, lse, index, mask, coef = ctx.saved_tensors
-    if dout is None:
-        dout = torch.zeros_like(out)
-    dq, dk, dv, dcoef = torch.ops.vtrack.triton_attn_bwd(dout, q, k, v, out, lse, index, ctx.scale, mask, coef,
-                                                         ctx.topk)
-    return dq, dk, dv, None, None, None, (dcoef if coef is not None else None), None
+def _mask_of_dense_index(index: torch.Tensor, m: int) -> torch.Tensor:
+    """The key padding mask [B,M] behind a dense index: the keys missing from a row (every row of a batch
+    element keeps the same keys, its unmasked ones; a fully masked element's rows are all -1)."""
+    b = index.shape[0]
+    first = index[:, 0, 0, :].long() if index.shape[1] and index.shape[2] else index.new_full((b, m), -1).long()
+    kept = torch.zeros(b, m + 1, dtype=torch.bool, device=index.device)
+    kept.scatter_(1, torch.where(first < 0, m, first), True)
+    return ~kept[:, :m]
 
 
-triton_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
+def topk_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, topk: int, scale: float,
+                   key_padding_mask: Optional[torch.Tensor] = None,
+                   coef: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``vtrack::triton_topk_attention`` -> (out, lse, index [B,H,N,min(topk,M)] int32 ascending, -1 padded)."""
+    b, h, n, _ = q.shape
+    m = k.shape[2]
+    if topk >= m:
+        out, lse, _, _ = _forward(q, k, v, 0, scale, key_padding_mask, coef, None)
+        return out, lse, _dense_index(key_padding_mask, b, h, n, m, q.device)
+    out, lse, buf, _ = _forward(q, k, v, topk, scale, key_padding_mask, coef, None)
+    return out, lse, _ascending(buf[..., :topk], m)
+
+
+def topk_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                            out: torch.Tensor, lse: torch.Tensor, index: torch.Tensor, scale: float,
+                            coef: Optional[torch.Tensor] = None
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``vtrack::triton_topk_attention_backward`` -> (dq, dk, dv, dcoef) from the schema's index."""
+    m = k.shape[2]
+    width = index.shape[-1]
+    if width >= m:  # topk >= M: the dense kernels, with the mask the index implies
+        return _backward(grad_out, q, k, v, out, lse, index, scale, _mask_of_dense_index(index, m), coef, 0)
+    buf = torch.nn.functional.pad(index, (0, topk_pad(width) - width), value=-1).contiguous()
+    return _backward(grad_out, q, k, v, out, lse, buf, scale, None, coef, width)
+
+
+def fda_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                  key_padding_mask: Optional[torch.Tensor] = None,
+                  coef: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``vtrack::triton_fda_attention`` -> (out, lse): dense attention, with the FDA bias when ``coef`` is given."""
+    out, lse, _, _ = _forward(q, k, v, 0, scale, key_padding_mask, coef, None)
+    return out, lse
+
+
+def fda_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           out: torch.Tensor, lse: torch.Tensor, scale: float,
+                           key_padding_mask: Optional[torch.Tensor] = None, coef: Optional[torch.Tensor] = None
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``vtrack::triton_fda_attention_backward`` -> (dq, dk, dv, dcoef)."""
+    none = torch.empty((0,), dtype=torch.int32, device=q.device)
+    return _backward(grad_out, q, k, v, out, lse, none, scale, key_padding_mask, coef, 0)
+
+
+def ce_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_template: int, keep: int,
+                 template_index: torch.Tensor, scale: float, topk: int = 0,
+                 key_padding_mask: Optional[torch.Tensor] = None, coef: Optional[torch.Tensor] = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``vtrack::triton_ce_attention`` -> (out, lse, index, score [B,Ls] f32, keep_index [B,keep] int64).
+
+    Top-K below M is not fused with CE here (ValueError; the backend declares it)."""
+    b, h, n, _ = q.shape
+    m = k.shape[2]
+    if 0 < topk < m:
+        raise ValueError(f"topk: the Triton ce_attention does not fuse top-K with CE; expected 0 or >= M={m}, "
+                         f"got {topk}")
+    t = template_index.numel()
+    ce_weight = torch.zeros(n, dtype=torch.float32, device=q.device).index_add_(
+        0, template_index, torch.full((t,), 1.0 / (h * t), dtype=torch.float32, device=q.device))
+    out, lse, _, ce_buf = _forward(q, k, v, 0, scale, key_padding_mask, coef, ce_weight)
+    score = ce_buf.sum(1)[:, num_template:]
+    # NaN contract (docs/kernels.md): a template row that saw a NaN logit makes its score row NaN.
+    # The kernel gives such a row lse = +inf like a fully masked row, but a NaN output.
+    rows = template_index
+    saw_nan = (torch.isinf(lse[:, :, rows]) & torch.isnan(out[:, :, rows]).any(-1)).flatten(1).any(1)
+    score = score.masked_fill(saw_nan[:, None], float("nan")).contiguous()
+    index = (_dense_index(key_padding_mask, b, h, n, m, q.device) if topk > 0
+             else torch.empty((b, h, n, 0), dtype=torch.int32, device=q.device))
+    return out, lse, index, score, keep_index_of(score, keep).contiguous()
+
+
+_OPS = {"topk_attention": topk_attention, "topk_attention_backward": topk_attention_backward,
+        "fda_attention": fda_attention, "fda_attention_backward": fda_attention_backward,
+        "ce_attention": ce_attention}
+
+for _name, _fn in _OPS.items():
+    torch.library.define(f"vtrack::{PREFIX}{_name}", SCHEMAS[_name])
+    torch.library.impl(f"vtrack::{PREFIX}{_name}", ("cpu", "cuda"), _fn)
+register(PREFIX)
