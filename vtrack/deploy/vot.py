@@ -148,8 +148,8 @@ def write_workspace(workspace: str | os.PathLike[str], stack: str, sequences: Se
     from vtrack.io import atomic_write_text
 
     ws = Path(workspace)
-    if not isinstance(stack, str) or not isinstance(yaml.safe_load(stack), dict) or \
-            "experiments" not in yaml.safe_load(stack):
+    parsed = yaml.safe_load(stack) if isinstance(stack, str) else None
+    if not isinstance(parsed, dict) or "experiments" not in parsed:
         raise ValueError("stack: expected the YAML text of a vot-toolkit stack with an `experiments` mapping")
     names = list(sequences)
     missing = [n for n in names if not (ws / "sequences" / n / "groundtruth.txt").is_file()]

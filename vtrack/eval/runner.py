@@ -390,10 +390,9 @@ def _config_sha256(config: Any) -> str | None:
     if config is None:
         return None
     if not isinstance(config, dict):
-        import yaml
+        from vtrack.config import load_yaml
 
-        with open(config, encoding="utf-8") as f:
-            config = yaml.safe_load(f)
+        config = load_yaml(config)
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
