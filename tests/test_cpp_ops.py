@@ -284,16 +284,18 @@ def _widest(*names: str) -> str:
     ((1, 2, 50, 61, 64), {"topk": 20, "fda": True}),  # dense top-K rows (4K > M) with FDA
     ((1, 2, 33, 33, 8), {"fda": True, "ce": True}),  # CE rows, D below the vector width
     ((2, 2, 20, 29, 7), {"mask": True}),  # odd head dim, odd key count
-    ((1, 3, 70, 64, 48), {}),  # D = 3 vectors, M even
+    ((1, 3, 70, 64, 48), {}),  # D = 3 vectors, M even, more rows than a backward block
 ])
-def test_bf16_forward_flash_rule_on_every_path(isa_path, shape, kw):
-    """bf16 forward on the bf16 dot-product path and on the widened path: out (and the CE score) within 2x the error
-    of a same-precision PyTorch run against the float32 reference, plus a small floor; lse close to the reference's.
-    (Without AVX512-BF16 both runs take the widest path; test_bf16_dot_path_is_taken_... checks that this is right.)"""
+def test_bf16_flash_rule_on_every_path(isa_path, shape, kw):
+    """bf16 forward and gradients on the bf16 dot-product path and on the widened path: out, dq, dk, dv (and the CE
+    score) within 2x the error of a same-precision PyTorch run against the float32 reference, plus a small floor;
+    lse close to the reference's. (Without AVX512-BF16 both runs take the widest path; test_bf16_dot_path_is_taken_...
+    checks that this is right.)"""
     path = _widest("avx512bf16") if isa_path == "avx512bf16" else _widest("avx512", "avx2", "baseline")
     b, h, n, m, d = shape
     g = torch.Generator().manual_seed(1)
     base = [torch.randn(b, h, t, d, generator=g).to(torch.bfloat16).float() for t in (n, m, m)]
+    go = torch.randn(b, h, n, d, generator=g).to(torch.bfloat16)
     args = {}
     if kw.get("topk"):
         args["topk"] = kw["topk"]
@@ -305,21 +307,29 @@ def test_bf16_forward_flash_rule_on_every_path(isa_path, shape, kw):
         mask = torch.rand(b, m, generator=g) < 0.3
         mask[0] = True  # batch 0: every key masked (zero rows, lse +inf)
         args["key_padding_mask"] = mask
-    ref32 = K.dispatch(K.build_inputs(*base, **args), "reference")
-    ref16 = K.dispatch(K.build_inputs(*[t.to(torch.bfloat16) for t in base], **args), "reference")
+    l32 = [t.clone().requires_grad_(True) for t in base]
+    l16 = [t.to(torch.bfloat16).requires_grad_(True) for t in base]
+    lcpp = [t.to(torch.bfloat16).requires_grad_(True) for t in base]
+    ref32 = K.dispatch(K.build_inputs(*l32, **args), "reference")
+    ref16 = K.dispatch(K.build_inputs(*l16, **args), "reference")
     before = cpp_ops.isa()
     try:
         cpp_ops.isa(path)
-        got = K.dispatch(K.build_inputs(*[t.to(torch.bfloat16) for t in base], **args), "cpp")
+        got = K.dispatch(K.build_inputs(*lcpp, **args), "cpp")
+        g_cpp = torch.autograd.grad(got.out, lcpp, go)
     finally:
         cpp_ops.isa(before)
+    g32 = torch.autograd.grad(ref32.out, l32, go.float())
+    g16 = torch.autograd.grad(ref16.out, l16, go)
     assert got.out.dtype == torch.bfloat16 and got.lse.dtype == torch.float32
-    err = (got.out.float() - ref32.out).abs().max().item()
-    bound = 2 * (ref16.out.float() - ref32.out).abs().max().item() + 2e-3
-    assert err <= bound, (path, err, bound)
+    for name, a, same, hi in [("out", got.out, ref16.out, ref32.out)] + list(zip("qkv", g_cpp, g16, g32)):
+        assert a.dtype == torch.bfloat16, name
+        err = (a.float() - hi).abs().max().item()
+        bound = 2 * (same.float() - hi).abs().max().item() + 2e-3
+        assert err <= bound, (path, name, err, bound)
     fin = torch.isfinite(ref32.lse)
     assert torch.equal(fin, torch.isfinite(got.lse)) and torch.equal(ref32.lse[~fin], got.lse[~fin])
-    torch.testing.assert_close(got.lse[fin], ref32.lse[fin], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(got.lse[fin], ref32.lse[fin].detach(), atol=1e-3, rtol=1e-3)
     if "ce" in args:
         serr = (got.score - ref32.score).abs().max().item()
         assert serr <= 2 * (ref16.score.float() - ref32.score).abs().max().item() + 1e-3

@@ -108,9 +108,10 @@ ForwardFn<T> kernel_forward(const KernelTable& t) {
   else return t.forward_f64;
 }
 
+// bf16_dot: the float32 backward with bf16 dot products on inputs widened from bfloat16 (avx512bf16 path).
 template <typename T>
-BackwardFn<T> kernel_backward(const KernelTable& t) {
-  if constexpr (std::is_same<T, float>::value) return t.backward_f32;
+BackwardFn<T> kernel_backward(const KernelTable& t, bool bf16_dot) {
+  if constexpr (std::is_same<T, float>::value) return bf16_dot ? t.backward_bf16 : t.backward_f32;
   else return t.backward_f64;
 }
 
@@ -128,8 +129,9 @@ void check_cpu(const at::Tensor& q, const char* op) {
 // bfloat16/float16 run the float32 engine: inputs are widened exactly (every bf16/fp16 value is a
 // float32), all products, the softmax and the accumulation are float32, and the outputs are rounded
 // once to the input dtype (lse, score and the coefficient gradients stay float32, as for float32).
-// Exception: the bfloat16 forward on the avx512bf16 path (KernelTable::forward_bf16) reads the bf16
-// inputs as they are and runs Q.K^T and P.V with bf16 dot products (float32 accumulation).
+// Exception: on the avx512bf16 path the bfloat16 forward (KernelTable::forward_bf16) reads the bf16 inputs
+// as they are and runs Q.K^T and P.V with bf16 dot products (float32 accumulation), and the backward
+// (backward_bf16) runs the dense rows' Q.K^T, dO.V^T and dS.K with them.
 bool low_precision(const at::Tensor& q) { return q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf; }
 
 at::Tensor compute_view(const at::Tensor& t, bool widen) {
@@ -226,6 +228,8 @@ Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::T
   check_mask(mask_, q_, d, op);
   const bool fda = check_coef(coef, q_, d, op);
   if (index != nullptr) check_index(*index, d, op);
+  const KernelTable& kernels = select_kernels();
+  const bool bf16_dot = q_.scalar_type() == at::kBFloat16 && kernels.backward_bf16 != nullptr;
   const bool widen = low_precision(q_);
   at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
   at::Tensor go = compute_view(grad_out, widen), o = compute_view(out, widen), l = lse.contiguous();
@@ -245,11 +249,10 @@ Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::T
   at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(at::kDouble));
   if (work) {
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_backward", [&] {
-      kernel_backward<scalar_t>(select_kernels())(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
-                                o.data_ptr<scalar_t>(), l.data_ptr<scalar_t>(),
-                                idx.defined() ? idx.data_ptr<int32_t>() : nullptr, go.data_ptr<scalar_t>(),
-                                dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(),
-                                dcoef.data_ptr<double>());
+      const BackwardFn<scalar_t> fn = kernel_backward<scalar_t>(kernels, bf16_dot);
+      fn(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), o.data_ptr<scalar_t>(),
+         l.data_ptr<scalar_t>(), idx.defined() ? idx.data_ptr<int32_t>() : nullptr, go.data_ptr<scalar_t>(),
+         dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), dcoef.data_ptr<double>());
     });
   }
   at::Tensor dc = fda_coef_grad(dcoef, coef, q);

@@ -437,6 +437,21 @@ void round_rows_bf16(const float* __restrict__ S, int64_t ldS, int64_t nr, int64
   }
 }
 
+// y[i] = the bf16 bits of x[i] (rounded to nearest even; exact for the backward's inputs, which the op widened
+// from bfloat16).
+void round_to_bf16(const float* __restrict__ x, int64_t n, uint16_t* __restrict__ y) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), reinterpret_cast<const __m256i&>(h));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+    _mm256_mask_storeu_epi16(y + i, m, reinterpret_cast<const __m256i&>(h));
+  }
+}
+
 constexpr int64_t kBVL = 16;  // float32 lanes of a vdpbf16ps result
 
 // S[r][0:Mp] = Q[r] . K^T from the packed pairs (r < nr; S row stride ldS >= Mp).
@@ -1165,9 +1180,13 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
 // Backward
 // ---------------------------------------------------------------------------------------------
 
-template <typename T>
+// BF (float32 only, AVX512-BF16 path, the inputs widened from bfloat16): the dense rows' Q.K^T, dO.V^T and
+// dS.K run on bf16 operands with vdpbf16ps (float32 accumulation; dS rounded to bf16 as a same-precision
+// program does); dK += dS^T.Q, dV += P^T.dO, the sparse top-K rows and every elementwise pass stay float32.
+template <typename T, bool BF = false>
 void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* out, const T* lse,
                      const int32_t* index, const T* gout, T* dq, T* dk, T* dv, double* dcoef /*[B*H*3]*/) {
+  static_assert(!BF || std::is_same<T, float>::value, "the bf16 engine computes in float32");
   const int64_t B = pb.d.B, H = pb.d.H, N = pb.d.N, M = pb.d.M, D = pb.d.D, K = pb.K;
   const bool use_blas = blas_enabled();
   const T sc = static_cast<T>(pb.scale);
@@ -1187,8 +1206,19 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     const bool tiled = kTiles && !sparse;
     const int64_t ldS = tiled ? round_up(M, kVL * kQV) : M;
     const bool dq_tiled = tiled && D % kVL == 0;
-    std::vector<float> KT(tiled ? static_cast<size_t>(D * ldS) : 0), VT(tiled ? static_cast<size_t>(D * ldS) : 0);
+    std::vector<float> KT(tiled && !BF ? static_cast<size_t>(D * ldS) : 0),
+        VT(tiled && !BF ? static_cast<size_t>(D * ldS) : 0);
     const std::vector<float> ones(dq_tiled ? static_cast<size_t>(kBlockQB) : 0, 1.0f);
+    // bf16: K^T, V^T pairs and K pairs along the keys per head, Q and dO pairs and the rounded dS per block.
+    const int64_t D2 = (D + 1) / 2, M2 = (M + 1) / 2;
+    const bool bt = BF && tiled;
+    std::vector<uint16_t> h16(bt ? static_cast<size_t>(std::max(M, kBlockQB) * D) : 0);
+    std::vector<uint32_t> KT2(bt ? static_cast<size_t>(D2 * ldS) : 0), VT2(KT2.size());
+    std::vector<uint32_t> Qb(bt ? static_cast<size_t>(kBlockQB * D2) : 0), dOb(Qb.size());
+    std::vector<uint32_t> KP(bt && dq_tiled ? static_cast<size_t>(M2 * D) : 0);
+    std::vector<uint32_t> dS2(bt && dq_tiled ? static_cast<size_t>(kBlockQB * (ldS / 2)) : 0);
+    (void)D2;
+    (void)M2;
     if (!sparse) {
       S.resize(static_cast<size_t>(kBlockQB * ldS));
       dP.resize(static_cast<size_t>(kBlockQB * ldS));
@@ -1208,7 +1238,17 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       std::fill(colH.begin(), colH.end(), T(0));
       if (pb.fda)
         for (int64_t j = 0; j < M; ++j) kn[j] = dot(Kp + j * D, Kp + j * D, D);
-      if constexpr (kTiles) {
+      if constexpr (BF) {
+#if VTRACK_ISA_BF16
+        if (tiled) {
+          round_to_bf16(Kp, M * D, h16.data());
+          pack_kt_bf16(h16.data(), M, D, ldS, KT2.data());
+          if (dq_tiled) pack_v_bf16(h16.data(), M, D, KP.data());
+          round_to_bf16(V, M * D, h16.data());
+          pack_kt_bf16(h16.data(), M, D, ldS, VT2.data());
+        }
+#endif
+      } else if constexpr (kTiles) {
         if (tiled) {
           pack_kt(Kp, M, D, ldS, KT.data());
           pack_kt(V, M, D, ldS, VT.data());
@@ -1278,7 +1318,16 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           }
           continue;
         }
-        if constexpr (kTiles) {
+        if constexpr (BF) {
+#if VTRACK_ISA_BF16
+          round_to_bf16(Q, nr * D, h16.data());
+          pack_q_bf16(h16.data(), nr, D, Qb.data());
+          round_to_bf16(dO, nr * D, h16.data());
+          pack_q_bf16(h16.data(), nr, D, dOb.data());
+          qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), ldS, S.data(), ldS);
+          qk_tiles_bf16(dOb.data(), nr, D2, VT2.data(), ldS, dP.data(), ldS);
+#endif
+        } else if constexpr (kTiles) {
           qk_tiles(Q, nr, D, KT.data(), ldS, S.data(), ldS);
           qk_tiles(dO, nr, D, VT.data(), ldS, dP.data(), ldS);
         } else {
@@ -1315,7 +1364,14 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           }
         }
         if (dq_tiled) {
-          if constexpr (kTiles) pv_tiles(dP.data(), ldS, nr, M, Kp, D, ones.data(), dQ);
+          if constexpr (BF) {
+#if VTRACK_ISA_BF16
+            round_rows_bf16(dP.data(), ldS, nr, M, dS2.data(), ldS / 2);
+            pv_tiles_bf16(dS2.data(), ldS / 2, nr, M2, KP.data(), D, ones.data(), dQ);
+#endif
+          } else if constexpr (kTiles) {
+            pv_tiles(dP.data(), ldS, nr, M, Kp, D, ones.data(), dQ);
+          }
         } else {
           gemm<T>(false, false, nr, D, M, dP.data(), ldS, Kp, D, T(0), dQ, D, use_blas, tmp);
         }
@@ -1361,6 +1417,11 @@ void forward_bf16(const Problem& pb, const uint16_t* q, const uint16_t* k, const
                   int32_t* index, float* ce_probs) {
   forward_kernel<float, true>(pb, q, k, v, out, lse, index, ce_probs);
 }
+void backward_bf16(const Problem& pb, const float* q, const float* k, const float* v, const float* out,
+                   const float* lse, const int32_t* index, const float* gout, float* dq, float* dk, float* dv,
+                   double* dcoef) {
+  backward_kernel<float, true>(pb, q, k, v, out, lse, index, gout, dq, dk, dv, dcoef);
+}
 #endif
 
 }  // namespace
@@ -1370,8 +1431,8 @@ void forward_bf16(const Problem& pb, const uint16_t* q, const uint16_t* k, const
 const KernelTable* kernel_table() {
   const KernelTable* base = avx512::kernel_table();
   if (base == nullptr) return nullptr;
-  static const KernelTable table{VTRACK_ISA_NAME,        base->forward_f32, base->forward_f64,
-                                 base->backward_f32,     base->backward_f64, &forward_bf16};
+  static const KernelTable table{VTRACK_ISA_NAME,    base->forward_f32,  base->forward_f64, base->backward_f32,
+                                 base->backward_f64, &forward_bf16,      &backward_bf16};
   return &table;
 }
 #else

@@ -65,8 +65,9 @@ template <typename T>
 using BackwardFn = void (*)(const Problem&, const T*, const T*, const T*, const T*, const T*, const int32_t*,
                             const T*, T*, T*, T*, double*);
 
-// The bfloat16 forward of an ISA with bf16 dot products (AVX512-BF16): q, k, v as raw bf16 bits; out, lse
-// and ce_probs float32 (the op rounds out once to bfloat16). Null on the other ISAs (bf16 is widened there).
+// The bfloat16 kernels of an ISA with bf16 dot products (AVX512-BF16), null on the other ISAs (bf16 is widened
+// there). Forward: q, k, v as raw bf16 bits; out, lse and ce_probs float32 (the op rounds out once to
+// bfloat16). Backward: the float32 signature, on inputs the op widened from bfloat16 (exact in bf16).
 using ForwardBf16Fn = void (*)(const Problem&, const uint16_t*, const uint16_t*, const uint16_t*, float*, float*,
                                int32_t*, float*);
 
@@ -77,6 +78,7 @@ struct KernelTable {
   BackwardFn<float> backward_f32;
   BackwardFn<double> backward_f64;
   ForwardBf16Fn forward_bf16 = nullptr;
+  BackwardFn<float> backward_bf16 = nullptr;
 };
 
 // One per ISA translation unit; null when that ISA cannot be compiled for this target (e.g. not x86).

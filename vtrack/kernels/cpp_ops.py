@@ -84,8 +84,8 @@ def supported_isas() -> list[str]:
 def compute_path(dtype: torch.dtype) -> Optional[str]:
     """How the CPU kernels compute ``dtype`` on the ISA path in use (None without the library).
 
-    ``"bf16-dot"``: bfloat16 forward with bf16 dot products (vdpbf16ps, float32 accumulation; the
-    ``avx512bf16`` path), the backward widened to float32; ``"widened-f32"``: inputs widened exactly to
+    ``"bf16-dot"``: bfloat16 with bf16 dot products (vdpbf16ps, float32 accumulation; the ``avx512bf16``
+    path): the forward's Q.K^T and P.V, the dense backward's Q.K^T, dO.V^T and dS.K; ``"widened-f32"``: inputs widened exactly to
     float32 and the float32 engine (float16 always: rounding it to bf16 breaks the accuracy rule; bfloat16
     on CPUs without AVX512-BF16); ``"native"``: float32/float64. Never a silent reference run.
     """
