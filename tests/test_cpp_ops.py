@@ -285,6 +285,7 @@ def _widest(*names: str) -> str:
     ((1, 2, 33, 33, 8), {"fda": True, "ce": True}),  # CE rows, D below the vector width
     ((2, 2, 20, 29, 7), {"mask": True}),  # odd head dim, odd key count
     ((1, 3, 70, 64, 48), {}),  # D = 3 vectors, M even, more rows than a backward block
+    ((2, 2, 45, 40, 32), {"fda": True, "mask": True}),  # odd row count (the backward pairs query rows)
 ])
 def test_bf16_flash_rule_on_every_path(isa_path, shape, kw):
     """bf16 forward and gradients on the bf16 dot-product path and on the widened path: out, dq, dk, dv (and the CE

@@ -542,6 +542,81 @@ void pv_tiles_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t nr, in
     x0 += nv * kBVL;
   }
 }
+// T2[i2][j] = the bf16 pair (A[2 i2][j], A[2 i2 + 1][j]) for i2 < ceil(nr/2), j < M (row nr of an odd nr
+// reads as 0): the rows of a float32 block paired for the transposed products dK += dS^T.Q, dV += P^T.dO.
+void pair_rows_bf16(const float* __restrict__ A, int64_t ldA, int64_t nr, int64_t M, uint32_t* __restrict__ T2,
+                    int64_t ldT) {
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i il = _mm512_loadu_si512(kInterleave);
+  for (int64_t i2 = 0; 2 * i2 < nr; ++i2) {
+    const float* a = A + 2 * i2 * ldA;
+    const float* b = 2 * i2 + 1 < nr ? a + ldA : nullptr;
+    uint32_t* dst = T2 + i2 * ldT;
+    for (int64_t j = 0; j < M; j += 16) {
+      const __mmask16 m = static_cast<__mmask16>(M - j >= 16 ? 0xffffu : (1u << (M - j)) - 1u);
+      const __m512 va = _mm512_maskz_loadu_ps(m, a + j);
+      const __m512 vb = b != nullptr ? _mm512_maskz_loadu_ps(m, b + j) : _mm512_setzero_ps();
+      const __m512bh p = _mm512_cvtne2ps_pbh(vb, va);  // bf16 lanes 0..15 from va, 16..31 from vb
+      _mm512_mask_storeu_epi32(dst + j, m, _mm512_permutexvar_epi16(il, reinterpret_cast<const __m512i&>(p)));
+    }
+  }
+}
+
+// O[j][x0 : x0 + NV*16] += sum_i2 T2[i2][j] . BP[i2][x0 : ...] for R rows j starting at j0 (clamped): the
+// transposed product (A^T.B) on rows paired by pair_rows_bf16 / pack_v_bf16, accumulated into O.
+template <int64_t R, int64_t NV>
+void tn_micro_bf16(const uint32_t* __restrict__ T2, int64_t ldT, int64_t j0, int64_t nj, int64_t K2,
+                   const uint32_t* __restrict__ BP, int64_t D, int64_t x0, float* __restrict__ O) {
+  int64_t jr[R];
+  for (int64_t r = 0; r < R; ++r) jr[r] = std::min(j0 + r, nj - 1);
+  __m512 acc[R][NV];
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t i2 = 0; i2 < K2; ++i2) {
+    const uint32_t* bp = BP + i2 * D + x0;
+    const uint32_t* arow = T2 + i2 * ldT;
+    __m512bh b[NV];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) b[v] = as_bh(_mm512_loadu_si512(bp + v * kBVL));
+#pragma GCC unroll 24
+    for (int64_t r = 0; r < R; ++r) {
+      const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(arow[jr[r]])));
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+  const int64_t rr = std::min(R, nj - j0);
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < R; ++r) {
+    if (r >= rr) break;
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) {
+      float* o = O + (j0 + r) * D + x0 + v * kBVL;
+      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[r][v]));
+    }
+  }
+}
+
+// O[j] += sum_i2 T2[i2][j] . BP[i2] for j < nj (O [nj][D]); needs D % 16 == 0.
+void tn_tiles_bf16(const uint32_t* __restrict__ T2, int64_t ldT, int64_t nj, int64_t K2,
+                   const uint32_t* __restrict__ BP, int64_t D, float* __restrict__ O) {
+  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
+  for (int64_t x0 = 0; x0 < D;) {
+    const int64_t nv = std::min<int64_t>(4, (D - x0) / kBVL);
+    for (int64_t j0 = 0; j0 < nj;) {
+      switch (nv) {
+        case 4: tn_micro_bf16<R4, 4>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R4; break;
+        case 3: tn_micro_bf16<R3, 3>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R3; break;
+        case 2: tn_micro_bf16<R2, 2>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R2; break;
+        default: tn_micro_bf16<R2, 1>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R2; break;
+      }
+    }
+    x0 += nv * kBVL;
+  }
+}
 #endif  // VTRACK_ISA_BF16
 
 template <typename T>
@@ -1180,9 +1255,10 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
 // Backward
 // ---------------------------------------------------------------------------------------------
 
-// BF (float32 only, AVX512-BF16 path, the inputs widened from bfloat16): the dense rows' Q.K^T, dO.V^T and
-// dS.K run on bf16 operands with vdpbf16ps (float32 accumulation; dS rounded to bf16 as a same-precision
-// program does); dK += dS^T.Q, dV += P^T.dO, the sparse top-K rows and every elementwise pass stay float32.
+// BF (float32 only, AVX512-BF16 path, the inputs widened from bfloat16): the dense rows' Q.K^T, dO.V^T, dS.K
+// and (D % 16 == 0) dK += dS^T.Q, dV += P^T.dO run on bf16 operands with vdpbf16ps (float32 accumulation; P and
+// dS rounded to bf16 as a same-precision program does); the sparse top-K rows and every elementwise pass stay
+// float32.
 template <typename T, bool BF = false>
 void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* out, const T* lse,
                      const int32_t* index, const T* gout, T* dq, T* dk, T* dv, double* dcoef /*[B*H*3]*/) {
@@ -1217,6 +1293,9 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     std::vector<uint32_t> Qb(bt ? static_cast<size_t>(kBlockQB * D2) : 0), dOb(Qb.size());
     std::vector<uint32_t> KP(bt && dq_tiled ? static_cast<size_t>(M2 * D) : 0);
     std::vector<uint32_t> dS2(bt && dq_tiled ? static_cast<size_t>(kBlockQB * (ldS / 2)) : 0);
+    // dK/dV (D % 16 == 0): dS and P with their rows paired, Q and dO with their rows interleaved
+    std::vector<uint32_t> T2(bt && dq_tiled ? static_cast<size_t>(kBlockQB / 2 * ldS) : 0);
+    std::vector<uint32_t> QP(bt && dq_tiled ? static_cast<size_t>(kBlockQB / 2 * D) : 0), dOP(QP.size());
     (void)D2;
     (void)M2;
     if (!sparse) {
@@ -1322,8 +1401,10 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
 #if VTRACK_ISA_BF16
           round_to_bf16(Q, nr * D, h16.data());
           pack_q_bf16(h16.data(), nr, D, Qb.data());
+          if (dq_tiled) pack_v_bf16(h16.data(), nr, D, QP.data());
           round_to_bf16(dO, nr * D, h16.data());
           pack_q_bf16(h16.data(), nr, D, dOb.data());
+          if (dq_tiled) pack_v_bf16(h16.data(), nr, D, dOP.data());
           qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), ldS, S.data(), ldS);
           qk_tiles_bf16(dOb.data(), nr, D2, VT2.data(), ldS, dP.data(), ldS);
 #endif
@@ -1377,8 +1458,18 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
         }
         if (pb.fda)
           for (int64_t r = 0; r < nr; ++r) axpy(T(2) * rowH[r], Q + r * D, dQ + r * D, D);
-        gemm<T>(true, false, M, D, nr, dP.data(), ldS, Q, D, T(1), dK, D, use_blas, tmp);
-        gemm<T>(true, false, M, D, nr, S.data(), ldS, dO, D, T(1), dV, D, use_blas, tmp);
+        if (BF && dq_tiled) {
+#if VTRACK_ISA_BF16
+          const int64_t nr2 = (nr + 1) / 2;
+          pair_rows_bf16(dP.data(), ldS, nr, M, T2.data(), ldS);
+          tn_tiles_bf16(T2.data(), ldS, M, nr2, QP.data(), D, dK);  // dK += dS^T.Q
+          pair_rows_bf16(S.data(), ldS, nr, M, T2.data(), ldS);
+          tn_tiles_bf16(T2.data(), ldS, M, nr2, dOP.data(), D, dV);  // dV += P^T.dO
+#endif
+        } else {
+          gemm<T>(true, false, M, D, nr, dP.data(), ldS, Q, D, T(1), dK, D, use_blas, tmp);
+          gemm<T>(true, false, M, D, nr, S.data(), ldS, dO, D, T(1), dV, D, use_blas, tmp);
+        }
       }
       if (pb.fda) {
         for (int64_t j = 0; j < M; ++j) axpy(T(2) * colH[j], Kp + j * D, dK + j * D, D);
