@@ -452,6 +452,53 @@ void round_to_bf16(const float* __restrict__ x, int64_t n, uint16_t* __restrict_
   }
 }
 
+// fast_exp on 16 lanes (the same Cephes polynomial; exactly 0 below -87.3, NaN stays NaN).
+inline __m512 exp_ps(__m512 x) {
+  // (the masked forms throughout: GCC 12 warns about the unmasked ones' undefined source)
+  const __m512 xc =
+      _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(0xffff, x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f),
+                                   _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc));
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  const __m512i e =
+      _mm512_maskz_slli_epi32(0xffff, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23);
+  __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), _mm512_setzero_ps());
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// The softmax numerators of one finished dense row, rounded to bf16 pairs straight into P2 (no float32 store
+// and no second pass): P2[j/2] = bf16(exp(s[j] - mx)), bf16(exp(s[j+1] - mx)); returns their float32 sum.
+inline float exp_round_row_bf16(const float* __restrict__ s, int64_t M, float mx, uint32_t* __restrict__ P2) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t j = 0; j < M; j += 32) {
+    const int64_t n = std::min<int64_t>(32, M - j);
+    const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
+    const __m512 e0 = _mm512_maskz_mov_ps(m0, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + j), vm)));
+    const __m512 e1 = _mm512_maskz_mov_ps(m1, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + j + 16), vm)));
+    acc = _mm512_add_ps(acc, _mm512_add_ps(e0, e1));
+    const __m512bh p = _mm512_cvtne2ps_pbh(e1, e0);
+    const int64_t n2 = (n + 1) / 2;
+    _mm512_mask_storeu_epi32(P2 + j / 2, static_cast<__mmask16>(n2 >= 16 ? 0xffffu : (1u << n2) - 1u),
+                             reinterpret_cast<const __m512i&>(p));
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  float sum = 0;
+  for (int i = 0; i < 16; ++i) sum += lanes[i];
+  return sum;
+}
+
 constexpr int64_t kBVL = 16;  // float32 lanes of a vdpbf16ps result
 
 // S[r][0:Mp] = Q[r] . K^T from the packed pairs (r < nr; S row stride ldS >= Mp).
@@ -1084,6 +1131,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
     std::vector<uint32_t> VP(need_vp ? static_cast<size_t>(M2 * D) : 0);
     std::vector<uint32_t> P2(need_vp ? static_cast<size_t>(kBlockQ * (Mp / 2)) : 0);
     std::vector<float> Vf(need_vf ? static_cast<size_t>(M * D) : 0);
+    std::vector<char> p2_done(need_vp ? static_cast<size_t>(kBlockQ) : 0);  // rows whose P2 the row pass wrote
     (void)D2;
     (void)M2;
 
@@ -1202,6 +1250,19 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
             inv[r] = isum;
           }
         } else {
+#if VTRACK_ISA_BF16
+          if constexpr (BF) {
+            bool tmpl = false;  // a CE template row keeps its float32 probabilities in S
+            for (int64_t t = 0; t < nT; ++t) tmpl = tmpl || pb.template_rows[t] == i;
+            if (need_vp && !tmpl) {
+              const float sum = exp_round_row_bf16(s, M, rmax, P2.data() + r * (Mp / 2));
+              p2_done[r] = 1;
+              inv[r] = 1.0f / sum;
+              *lrow = rmax + std::log(sum);
+              continue;
+            }
+          }
+#endif
           T sum = 0;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < M; ++j) {
@@ -1219,7 +1280,10 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
         if (pv_tiled) {
           if constexpr (BF) {
 #if VTRACK_ISA_BF16
-            round_rows_bf16(S.data(), ldS, nr, M, P2.data(), Mp / 2);
+            for (int64_t r = 0; r < nr; ++r) {  // the rows the row pass left in S (NaN, no valid key, CE, top-K)
+              if (!p2_done[r]) round_rows_bf16(S.data() + r * ldS, ldS, 1, M, P2.data() + r * (Mp / 2), Mp / 2);
+              p2_done[r] = 0;
+            }
             pv_tiles_bf16(P2.data(), Mp / 2, nr, M2, VP.data(), D, inv.data(), O);
 #endif
           } else if constexpr (kTiles) {
