@@ -15,7 +15,6 @@ computed there).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Callable
@@ -23,12 +22,11 @@ from typing import Callable
 import torch
 
 import vtrack.kernels as K
-from vtrack.bench.common import CLOCKS, environment, markdown_table, min_ms_alternating, write_json
-from vtrack.io import atomic_write_text
+from vtrack.bench.common import CLOCKS, environment, min_ms_alternating
 from vtrack.kernels import cpp_ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu_vs_sdpa import DEFAULT_BATCH, OPS  # noqa: E402  (the issue's shapes, one definition)
+from cpu_vs_sdpa import DEFAULT_BATCH, OPS, grid_parser, parse_grid, write_grid  # noqa: E402  (the issue's shapes, one definition)
 
 
 def measure(op: str, batch: int, mode: str, repeat: int, clock: str, widened_isa: str | None) -> dict:
@@ -71,19 +69,9 @@ def measure(op: str, batch: int, mode: str, repeat: int, clock: str, widened_isa
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=15)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 0], help="0: the issue's batch of the op (8 or 4)")
-    p.add_argument("--ops", nargs="+", default=["topk", "fda", "ce", "dense"], choices=list(OPS))
+    p = grid_parser(__doc__.splitlines()[0], ["topk", "fda", "ce", "dense"])
     p.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
-    p.add_argument("--clock", default="wall", choices=list(CLOCKS),
-                   help="wall (perf_counter) or cpu (process CPU time: steadier on a busy machine with 1 thread)")
-    p.add_argument("--tag", default="run")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu"))
-    args = p.parse_args(argv)
-    if args.repeat < 1 or any(t < 1 for t in args.threads) or any(b < 0 for b in args.batches):
-        p.error("--repeat/--threads must be >= 1 and --batches >= 0")
+    args = parse_grid(p, argv)
     env = environment("cpu")  # CPU model and cpp_isa
     env["compute_path"] = {str(dt).replace("torch.", ""): cpp_ops.compute_path(dt)
                            for dt in (torch.bfloat16, torch.float16, torch.float32)}
@@ -101,17 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{op:6s} {r['shape']:16s} {mode:8s} threads={t} f32 {r['f32_ms']:8.2f} ms  bf16 "
                           f"{r['bf16_ms']:8.2f} ms  speedup {r['speedup']:.2f}"
                           + (f"  (widened bf16 {r['speedup_widened']:.2f})" if widened else ""), flush=True)
-    stem = args.out / f"cpu_bf16_vs_f32_{args.tag}"
-    write_json(stem.with_suffix(".json"), {"environment": env, "repeat": args.repeat, "rows": rows})
     cols = ["op", "shape", "mode", "threads", "f32_ms", "bf16_ms", "speedup", "bf16_widened_ms", "speedup_widened"]
-    md = [f"# cpp bfloat16 vs float32 on {env['device_name']} ({args.tag})", "",
-          f"ISA path: {env['cpp_isa']}; compute path per dtype: {env['compute_path']}; torch {env['torch']}; "
-          f"commit {env['git_commit'][:10]}; load average {env['load_avg_1m']:.1f}; minimum over {args.repeat} "
-          f"alternating calls in one process ({args.clock} clock). speedup = float32 ms / bf16 ms; "
-          f"`bf16_widened` = bfloat16 on the {widened} path (inputs widened to float32).", "",
-          markdown_table(rows, cols)]
-    atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
-    print(f"written: {stem}.json, {stem}.md")
+    write_grid(args, "cpu_bf16_vs_f32", "cpp bfloat16 vs float32", env, rows, cols,
+               f"ISA path: {env['cpp_isa']}; compute path per dtype: {env['compute_path']}",
+               f" speedup = float32 ms / bf16 ms; `bf16_widened` = bfloat16 on the {widened} path (inputs widened to "
+               "float32).")
     return 0
 
 

@@ -88,35 +88,55 @@ def run(threads: list[int], batches: list[int], repeat: int, dtype: torch.dtype,
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def grid_parser(description: str, default_ops: list[str]) -> argparse.ArgumentParser:
+    """The options shared by the CPU kernel ratio scripts (this one and cpu_bf16_vs_f32.py): repeats,
+    threads, batches, ops, clock, tag and output folder."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 0], help="0: the issue's batch of the op (8 or 4)")
-    p.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--backend", default="cpp")
+    p.add_argument("--ops", nargs="+", default=default_ops, choices=list(OPS))
     p.add_argument("--clock", default="wall", choices=list(CLOCKS),
                    help="wall (perf_counter, the issue's measure) or cpu (process CPU time: steadier on a busy machine "
                         "with 1 thread; with 2 threads it sums both)")
     p.add_argument("--tag", default="run")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu"))
+    return p
+
+
+def parse_grid(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check the shared options."""
     args = p.parse_args(argv)
     if args.repeat < 1 or any(t < 1 for t in args.threads) or any(b < 0 for b in args.batches):
         p.error("--repeat/--threads must be >= 1 and --batches >= 0")
+    return args
+
+
+def write_grid(args: argparse.Namespace, name: str, title: str, env: dict, rows: list[dict], cols: list[str],
+               paths: str, notes: str = "") -> None:
+    """Write ``OUT/<name>_<tag>.{json,md}``: the rows, the environment and how they were measured."""
+    stem = args.out / f"{name}_{args.tag}"
+    write_json(stem.with_suffix(".json"), {"environment": env, "repeat": args.repeat, "rows": rows})
+    md = [f"# {title} on {env['device_name']} ({args.tag})", "",
+          f"{paths}; torch {env['torch']}; commit {env['git_commit'][:10]}; load average {env['load_avg_1m']:.1f}; "
+          f"minimum over {args.repeat} alternating calls in one process ({args.clock} clock).{notes}", "",
+          markdown_table(rows, cols)]
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
+    print(f"written: {stem}.json, {stem}.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry."""
+    p = grid_parser(__doc__.splitlines()[0], list(OPS))
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--backend", default="cpp")
+    args = parse_grid(p, argv)
     dtype = getattr(torch, args.dtype)
     env = environment("cpu")  # CPU model, cpp_isa (the C++ kernels' vector path), aten_cpu_capability
     rows = run(args.threads, args.batches, args.repeat, dtype, args.ops, args.backend, args.clock)
-    stem = args.out / f"cpu_vs_sdpa_{args.tag}"
-    write_json(stem.with_suffix(".json"), {"environment": env, "repeat": args.repeat, "rows": rows})
     cols = ["op", "shape", "mode", "threads", "dtype", "fused_ms", "sdpa_ms", "ratio", "target"]
-    md = [f"# cpp / SDPA on {env['device_name']} ({args.tag})", "",
-          f"ISA path: {env['cpp_isa']}; ATen CPU capability: {env['aten_cpu_capability']}; torch {env['torch']}; "
-          f"commit {env['git_commit'][:10]}; load average {env['load_avg_1m']:.1f}; minimum over {args.repeat} "
-          f"alternating calls in one process ({args.clock} clock).", "", markdown_table(rows, cols)]
-    atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
-    print(f"written: {stem}.json, {stem}.md")
+    write_grid(args, "cpu_vs_sdpa", "cpp / SDPA", env, rows, cols,
+               f"ISA path: {env['cpp_isa']}; ATen CPU capability: {env['aten_cpu_capability']}")
     return 0
 
 
