@@ -27,11 +27,26 @@ INT64_MIN = tl.constexpr(-9223372036854775808)
 
 
 @triton.jit
+def _fda_terms(raw, alpha, beta, delta):
+    """The FDA bias from the raw squared distance ``|q|^2 + |k|^2 - 2 q.k`` (clamped at 0), with the
+    pieces its gradients reuse: ``(bias, e, d2)``, ``e = exp(-delta*d2)``. The forward and every
+    backward path compute the bias here, so the backward's recomputed logits are the forward's."""
+    d2 = tl.maximum(raw, 0.0)
+    e = tl.exp(-delta * d2)
+    return alpha * e - beta * delta * d2, e, d2
+
+
+@triton.jit
+def _fda_grad(ds, raw, e, alpha, beta, delta):
+    """dL/d(raw) of the FDA bias for logit gradients ``ds`` (0 where the clamp is active)."""
+    return tl.where(raw > 0.0, ds * (-alpha * delta * e - beta * delta), 0.0)
+
+
+@triton.jit
 def _fda_bias(dot, qn, kn, alpha, beta, delta):
     """FDA bias for a tile; qn/kn already broadcast to dot's shape."""
-    d2 = tl.maximum(qn + kn - 2.0 * dot, 0.0)
-    rep = delta * d2
-    return alpha * tl.exp(-rep) - beta * rep
+    bias, _e, _d2 = _fda_terms(qn + kn - 2.0 * dot, alpha, beta, delta)
+    return bias
 
 
 @triton.jit
@@ -235,15 +250,14 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, IDX, MASK, COEF, DQ, DK32, DV32, DCOEF
             if FDA:
                 kn = tl.sum(kc * kc, 1)
                 raw = qn + kn - 2.0 * dot
-                d2 = tl.maximum(raw, 0.0)
-                e = tl.exp(-delta * d2)
-                s += alpha * e - beta * delta * d2
+                bias, e, d2 = _fda_terms(raw, alpha, beta, delta)
+                s += bias
             p = tl.where(ok, tl.exp(s - lse), 0.0)
             ds = p * (tl.sum(dof * vc, 1) - dlt)
             dq += (ds * scale)[:, None] * kc
             dkc = (ds * scale)[:, None] * qf
             if FDA:
-                gg = tl.where(raw > 0.0, ds * (-alpha * delta * e - beta * delta), 0.0)
+                gg = _fda_grad(ds, raw, e, alpha, beta, delta)
                 dq += (2.0 * gg)[:, None] * (qf - kc)
                 dkc += (2.0 * gg)[:, None] * (kc - qf)
                 ga += ds * e
@@ -268,16 +282,15 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, IDX, MASK, COEF, DQ, DK32, DV32, DCOEF
             if FDA:
                 kf = k.to(tl.float32)
                 raw = qn[:, None] + tl.sum(kf * kf, 1)[None, :] - 2.0 * dot
-                d2 = tl.maximum(raw, 0.0)
-                e = tl.exp(-delta * d2)
-                s += alpha * e - beta * delta * d2
+                bias, e, d2 = _fda_terms(raw, alpha, beta, delta)
+                s += bias
             s = tl.where(valid[None, :], s, float("-inf"))
             p = tl.exp(s - lse[:, None])
             dp = tl.dot(do, tl.trans(v), input_precision=PREC)
             ds = p * (dp - dlt[:, None])
             dq += scale * tl.dot(ds.to(k.dtype), k, input_precision=PREC)
             if FDA:
-                gg = tl.where(raw > 0.0, ds * (-alpha * delta * e - beta * delta), 0.0)
+                gg = _fda_grad(ds, raw, e, alpha, beta, delta)
                 dq += 2.0 * (tl.sum(gg, 1)[:, None] * qf - tl.dot(gg.to(k.dtype), k, input_precision=PREC))
                 ga += tl.sum(ds * e, 1)
                 gb -= tl.sum(ds * delta * d2, 1)
@@ -339,9 +352,8 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, MASK, COEF, DK, DV,
         if FDA:
             qf = q.to(tl.float32)
             raw = tl.sum(qf * qf, 1)[:, None] + kn[None, :] - 2.0 * dot
-            d2 = tl.maximum(raw, 0.0)
-            e = tl.exp(-delta * d2)
-            s += alpha * e - beta * delta * d2
+            bias, e, d2 = _fda_terms(raw, alpha, beta, delta)
+            s += bias
         s = tl.where(valid[None, :], s, float("-inf"))
         p = tl.exp(s - lse[:, None])
         dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
@@ -349,7 +361,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, MASK, COEF, DK, DV,
         ds = p * (dp - dlt[:, None])
         dk += scale * tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PREC)
         if FDA:
-            gg = tl.where(raw > 0.0, ds * (-alpha * delta * e - beta * delta), 0.0)
+            gg = _fda_grad(ds, raw, e, alpha, beta, delta)
             dk += 2.0 * (tl.sum(gg, 0)[:, None] * kf - tl.dot(tl.trans(gg.to(q.dtype)), q, input_precision=PREC))
     dst = (bh * M + cols[:, None]) * D + dcols[None, :]
     tl.store(DK + dst, dk.to(DK.dtype.element_ty), mask=kv_mask)
