@@ -1,32 +1,8 @@
-// The CPU kernel engine compiled for x86-64 with AVX2 and FMA (Haswell, Zen 1 and later).
-// Every header is included (kernel_api.h) before the target ISA is switched, so only the engine's own
-// functions (all in namespace vtrack::cpu::avx2) use these instructions; attention_cpu.cpp calls them
-// only when the CPU has them.
-#include "kernel_api.h"
-
-#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+// The CPU kernel engine compiled for x86-64 with AVX2 and FMA (Haswell, Zen 1 and later); see isa_unit.h.
 #define VTRACK_ISA_NS avx2
 #define VTRACK_ISA_NAME "avx2"
 #define VTRACK_VEC_BYTES 32
 #define VTRACK_ISA_AVX512 0
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi,bmi2,popcnt"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,bmi,bmi2,popcnt")
-#endif
-#include "engine_impl.h"
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#else
-namespace vtrack {
-namespace cpu {
-namespace avx2 {
-const KernelTable* kernel_table() { return nullptr; }  // not an x86-64 GCC/Clang build
-}  // namespace avx2
-}  // namespace cpu
-}  // namespace vtrack
-#endif
+#define VTRACK_ISA_TARGET "avx2,fma,f16c,bmi,bmi2,popcnt"
+#define VTRACK_ISA_GCC_TARGET "avx2,fma,f16c,bmi,bmi2,popcnt"
+#include "isa_unit.h"

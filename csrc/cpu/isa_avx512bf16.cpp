@@ -4,32 +4,12 @@
 // float64 kernels are the avx512 path's (bitwise the same results). Every header is included
 // (kernel_api.h) before the target ISA is switched; attention_cpu.cpp calls this path only when the CPU
 // reports avx512_bf16 and the AVX-512 subsets.
-#include "kernel_api.h"
-
-#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define VTRACK_ISA_NS avx512bf16
 #define VTRACK_ISA_NAME "avx512bf16"
 #define VTRACK_VEC_BYTES 64
 #define VTRACK_ISA_AVX512 1
 #define VTRACK_ISA_BF16 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512")
-#endif
-#include "engine_impl.h"
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#else
-namespace vtrack {
-namespace cpu {
-namespace avx512bf16 {
-const KernelTable* kernel_table() { return nullptr; }  // not an x86-64 GCC/Clang build
-}  // namespace avx512bf16
-}  // namespace cpu
-}  // namespace vtrack
-#endif
+#define VTRACK_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt"
+#define VTRACK_ISA_GCC_TARGET \
+  "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"
+#include "isa_unit.h"
