@@ -19,7 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -36,27 +35,15 @@ experiments:
 
 
 def _write_workspace(ws: Path) -> dict[str, np.ndarray]:
-    """A VOT workspace with two synthetic sequences (moving targets: the static tracker fails and is reset)."""
-    from vtrack.data.synthetic import SyntheticConfig, render_sequence
+    """A VOT workspace with two synthetic sequences (moving targets: the static tracker fails and is
+    reset), written by the same code as `vtrack bench vot-toolkit`; returns the ground truth as written."""
+    from vtrack.bench.vot_toolkit import write_sequences
+    from vtrack.data.benchmarks import load_vot
+    from vtrack.deploy.vot import write_workspace
 
-    (ws / "sequences").mkdir(parents=True)
-    (ws / "results").mkdir()
-    (ws / "stack.yaml").write_text(STACK)
-    (ws / "config.yaml").write_text("stack: stack.yaml\nregistry:\n- ./trackers.ini\n")
-    gts = {}
-    cfg = SyntheticConfig(frames=40, train=0, val=0, test=2, width=160, height=120)
-    for i in range(2):
-        seq = render_sequence(cfg, "test", i)
-        name = f"seq{i}"
-        d = ws / "sequences" / name
-        (d / "color").mkdir(parents=True)
-        for t, img in enumerate(seq["frames"]):
-            cv2.imwrite(str(d / "color" / f"{t + 1:08d}.jpg"), img[..., ::-1])
-        np.savetxt(d / "groundtruth.txt", seq["boxes"], fmt="%.2f", delimiter=",")
-        (d / "sequence").write_text(f"channels.color=color/%08d.jpg\nfps=30\nwidth=160\nheight=120\nlength=40\n")
-        gts[name] = seq["boxes"]
-    (ws / "sequences" / "list.txt").write_text("seq0\nseq1\n")
-    return gts
+    names = write_sequences(ws, count=2, frames=40, size=(160, 120), seed=0)
+    write_workspace(ws, STACK, names)
+    return {s.name: s.boxes for s in load_vot(ws / "sequences")}
 
 
 @pytest.mark.slow

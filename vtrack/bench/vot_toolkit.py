@@ -112,6 +112,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Write the workspace, track with vtrack's reset-based runner, analyse with the toolkit, compare."""
     from vtrack.cli import main as vtrack_main
     from vtrack.deploy.vot import ini_identifier, write_workspace
+    from vtrack.eval.evaluate import load_summary
     from vtrack.io import atomic_write_text
     from vtrack.provenance import cpu_model
 
@@ -137,7 +138,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if vtrack_main(["eval", "--tracker", args.tracker, "--dataset", "vot", "--root", str(ws / "sequences"),
                     "--protocol", "vot", "--eao-interval", "vot2018", "--out", str(results), "--no-progress"]) != 0:
         raise RuntimeError("vtrack eval failed")
-    ours = json.loads((results / "summary.json").read_text())["scores"]
+    ours = load_summary(results)["scores"]
     toolkit = toolkit_analysis(ws, ident)
     from importlib.metadata import version
 

@@ -178,9 +178,9 @@ def read_toolkit_analysis(report: str | os.PathLike[str], experiment: str, track
     """The scores of ``tracker`` in ``experiment`` from a ``vot analysis --format json`` report:
     ``accuracy``, ``failures`` (the toolkit's robustness: length-weighted failures per sequence),
     ``robustness_exp`` (exp(-S*F/L), from the A-R point) and ``eao``, whichever the stack analysed."""
-    import json
+    from vtrack.io import read_json
 
-    data = json.loads(Path(report).read_text())
+    data = read_json(report, what="vot-toolkit analysis report")
     trackers = list(data.get("trackers", {}))
     if tracker not in trackers:
         raise KeyError(f"tracker: {tracker!r} is not in the report {report} (it has {trackers})")
