@@ -19,6 +19,7 @@ and onnxruntime, or two attention kernels) about 200-fold per frame (docs/deploy
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence as Seq
 
@@ -214,9 +215,11 @@ def _bilinear_crop(img: np.ndarray, x0: float, y0: float, r: float, out: int, re
     return res.numpy()
 
 
+@functools.lru_cache(maxsize=1)
 def _crop_op() -> Any:
     """``torch.ops.vtrack.bilinear_crop`` when the loaded vtrack._C has it, else None (not built, or
-    built from sources older than the op: the NumPy path gives the same patch, only slower)."""
+    built from sources older than the op: the NumPy path gives the same patch, only slower). Looked
+    up once per process: every crop of the tracking loop calls it."""
     import torch
 
     import vtrack.kernels  # noqa: F401  (imports vtrack._C when it is built: vtrack.kernels._ext.fast_load)
