@@ -23,6 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     from vtrack.data import load_dataset
     from vtrack.eval.metrics import iou
+    from vtrack.eval.runner import track_sequence
+    from vtrack.models.layers.backend import SupportsBackend
     from vtrack.tracking.loader import build_tracker
 
     seqs = list(load_dataset("synthetic", args.root, args.split))
@@ -30,15 +32,14 @@ def main() -> None:
         trackers = {}
         for threads in (1, 2):
             trackers[threads] = build_tracker(name)
-            if hasattr(trackers[threads].model, "set_backend"):
+            if isinstance(trackers[threads].model, SupportsBackend):
                 trackers[threads].model.set_backend("cpp")
         ious = []
         for seq in seqs:
             boxes = {}
             for threads, tracker in trackers.items():
-                torch.set_num_threads(threads)
-                tracker.initialize(seq.frame(0), tuple(float(v) for v in seq.boxes[0]))
-                boxes[threads] = np.array([tracker.track(seq.frame(i)).box for i in range(1, len(seq))])
+                torch.set_num_threads(threads)  # the shared loop: initialised with the sequence's info (language)
+                boxes[threads] = track_sequence(tracker, seq).boxes[1:]
             ious.append(iou(boxes[1], boxes[2]))
         v = np.concatenate(ious)
         print(f"{name}: cpp, 1 vs 2 threads, free-running over {len(seqs)} sequences ({v.size} frames): "
