@@ -116,6 +116,7 @@ def main() -> None:
     from vtrack.bench.common import environment
     from vtrack.bench.deploy import _spec, export_figures
     from vtrack.data import load_dataset
+    from vtrack.eval.runner import init_info
     from vtrack.deploy import use_onnxruntime
     from vtrack.io import atomic_write_text
     from vtrack.models import get_family
@@ -135,8 +136,9 @@ def main() -> None:
         pt.engine = same
         for seq in list(load_dataset("synthetic", args.root, args.split))[: args.sequences]:
             box0 = tuple(float(v) for v in seq.boxes[0])
-            pt.initialize(seq.frame(0), box0)
-            free.initialize(seq.frame(0), box0)
+            info = init_info(seq)  # as in the evaluation: VLT gets the sequence's description
+            pt.initialize(seq.frame(0), box0, info)
+            free.initialize(seq.frame(0), box0, info)
             template = same.last.get("template", {}).get("diff", {})
             for i in range(1, len(seq)):
                 rows.append({"sequence": seq.name, "frame": i, "template_diff": template,

@@ -34,7 +34,7 @@ class _Tracker:
         self.engine = deploy.TimedEngine(_Engine(shift, delay))
         self.box = None
 
-    def initialize(self, image, box):
+    def initialize(self, image, box, info=None):
         self.box = tuple(box)
 
     def track(self, image):
@@ -49,6 +49,7 @@ class _Seq:
     def __init__(self, n=5, name="s"):
         self.name, self.n = name, n
         self.boxes = np.array([[10.0, 10.0, 20.0, 20.0]] * n)
+        self.language = None  # a Sequence field: the initialisation info (init_info)
 
     def __len__(self):
         return self.n

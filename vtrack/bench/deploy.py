@@ -132,8 +132,11 @@ def run_sequence(trackers: dict[str, Any], seq: Any, step_of: str | None) -> dic
     box0 = tuple(float(v) for v in seq.boxes[0])
     first = seq.frame(0)
     out: dict[str, Any] = {n: {"boxes": [box0], "s": [], "cpu_s": [], "net_s": []} for n in names}
+    from vtrack.eval.runner import init_info
+
+    info = init_info(seq)  # as in the evaluation: VLT gets the sequence's description
     for n in names:
-        trackers[n].initialize(first, box0)
+        trackers[n].initialize(first, box0, info)
     others = [n for n in names if n != step_of] if step_of else []
     step: dict[str, list[Any]] = {n: [box0] for n in others}
     for i in range(1, len(seq)):

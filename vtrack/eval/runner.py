@@ -45,6 +45,7 @@ __all__ = [
     "SequenceOutput",
     "Layout",
     "get_layout",
+    "init_info",
     "track_sequence",
     "track_sequence_vot",
     "run_tracker",
@@ -152,7 +153,8 @@ class SequenceOutput:
         return len(self.times) / total if total > 0 else float("inf")
 
 
-def _init_info(seq: Sequence) -> dict[str, Any]:
+def init_info(seq: Sequence) -> dict[str, Any]:
+    """The ``info`` a tracker is initialised with on ``seq``: its description (``language``) if it has one."""
     return {"language": seq.language} if seq.language else {}
 
 
@@ -175,7 +177,7 @@ def track_sequence(tracker: Tracker, seq: Sequence) -> SequenceOutput:
     times = np.zeros(n)
     image = seq.frame(0)
     t0 = time.perf_counter()
-    tracker.initialize(image, init, _init_info(seq))
+    tracker.initialize(image, init, init_info(seq))
     times[0] = time.perf_counter() - t0
     boxes[0] = init
     for i in range(1, n):
@@ -217,7 +219,7 @@ def track_sequence_vot(tracker: Tracker, seq: Sequence, *, skip: int = 5) -> Seq
             image = seq.frame(i)
             size = (image.shape[1], image.shape[0])
             t0 = time.perf_counter()
-            tracker.initialize(image, g, _init_info(seq))
+            tracker.initialize(image, g, init_info(seq))
             times[i] = time.perf_counter() - t0
             codes[i] = M.VOT_CODE_INIT
             scores[i] = 1.0
