@@ -89,6 +89,22 @@ def test_backbone_interpolates_deeper_blocks() -> None:
         ResNetBackbone("vit_base_patch16_224")
 
 
+def test_backbone_width_scales_the_stages() -> None:
+    from vtrack.models.backbones.resnet import ResNetBackbone
+
+    full, half = ResNetBackbone("resnet18", out_channels=16), ResNetBackbone("resnet18", out_channels=16, width=0.5)
+    assert full.in_channels == [128, 256, 512] and half.in_channels == [64, 128, 256]
+    n_full, n_half = (sum(p.numel() for p in b.body.parameters()) for b in (full, half))
+    assert 0.2 < n_half / n_full < 0.3  # a quarter of the trunk's weights, the stem kept
+    feats = half(torch.randn(1, 3, 95, 95))
+    assert [tuple(f.shape) for f in feats] == [(1, 16, 12, 12)] * 3
+    for bad in (0, -0.5, True, "half"):
+        with pytest.raises(ValueError, match="width"):
+            ResNetBackbone("resnet18", width=bad)
+    with pytest.raises(ValueError, match="backbone_width"):
+        model_config({"model": {**TINY, "backbone_width": 0}})
+
+
 def test_xcorr_depthwise_matches_loops() -> None:
     x, k = torch.randn(2, 3, 6, 7), torch.randn(2, 3, 3, 2)
     out = xcorr_depthwise(x, k)

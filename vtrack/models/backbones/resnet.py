@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: timm model names this backbone accepts (all plain ResNets with a stride-8 ``layer2``).
 SUPPORTED = ("resnet10t", "resnet14t", "resnet18", "resnet26", "resnet34", "resnet50", "resnet101")
 
+#: Base widths of the four stages of every ResNet in :data:`SUPPORTED` (timm's ``channels``).
+STAGE_CHANNELS = (64, 128, 256, 512)
+
 
 class ResNetBackbone(nn.Module):
     """timm ResNet returning block2..block4 at stride 8, each reduced to ``out_channels``.
@@ -37,6 +40,10 @@ class ResNetBackbone(nn.Module):
             Nothing is downloaded.
         frozen_stages: number of leading stages whose parameters are frozen (0 = none; 1 freezes
             the stem, 2 the stem and layer1, ...), as SiamRPN++ keeps the early layers fixed.
+        width: multiplier of the four stages' channels (64, 128, 256, 512 times ``width``; the
+            stem is unchanged): 0.5 gives a half-width ResNet with about a quarter of the
+            parameters and FLOPs, for CPU-sized trackers. A local ``pretrained`` checkpoint must
+            have the same widths.
 
     ``forward(x)`` takes ``[B,3,H,W]`` and returns a list of ``len(out_indices)`` tensors, each
     ``[B,out_channels,h,w]`` with ``(h, w)`` the stride-8 feature size of the input.
@@ -49,6 +56,7 @@ class ResNetBackbone(nn.Module):
         out_channels: int = 256,
         pretrained: str | None = None,
         frozen_stages: int = 0,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
         if name not in SUPPORTED:
@@ -60,11 +68,16 @@ class ResNetBackbone(nn.Module):
             raise ValueError(f"out_channels: expected a positive int, got {out_channels!r}")
         if not isinstance(frozen_stages, int) or not 0 <= frozen_stages <= 5:
             raise ValueError(f"frozen_stages: expected an int in [0, 5], got {frozen_stages!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
+            raise ValueError(f"width: expected a number in (0, 4], got {width!r}")
         timm = import_timm()
-        self.body = timm.create_model(name, pretrained=False, features_only=True, out_indices=out_indices)
+        # width scales the four stages' channels (timm's ``channels``); the stem keeps its own.
+        kwargs = {} if width == 1 else {"channels": tuple(max(8, round(c * width)) for c in STAGE_CHANNELS)}
+        self.body = timm.create_model(name, pretrained=False, features_only=True, out_indices=out_indices, **kwargs)
         if pretrained:
             self.load_pretrained(pretrained)
         self.name = name
+        self.width = float(width)
         self.out_indices = out_indices
         self.out_channels = out_channels
         self.in_channels = list(self.body.feature_info.channels())

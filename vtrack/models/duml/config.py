@@ -32,6 +32,7 @@ class DuMLModelConfig:
     name: str = "duml"
     mode: Literal["dual", "ofc", "onr"] = "dual"
     backbone: str = "resnet50"
+    backbone_width: float = 1.0  # multiplier of the ResNet's stage channels (0.5: half-width, CPU-sized)
     pretrained: str | None = None
     frozen_stages: int = 0
     out_indices: list[int] = field(default_factory=lambda: [2, 3, 4])
@@ -105,6 +106,8 @@ def parse_model(model_cfg: dict[str, Any]) -> DuMLModelConfig:
         raise ValueError(f"model.search_size: expected >= template_size ({mc.template_size}), got {mc.search_size}")
     if mc.onr_label_sigma <= 0:
         raise ValueError(f"model.onr_label_sigma: expected > 0, got {mc.onr_label_sigma}")
+    if not 0 < mc.backbone_width <= 4:
+        raise ValueError(f"model.backbone_width: expected a number in (0, 4], got {mc.backbone_width}")
     return mc
 
 

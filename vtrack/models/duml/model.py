@@ -68,7 +68,9 @@ class DuML(nn.Module):
     def __init__(self, cfg: DuMLModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = ResNetBackbone(cfg.backbone, cfg.out_indices, cfg.channels, cfg.pretrained, cfg.frozen_stages)
+        self.backbone = ResNetBackbone(
+            cfg.backbone, cfg.out_indices, cfg.channels, cfg.pretrained, cfg.frozen_stages, width=cfg.backbone_width
+        )
         self.stride = self.backbone.stride
         self.num_layers = len(cfg.out_indices)
         self.register_buffer("anchor_wh", anchor_shapes(self.stride, cfg.anchor_ratios, cfg.anchor_scales), persistent=False)
