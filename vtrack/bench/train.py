@@ -335,7 +335,10 @@ def run_benchmark(
     dev = torch.device(device)
     timer = _clock_fn(clock, dev)
     names: list[str | None] = list(backends) if backends is not None else _default_backends(dev)
-    if backends is None and not _switchable(cfg):
+    if not _switchable(cfg):
+        if backends is not None:
+            raise ValueError(f"backends: the {cfg['model']['name']} model has no kernel backends to switch (no "
+                             f"fused attention), got {list(backends)}; leave them out to time it as built")
         names = [None]  # e.g. DuML (no fused attention): time it once as built
     _check_counts(steps, warmup)
     batch = make_batch(cfg, batch_size)
