@@ -195,6 +195,27 @@ def loop_gain(text: str, seqs: list[Any], eps: float = 0.01) -> dict[str, Any]:
             "share_above_1": float((g > 1).mean()), "share_above_10": float((g > 10).mean())}
 
 
+def topk_keep(logits: np.ndarray, k: int, quantum: float = 0.0) -> np.ndarray:
+    """Boolean mask of the ``k`` kept keys per row (largest first, ties to the lower index, like the
+    kernels), selected on the logits floored to multiples of ``quantum`` (0: the logits as they are)."""
+    y = np.floor(logits / quantum) * quantum if quantum else logits
+    order = np.argsort(-y, axis=-1, kind="stable")[..., :k]
+    keep = np.zeros(logits.shape, bool)
+    np.put_along_axis(keep, order, True, -1)
+    return keep
+
+
+def topk_flip_rates(noise: float, quanta: tuple[float, ...], rows: int = 20000, keys: int = 256, k: int = 24,
+                    seed: int = 0) -> dict[float, float]:
+    """Share of rows whose kept set changes when Gaussian logits (sd 4) move by up to ``noise``, for a
+    selection on the raw logits (quantum 0) and on logits rounded to each quantum: rounding before a
+    deterministic top-K moves the boundary of the selection, not the chance of straddling it."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, keys)) * 4.0 + 10.0
+    b = a + rng.uniform(-noise, noise, a.shape)
+    return {q: float((topk_keep(a, k, q) != topk_keep(b, k, q)).any(-1).mean()) for q in quanta}
+
+
 def main() -> None:
     """Run every ``--variant``; write ``OUT/<variant>-<second>.json`` and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -204,11 +225,19 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="key=value,... (repeatable)")
     parser.add_argument("--second", choices=("ort", "threads2"), default="ort")
     parser.add_argument("--gain", action="store_true", help="measure the loop gain instead (PyTorch cpp only)")
+    parser.add_argument("--topk-rounding", action="store_true",
+                        help="only simulate top-K flips with and without rounding the logits (no tracking)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     from vtrack.data import load_dataset
     from vtrack.io import atomic_write_text, safe_name
 
+    if args.topk_rounding:
+        res = {str(noise): topk_flip_rates(noise, (0.0, 1e-3, 1e-2, 1e-1)) for noise in (2e-4, 2e-5)}
+        atomic_write_text(args.out / "topk_rounding.json", json.dumps(res, indent=1))
+        for noise, rates in res.items():
+            print(f"logit noise {noise}: rows with another kept set " + ", ".join(f"quantum {q:g}: {r:.2e}" for q, r in rates.items()))
+        return
     if "test" in args.split:
         raise ValueError("--split: post-processing variants are compared on the tuning set, never on test")
     seqs = list(load_dataset("synthetic", args.root, args.split))[: args.sequences]

@@ -67,3 +67,17 @@ def test_soft_tends_to_argmax_and_is_continuous():
     p2 = pscore.copy()
     p2[second] = pscore[best] + 1e-9
     assert np.abs(V.peak_box(p2, cand, second, "soft", 0.05) - V.peak_box(pscore, cand, best, "soft", 0.05)).max() < 1e-6
+
+
+def test_topk_keep_ties_to_lower_index_and_rounding():
+    x = np.array([[1.0, 3.0, 2.0, 3.0, 0.5]])
+    assert V.topk_keep(x, 2).tolist() == [[False, True, False, True, False]]
+    assert V.topk_keep(x, 1).tolist() == [[False, True, False, False, False]]  # tie: the lower index
+    # rounded to 1.5: 1.0 -> 0, 3.0 -> 3.0, 2.0 -> 1.5; the 3-way pick among (0, 3, 1.5, 3, 0) keeps 1, 3, 2
+    assert V.topk_keep(x, 3, 1.5).tolist() == [[False, True, True, True, False]]
+
+
+def test_rounding_logits_does_not_prevent_topk_flips():
+    rates = V.topk_flip_rates(2e-3, (0.0, 1e-2), rows=3000)
+    assert rates[0.0] > 0 and rates[1e-2] > 0  # both selections flip on some rows
+    assert rates[1e-2] > 0.3 * rates[0.0]  # rounding does not make flips rare
