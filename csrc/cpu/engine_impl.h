@@ -56,6 +56,34 @@ inline float fast_exp(float x) {
 }
 inline double fast_exp(double x) { return std::exp(x); }
 
+// exp for the bfloat16 kernels (VTRACK_ISA_BF16): 2^t, t = x log2(e), as 2^round(t) times a degree-4 polynomial
+// for 2^f on [-1/2, 1/2] (minimax, relative error 2.7e-6; with the rounding of t at most ~1e-5 = 2^-16.6 in the
+// softmax range, 2^7.6 below bfloat16's half step 2^-9). About a quarter fewer vector instructions than fast_exp
+// (no Cody-Waite reduction, two polynomial terms fewer); exactly 0 below -87.3, NaN stays NaN, like fast_exp.
+// float32 and float64 results never use it. exp_ps is its 16-lane form (the same polynomial and clamps).
+inline float fast_exp_bf16(float x) {
+  const float t = std::min(std::max(x * 1.44269504088896341f, -126.0f), 127.0f);
+  const float n = std::nearbyint(t);
+  const float f = t - n;
+  float p = 9.571148083e-03f;
+  p = p * f + 5.591795594e-02f;
+  p = p * f + 2.402471900e-01f;
+  p = p * f + 6.931217909e-01f;
+  p = p * f + 9.999992847e-01f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &bits, sizeof(two_n));
+  const float y = p * two_n;
+  return x < -87.3f ? 0.0f : (x != x ? x : y);
+}
+
+// The engine's exp: fast_exp_bf16 in the bfloat16 kernels (BF), else fast_exp.
+template <bool BF, typename T>
+inline T exp_of(T x) {
+  if constexpr (BF && std::is_same<T, float>::value) return fast_exp_bf16(x);
+  else return fast_exp(x);
+}
+
 template <typename T>
 constexpr T neg_inf() {
   return -std::numeric_limits<T>::infinity();
@@ -452,22 +480,19 @@ void round_to_bf16(const float* __restrict__ x, int64_t n, uint16_t* __restrict_
   }
 }
 
-// fast_exp on 16 lanes (the same Cephes polynomial; exactly 0 below -87.3, NaN stays NaN).
+// fast_exp_bf16 on 16 lanes (the same polynomial and clamps; exactly 0 below -87.3, NaN stays NaN).
 inline __m512 exp_ps(__m512 x) {
   // (the masked forms throughout: GCC 12 warns about the unmasked ones' undefined source)
-  const __m512 xc =
-      _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(0xffff, x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f),
-                                   _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc));
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  const __m512 t = _mm512_maskz_min_ps(
+      0xffff, _mm512_maskz_max_ps(0xffff, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(-126.0f)),
+      _mm512_set1_ps(127.0f));
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(9.571148083e-03f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.591795594e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402471900e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931217909e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.999992847e-01f));
   const __m512i e =
       _mm512_maskz_slli_epi32(0xffff, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23);
   __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
@@ -674,7 +699,7 @@ struct Coefs {
 // FDA logits of one row in place, returning their maximum (no mask). Used for dense rows, where a NaN
 // logit needs no flag: it propagates through the exponentials into the row's output and LSE. Kept out
 // of line so that the vectoriser sees plain restrict pointers.
-template <typename T>
+template <typename T, bool BF = false>
 __attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T* __restrict__ s, int64_t M, T qn,
                                                      T sc, T a, T b, T dl) {
   T mx = neg_inf<T>();
@@ -683,7 +708,7 @@ __attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T*
     const T qk = s[j];
     const T d2 = std::max(qn + kn[j] - T(2) * qk, T(0));
     const T rep = dl * d2;
-    const T x = qk * sc + (a * fast_exp(-rep) - b * rep);
+    const T x = qk * sc + (a * exp_of<BF>(-rep) - b * rep);
     s[j] = x;
     mx = std::max(mx, x);
   }
@@ -693,14 +718,14 @@ __attribute__((noinline, noclone)) T fda_logits_max(const T* __restrict__ kn, T*
 // Turns raw q.k products of one row into final logits in place (scale, FDA bias, mask) and returns
 // their maximum; `nan` is set when a logit is NaN (always for top-K rows, which must not select
 // NaN; dense rows may leave it to the NaN propagating through the softmax).
-template <typename T>
+template <typename T, bool BF = false>
 inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __restrict__ kn,
                        const T* __restrict__ mrow, T* __restrict__ s, int64_t M, bool& nan) {
   const T sc = static_cast<T>(pb.scale);
   T mx = neg_inf<T>();
   int bad = 0;
   if (pb.fda && pb.topk == 0 && mrow == nullptr) {
-    const T mx_fda = fda_logits_max<T>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    const T mx_fda = fda_logits_max<T, BF>(kn, s, M, qn, sc, c.a, c.b, c.dl);
     nan = false;
     if (!(mx_fda > neg_inf<T>())) {  // no finite maximum: an all-NaN row must not look fully masked
       for (int64_t j = 0; j < M; ++j) nan = nan || (s[j] != s[j]);
@@ -714,7 +739,7 @@ inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __re
       const T qk = s[j];
       const T d2 = std::max(q2 + kn[j] - T(2) * qk, T(0));
       const T rep = dl * d2;
-      s[j] = qk * sc + (a * fast_exp(-rep) - b * rep);
+      s[j] = qk * sc + (a * exp_of<BF>(-rep) - b * rep);
     }
   }
   const T sc2 = pb.fda ? T(1) : sc;  // the FDA pass above already scaled
@@ -1046,14 +1071,14 @@ struct FdaKeyGrad {
   T p, w, h, ga, gb, gd;
 };
 
-template <typename T>
+template <typename T, bool BF = false>
 __attribute__((always_inline)) inline FdaKeyGrad<T> fda_backward_key(T qk, T dpj, T knj, T ignored, T qn, T sc,
                                                                      const Coefs<T>& c, T li, T di) {
   const T d2raw = qn + knj - T(2) * qk;
   const T d2 = std::max(d2raw, T(0));
-  const T e = fast_exp(-c.dl * d2);
+  const T e = exp_of<BF>(-c.dl * d2);
   const T logit = qk * sc + c.a * e - c.b * c.dl * d2;
-  const T pe = fast_exp(logit - li);
+  const T pe = exp_of<BF>(logit - li);
   const T p = ignored != T(0) ? T(0) : pe;
   const T ds = p * (dpj - di);
   const T hterm = d2raw >= T(0) ? ds * (-c.dl * (c.a * e + c.b)) : T(0);
@@ -1063,7 +1088,7 @@ __attribute__((always_inline)) inline FdaKeyGrad<T> fda_backward_key(T qk, T dpj
 // One row of the dense FDA backward, in place: s holds q.k on entry and P on exit, dp holds dO.v on
 // entry and the coefficient of k_j in dq_i (scale*dS - 2h) on exit; colH/rh/sa/sb/sd accumulate the
 // FDA terms. Kept out of line so that the vectoriser sees plain restrict pointers.
-template <typename T>
+template <typename T, bool BF = false>
 __attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ kn, const T* __restrict__ ign,
                                                 T* __restrict__ s, T* __restrict__ dp, T* __restrict__ colH,
                                                 int64_t M, T qn, T sc, Coefs<T> c, T li, T di, T& rh_out,
@@ -1071,7 +1096,7 @@ __attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ k
   T rh = 0, sa = 0, sb = 0, sd = 0;
 #pragma omp simd reduction(+ : rh, sa, sb, sd)
   for (int64_t j = 0; j < M; ++j) {
-    const FdaKeyGrad<T> g = fda_backward_key<T>(s[j], dp[j], kn[j], ign[j], qn, sc, c, li, di);
+    const FdaKeyGrad<T> g = fda_backward_key<T, BF>(s[j], dp[j], kn[j], ign[j], qn, sc, c, li, di);
     s[j] = g.p;
     dp[j] = g.w;
     colH[j] += g.h;
@@ -1092,7 +1117,7 @@ __attribute__((noinline, noclone)) void fda_backward_row(const T* __restrict__ k
 
 // BF (float32 only, AVX512-BF16 path): q, k, v are bf16 bits; Q.K^T and P.V run on bf16 operands with
 // vdpbf16ps (float32 accumulation), everything else (logits, FDA bias, top-K, softmax, lse, CE rows, the
-// sparse P.V) is the float32 code on the float32 products.
+// sparse P.V) is the float32 code on the float32 products, with fast_exp_bf16 for its exponentials.
 template <typename T, bool BF = false>
 void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>* q,
                     const std::conditional_t<BF, uint16_t, T>* k, const std::conditional_t<BF, uint16_t, T>* v, T* out,
@@ -1200,7 +1225,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           if constexpr (kTiles)
             rmax = finish_topk_logits(mrow_t, s, M, K, static_cast<float>(pb.scale), gmax.data(), nan);
         } else {
-          rmax = finish_logits<T>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
+          rmax = finish_logits<T, BF>(pb, c, qn[r], kn.data(), mrow_t, s, M, nan);
           if (pb.topk > 0 && !nan) group_max<T>(s, M, K, gmax.data());
         }
         T* lrow = lse + bh * N + i;
@@ -1231,7 +1256,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           const T* __restrict__ kvp = kv.data();
 #pragma omp simd reduction(+ : sum)
           for (int64_t t = 0; t < nk; ++t) {
-            e[t] = fast_exp(kvp[t] - rmax);
+            e[t] = exp_of<BF>(kvp[t] - rmax);
             sum += e[t];
           }
           const T isum = T(1) / sum;
@@ -1266,7 +1291,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           T sum = 0;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < M; ++j) {
-            const T e = fast_exp(s[j] - rmax);
+            const T e = exp_of<BF>(s[j] - rmax);
             s[j] = e;
             sum += e;
           }
@@ -1322,7 +1347,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
 // BF (float32 only, AVX512-BF16 path, the inputs widened from bfloat16): the dense rows' Q.K^T, dO.V^T, dS.K
 // and (D % 16 == 0) dK += dS^T.Q, dV += P^T.dO run on bf16 operands with vdpbf16ps (float32 accumulation; P and
 // dS rounded to bf16 as a same-precision program does); the sparse top-K rows and every elementwise pass stay
-// float32.
+// float32 (their exponentials fast_exp_bf16, as in the bf16 forward).
 template <typename T, bool BF = false>
 void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* out, const T* lse,
                      const int32_t* index, const T* gout, T* dq, T* dk, T* dv, double* dcoef /*[B*H*3]*/) {
@@ -1429,7 +1454,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
               double sa = 0, sb = 0, sd = 0;
 #pragma omp simd reduction(+ : rh, sa, sb, sd)
               for (int64_t t = 0; t < nkeep; ++t) {
-                const FdaKeyGrad<T> g = fda_backward_key<T>(gqk[t], gdp[t], gkn[t], T(0), qn, sc, c, li, di);
+                const FdaKeyGrad<T> g = fda_backward_key<T, BF>(gqk[t], gdp[t], gkn[t], T(0), qn, sc, c, li, di);
                 gp[t] = g.p;
                 gw[t] = g.w;
                 gh[t] = g.h;
@@ -1444,7 +1469,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
             } else {
 #pragma omp simd
               for (int64_t t = 0; t < nkeep; ++t) {
-                const T p = fast_exp(gqk[t] * sc - li);
+                const T p = exp_of<BF>(gqk[t] * sc - li);
                 gp[t] = p;
                 gw[t] = p * (gdp[t] - di) * sc;
               }
@@ -1494,7 +1519,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           if (pb.fda) {
             const T qn = dot(Q + r * D, Q + r * D, D);
             T rh = 0, sa = 0, sb = 0, sd = 0;
-            fda_backward_row<T>(kn.data(), ign, s, dp, colH.data(), M, qn, sc, c, li, di, rh, sa, sb, sd);
+            fda_backward_row<T, BF>(kn.data(), ign, s, dp, colH.data(), M, qn, sc, c, li, di, rh, sa, sb, sd);
             rowH[r] = rh;
             ga += sa;
             gb += sb;
@@ -1502,7 +1527,7 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
           } else {
 #pragma omp simd
             for (int64_t j = 0; j < M; ++j) {
-              const T p = ign[j] != T(0) ? T(0) : fast_exp(s[j] * sc - li);
+              const T p = ign[j] != T(0) ? T(0) : exp_of<BF>(s[j] * sc - li);
               s[j] = p;
               dp[j] = p * (dp[j] - di) * sc;
             }
