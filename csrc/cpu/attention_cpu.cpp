@@ -108,10 +108,9 @@ ForwardFn<T> kernel_forward(const KernelTable& t) {
   else return t.forward_f64;
 }
 
-// bf16_dot: the float32 backward with bf16 dot products on inputs widened from bfloat16 (avx512bf16 path).
 template <typename T>
-BackwardFn<T> kernel_backward(const KernelTable& t, bool bf16_dot) {
-  if constexpr (std::is_same<T, float>::value) return bf16_dot ? t.backward_bf16 : t.backward_f32;
+BackwardFn<T> kernel_backward(const KernelTable& t) {
+  if constexpr (std::is_same<T, float>::value) return t.backward_f32;
   else return t.backward_f64;
 }
 
@@ -131,7 +130,8 @@ void check_cpu(const at::Tensor& q, const char* op) {
 // once to the input dtype (lse, score and the coefficient gradients stay float32, as for float32).
 // Exception: on the avx512bf16 path the bfloat16 forward (KernelTable::forward_bf16) reads the bf16 inputs
 // as they are and runs Q.K^T and P.V with bf16 dot products (float32 accumulation), and the backward
-// (backward_bf16) runs the dense rows' Q.K^T, dO.V^T and dS.K with them.
+// (backward_bf16) reads them as they are too (widening one head at a time in the kernel) and runs the dense
+// rows' five block products with them.
 bool low_precision(const at::Tensor& q) { return q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf; }
 
 at::Tensor compute_view(const at::Tensor& t, bool widen) {
@@ -230,33 +230,39 @@ Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::T
   if (index != nullptr) check_index(*index, d, op);
   const KernelTable& kernels = select_kernels();
   const bool bf16_dot = q_.scalar_type() == at::kBFloat16 && kernels.backward_bf16 != nullptr;
-  const bool widen = low_precision(q_);
+  const bool widen = low_precision(q_) && !bf16_dot;
   at::Tensor q = compute_view(q_, widen), k = compute_view(k_, widen), v = compute_view(v_, widen);
   at::Tensor go = compute_view(grad_out, widen), o = compute_view(out, widen), l = lse.contiguous();
+  const auto fopts = q.options().dtype(bf16_dot ? at::kFloat : q.scalar_type());  // the engine's dtype
   at::Tensor idx = index != nullptr ? index->contiguous() : at::Tensor();
   at::Tensor mask;
   if (mask_.has_value() && mask_->defined()) mask = mask_->contiguous();
   const int64_t topk = index != nullptr ? std::max<int64_t>(index->size(3), 1) : 0;
   Problem pb = make_problem(d, scale, mask.defined() ? &mask : nullptr, topk, coef, fda, op);
-  at::Tensor mask_t = mask.defined() ? mask.to(q.scalar_type()).contiguous() : at::Tensor();
+  at::Tensor mask_t = mask.defined() ? mask.to(fopts.dtype()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
   const bool work = d.B > 0 && d.H > 0 && d.N > 0 && d.M > 0 && d.D > 0 && (index == nullptr || pb.K > 0);
   // With work to do the kernel writes every element of dq, dk and dv.
-  at::Tensor dq = work ? at::empty_like(q) : at::zeros_like(q);
-  at::Tensor dk = work ? at::empty_like(k) : at::zeros_like(k);
-  at::Tensor dv = work ? at::empty_like(v) : at::zeros_like(v);
+  at::Tensor dq = work ? at::empty(q.sizes(), fopts) : at::zeros(q.sizes(), fopts);
+  at::Tensor dk = work ? at::empty(k.sizes(), fopts) : at::zeros(k.sizes(), fopts);
+  at::Tensor dv = work ? at::empty(v.sizes(), fopts) : at::zeros(v.sizes(), fopts);
   at::Tensor dcoef = at::zeros({d.B, d.H, 3}, q.options().dtype(at::kDouble));
-  if (work) {
+  if (work && bf16_dot) {
+    const auto bits = [](const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); };
+    kernels.backward_bf16(pb, bits(q), bits(k), bits(v), bits(o), l.data_ptr<float>(),
+                          idx.defined() ? idx.data_ptr<int32_t>() : nullptr, bits(go), dq.data_ptr<float>(),
+                          dk.data_ptr<float>(), dv.data_ptr<float>(), dcoef.data_ptr<double>());
+  } else if (work) {
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "vtrack_cpu_backward", [&] {
-      const BackwardFn<scalar_t> fn = kernel_backward<scalar_t>(kernels, bf16_dot);
+      const BackwardFn<scalar_t> fn = kernel_backward<scalar_t>(kernels);
       fn(pb, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), o.data_ptr<scalar_t>(),
          l.data_ptr<scalar_t>(), idx.defined() ? idx.data_ptr<int32_t>() : nullptr, go.data_ptr<scalar_t>(),
          dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), dcoef.data_ptr<double>());
     });
   }
-  at::Tensor dc = fda_coef_grad(dcoef, coef, q);
-  if (widen) return {dq.to(q_.scalar_type()), dk.to(q_.scalar_type()), dv.to(q_.scalar_type()), dc};
+  at::Tensor dc = fda_coef_grad(dcoef, coef, dq);
+  if (widen || bf16_dot) return {dq.to(q_.scalar_type()), dk.to(q_.scalar_type()), dv.to(q_.scalar_type()), dc};
   return {dq, dk, dv, dc};
 }
 

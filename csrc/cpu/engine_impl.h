@@ -21,7 +21,7 @@
 #error "engine_impl.h is included by csrc/cpu/isa_*.cpp only"
 #endif
 #ifndef VTRACK_ISA_BF16
-#define VTRACK_ISA_BF16 0  // 1: AVX512-BF16 (vdpbf16ps); this translation unit exports the bf16 forward only
+#define VTRACK_ISA_BF16 0  // 1: AVX512-BF16 (vdpbf16ps); this translation unit exports the bf16 forward and backward only
 #endif
 
 namespace vtrack {
@@ -462,21 +462,6 @@ void round_rows_bf16(const float* __restrict__ S, int64_t ldS, int64_t nr, int64
       _mm512_mask_storeu_epi32(dst + j / 2, static_cast<__mmask16>(n2 >= 16 ? 0xffffu : (1u << n2) - 1u),
                                reinterpret_cast<const __m512i&>(p));
     }
-  }
-}
-
-// y[i] = the bf16 bits of x[i] (rounded to nearest even; exact for the backward's inputs, which the op widened
-// from bfloat16).
-void round_to_bf16(const float* __restrict__ x, int64_t n, uint16_t* __restrict__ y) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), reinterpret_cast<const __m256i&>(h));
-  }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
-    _mm256_mask_storeu_epi16(y + i, m, reinterpret_cast<const __m256i&>(h));
   }
 }
 
@@ -1344,13 +1329,16 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
 // Backward
 // ---------------------------------------------------------------------------------------------
 
-// BF (float32 only, AVX512-BF16 path, the inputs widened from bfloat16): the dense rows' Q.K^T, dO.V^T, dS.K
+// BF (float32 only, AVX512-BF16 path): q, k, v, out and gout are bf16 bits, widened one (batch, head) at a time
+// into per-thread float32 scratch (cache-resident; the op no longer widens whole tensors); the dense rows' Q.K^T, dO.V^T, dS.K
 // and (D % 16 == 0) dK += dS^T.Q, dV += P^T.dO run on bf16 operands with vdpbf16ps (float32 accumulation; P and
 // dS rounded to bf16 as a same-precision program does); the sparse top-K rows and every elementwise pass stay
 // float32 (their exponentials fast_exp_bf16, as in the bf16 forward).
 template <typename T, bool BF = false>
-void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, const T* out, const T* lse,
-                     const int32_t* index, const T* gout, T* dq, T* dk, T* dv, double* dcoef /*[B*H*3]*/) {
+void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>* q,
+                     const std::conditional_t<BF, uint16_t, T>* k, const std::conditional_t<BF, uint16_t, T>* v,
+                     const std::conditional_t<BF, uint16_t, T>* out, const T* lse, const int32_t* index,
+                     const std::conditional_t<BF, uint16_t, T>* gout, T* dq, T* dk, T* dv, double* dcoef /*[B*H*3]*/) {
   static_assert(!BF || std::is_same<T, float>::value, "the bf16 engine computes in float32");
   const int64_t B = pb.d.B, H = pb.d.H, N = pb.d.N, M = pb.d.M, D = pb.d.D, K = pb.K;
   const bool use_blas = blas_enabled();
@@ -1377,7 +1365,6 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     // bf16: K^T, V^T pairs and K pairs along the keys per head, Q and dO pairs and the rounded dS per block.
     const int64_t D2 = (D + 1) / 2, M2 = (M + 1) / 2;
     const bool bt = BF && tiled;
-    std::vector<uint16_t> h16(bt ? static_cast<size_t>(std::max(M, kBlockQB) * D) : 0);
     std::vector<uint32_t> KT2(bt ? static_cast<size_t>(D2 * ldS) : 0), VT2(KT2.size());
     std::vector<uint32_t> Qb(bt ? static_cast<size_t>(kBlockQB * D2) : 0), dOb(Qb.size());
     std::vector<uint32_t> KP(bt && dq_tiled ? static_cast<size_t>(M2 * D) : 0);
@@ -1387,6 +1374,9 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
     std::vector<uint32_t> QP(bt && dq_tiled ? static_cast<size_t>(kBlockQB / 2 * D) : 0), dOP(QP.size());
     (void)D2;
     (void)M2;
+    // bf16: the head's K, V, Q, dO and O widened to float32 (exact)
+    std::vector<float> Kf(BF ? static_cast<size_t>(M * D) : 0), Vf(Kf.size());
+    std::vector<float> Qf(BF ? static_cast<size_t>(N * D) : 0), dOf(Qf.size()), Of(Qf.size());
     if (!sparse) {
       S.resize(static_cast<size_t>(kBlockQB * ldS));
       dP.resize(static_cast<size_t>(kBlockQB * ldS));
@@ -1394,8 +1384,35 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
 
     for (int64_t bh = task_begin; bh < task_end; ++bh) {
       const int64_t b = bh / H, h = bh % H;
-      const T* Kp = k + bh * M * D;
-      const T* V = v + bh * M * D;
+      const T* Kp = nullptr;
+      const T* V = nullptr;
+      const T* qh = nullptr;  // this head's rows of q, gout and out
+      const T* goh = nullptr;
+      const T* oh = nullptr;
+      if constexpr (BF) {
+#if VTRACK_ISA_BF16
+        const auto widen = [](const uint16_t* __restrict__ x, int64_t n, float* __restrict__ y) {
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_float(x[i]);
+        };
+        widen(k + bh * M * D, M * D, Kf.data());
+        widen(v + bh * M * D, M * D, Vf.data());
+        widen(q + bh * N * D, N * D, Qf.data());
+        widen(gout + bh * N * D, N * D, dOf.data());
+        widen(out + bh * N * D, N * D, Of.data());
+        Kp = Kf.data();
+        V = Vf.data();
+        qh = Qf.data();
+        goh = dOf.data();
+        oh = Of.data();
+#endif
+      } else {
+        Kp = k + bh * M * D;
+        V = v + bh * M * D;
+        qh = q + bh * N * D;
+        goh = gout + bh * N * D;
+        oh = out + bh * N * D;
+      }
       T* dK = dk + bh * M * D;
       T* dV = dv + bh * M * D;
       const T* mrow_t = pb.mask != nullptr ? static_cast<const T*>(pb.mask_t) + b * M : nullptr;
@@ -1409,11 +1426,9 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       if constexpr (BF) {
 #if VTRACK_ISA_BF16
         if (tiled) {
-          round_to_bf16(Kp, M * D, h16.data());
-          pack_kt_bf16(h16.data(), M, D, ldS, KT2.data());
-          if (dq_tiled) pack_v_bf16(h16.data(), M, D, KP.data());
-          round_to_bf16(V, M * D, h16.data());
-          pack_kt_bf16(h16.data(), M, D, ldS, VT2.data());
+          pack_kt_bf16(k + bh * M * D, M, D, ldS, KT2.data());
+          if (dq_tiled) pack_v_bf16(k + bh * M * D, M, D, KP.data());
+          pack_kt_bf16(v + bh * M * D, M, D, ldS, VT2.data());
         }
 #endif
       } else if constexpr (kTiles) {
@@ -1425,11 +1440,11 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
       double ga = 0, gb = 0, gd = 0;
       for (int64_t i0 = 0; i0 < N; i0 += kBlockQB) {
         const int64_t nr = std::min(kBlockQB, N - i0);
-        const T* Q = q + (bh * N + i0) * D;
-        const T* dO = gout + (bh * N + i0) * D;
+        const T* Q = qh + i0 * D;
+        const T* dO = goh + i0 * D;
         const T* L = lse + bh * N + i0;
         T* dQ = dq + (bh * N + i0) * D;
-        for (int64_t r = 0; r < nr; ++r) Di[r] = dot(dO + r * D, out + (bh * N + i0 + r) * D, D);
+        for (int64_t r = 0; r < nr; ++r) Di[r] = dot(dO + r * D, oh + (i0 + r) * D, D);
         if (sparse) {
           for (int64_t r = 0; r < nr; ++r) {
             const T* qi = Q + r * D;
@@ -1488,12 +1503,12 @@ void backward_kernel(const Problem& pb, const T* q, const T* k, const T* v, cons
         }
         if constexpr (BF) {
 #if VTRACK_ISA_BF16
-          round_to_bf16(Q, nr * D, h16.data());
-          pack_q_bf16(h16.data(), nr, D, Qb.data());
-          if (dq_tiled) pack_v_bf16(h16.data(), nr, D, QP.data());
-          round_to_bf16(dO, nr * D, h16.data());
-          pack_q_bf16(h16.data(), nr, D, dOb.data());
-          if (dq_tiled) pack_v_bf16(h16.data(), nr, D, dOP.data());
+          const uint16_t* qb16 = q + (bh * N + i0) * D;  // the block's bf16 rows, packed as they are
+          const uint16_t* gb16 = gout + (bh * N + i0) * D;
+          pack_q_bf16(qb16, nr, D, Qb.data());
+          if (dq_tiled) pack_v_bf16(qb16, nr, D, QP.data());
+          pack_q_bf16(gb16, nr, D, dOb.data());
+          if (dq_tiled) pack_v_bf16(gb16, nr, D, dOP.data());
           qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), ldS, S.data(), ldS);
           qk_tiles_bf16(dOb.data(), nr, D2, VT2.data(), ldS, dP.data(), ldS);
 #endif
@@ -1597,8 +1612,8 @@ void forward_bf16(const Problem& pb, const uint16_t* q, const uint16_t* k, const
                   int32_t* index, float* ce_probs) {
   forward_kernel<float, true>(pb, q, k, v, out, lse, index, ce_probs);
 }
-void backward_bf16(const Problem& pb, const float* q, const float* k, const float* v, const float* out,
-                   const float* lse, const int32_t* index, const float* gout, float* dq, float* dk, float* dv,
+void backward_bf16(const Problem& pb, const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* out,
+                   const float* lse, const int32_t* index, const uint16_t* gout, float* dq, float* dk, float* dv,
                    double* dcoef) {
   backward_kernel<float, true>(pb, q, k, v, out, lse, index, gout, dq, dk, dv, dcoef);
 }

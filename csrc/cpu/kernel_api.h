@@ -67,9 +67,12 @@ using BackwardFn = void (*)(const Problem&, const T*, const T*, const T*, const 
 
 // The bfloat16 kernels of an ISA with bf16 dot products (AVX512-BF16), null on the other ISAs (bf16 is widened
 // there). Forward: q, k, v as raw bf16 bits; out, lse and ce_probs float32 (the op rounds out once to
-// bfloat16). Backward: the float32 signature, on inputs the op widened from bfloat16 (exact in bf16).
+// bfloat16). Backward: q, k, v, out and grad_out as raw bf16 bits (the kernel widens one head at a time into
+// per-thread float32 scratch), lse and dq, dk, dv float32 (the op rounds the gradients once to bfloat16).
 using ForwardBf16Fn = void (*)(const Problem&, const uint16_t*, const uint16_t*, const uint16_t*, float*, float*,
                                int32_t*, float*);
+using BackwardBf16Fn = void (*)(const Problem&, const uint16_t*, const uint16_t*, const uint16_t*, const uint16_t*,
+                                const float*, const int32_t*, const uint16_t*, float*, float*, float*, double*);
 
 struct KernelTable {
   const char* name;
@@ -78,7 +81,7 @@ struct KernelTable {
   BackwardFn<float> backward_f32;
   BackwardFn<double> backward_f64;
   ForwardBf16Fn forward_bf16 = nullptr;
-  BackwardFn<float> backward_bf16 = nullptr;
+  BackwardBf16Fn backward_bf16 = nullptr;
 };
 
 // One per ISA translation unit; null when that ISA cannot be compiled for this target (e.g. not x86).
