@@ -72,24 +72,14 @@ def peak_box(pscore: np.ndarray, cand: np.ndarray, best: int, refine: str, tau: 
 
 def variant_step(opts: dict[str, Any]) -> Any:
     """A ``_track`` method for SparseTTTracker applying ``opts`` (refine, pos_lr)."""
-    from vtrack.models.sparsett.tracker import siamfcpp_penalty
     from vtrack.tracking.base import TrackResult
     from vtrack.tracking.postprocess import update_state
-    from vtrack.tracking.preprocess import sample_target, to_tensor
 
     refine, tau, pos_lr = opts.get("refine", "argmax"), float(opts.get("tau", 0.05)), float(opts.get("pos_lr", 1.0))
 
     def _track(self: Any, image: np.ndarray) -> Any:
         cfg, state = self.cfg, self._state
-        factor = self.search_factor * state.search_growth(cfg.update)
-        patch, r, crop = sample_target(image, state.box, factor, self.search_size, mode="siamfc", pad=self.pad)
-        out = self.engine.run("search", memory=self.memory, search=to_tensor(patch, self.device))
-        score = out["score"][0].reshape(-1).double().cpu().numpy()
-        xyxy = out["box"][0].double().cpu().numpy()
-        cand = np.stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
-                         xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]), axis=1)
-        penalty = siamfcpp_penalty(cand, state.box[2:] * r, cfg.penalty_k)
-        pscore = penalty * score * (1.0 - cfg.window_influence) + self.window * cfg.window_influence
+        score, penalty, pscore, cand, r, crop = self.scored_candidates(image)  # the tracker's own scoring
         best = int(np.argmax(pscore))
         b = peak_box(pscore, cand, best, refine, tau)
         cx, cy, w, h = crop[0] + b[0] / r, crop[1] + b[1] / r, b[2] / r, b[3] / r

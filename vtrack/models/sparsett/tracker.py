@@ -94,9 +94,15 @@ class SparseTTTracker(Tracker):
         patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
         self.memory = self.engine.run("template", template=to_tensor(patch, self.device))["memory"]
 
-    def _track(self, image: np.ndarray) -> TrackResult:
-        cfg = self.cfg
-        state = self._state
+    def scored_candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float,
+                                                             tuple[float, float]]:
+        """Score the search crop around the current state.
+
+        Returns ``(score, penalty, pscore, cand, r, crop)``: the raw scores, SiamFC++'s scale/ratio
+        penalty and the penalised, windowed scores (one per cell), the candidate boxes ``[N,4]``
+        (cx, cy, w, h in crop pixels), the crop's scale and its top-left corner in the image.
+        """
+        cfg, state = self.cfg, self._state
         factor = self.search_factor * state.search_growth(cfg.update)
         patch, r, crop = sample_target(image, state.box, factor, self.search_size, mode="siamfc", pad=self.pad)
         out = self.engine.run("search", memory=self.memory, search=to_tensor(patch, self.device))
@@ -107,6 +113,11 @@ class SparseTTTracker(Tracker):
         penalty = siamfcpp_penalty(cand, state.box[2:] * r, cfg.penalty_k)
         pscore = penalty * score
         pscore = pscore * (1.0 - cfg.window_influence) + self.window * cfg.window_influence
+        return score, penalty, pscore, cand, r, crop
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        cfg, state = self.cfg, self._state
+        score, penalty, pscore, cand, r, crop = self.scored_candidates(image)
         best = int(np.argmax(pscore))
         cx, cy, w, h = crop[0] + cand[best, 0] / r, crop[1] + cand[best, 1] / r, cand[best, 2] / r, cand[best, 3] / r
         conf = float(penalty[best] * score[best])
