@@ -548,26 +548,30 @@ void qk_tiles_bf16(const uint32_t* __restrict__ Qb, int64_t nr, int64_t D2, cons
   }
 }
 
-// O[r][x0 : x0 + NV*16] = f[r] * sum_j2 P2[r][j2] . VP[j2][x0 : ...] for R rows starting at r0 (clamped).
+// O[r][x0 : x0 + NV*16] = f[r] * sum_k A(r, k) . BP[k][x0 : ...] (f != nullptr), or += the sum (f == nullptr),
+// for R rows starting at r0 (clamped to nr - 1), where A(r, k) = A[r * lda_r + k * lda_k] is a packed bf16
+// pair: the row-major product P.V (lda_k = 1) and the transposed products on rows paired by pair_rows_bf16
+// (lda_r = 1) share this one micro kernel.
 template <int64_t R, int64_t NV>
-void pv_micro_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t r0, int64_t nr, int64_t M2,
-                   const uint32_t* __restrict__ VP, int64_t D, int64_t x0, const float* __restrict__ f,
-                   float* __restrict__ O) {
-  const uint32_t* prow[R];
-  for (int64_t r = 0; r < R; ++r) prow[r] = P2 + std::min(r0 + r, nr - 1) * ldP2;
+void pair_micro_bf16(const uint32_t* __restrict__ A, int64_t lda_r, int64_t lda_k, int64_t r0, int64_t nr, int64_t K2,
+                     const uint32_t* __restrict__ BP, int64_t D, int64_t x0, const float* __restrict__ f,
+                     float* __restrict__ O) {
+  int64_t off[R];
+  for (int64_t r = 0; r < R; ++r) off[r] = std::min(r0 + r, nr - 1) * lda_r;
   __m512 acc[R][NV];
 #pragma GCC unroll 24
   for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  const uint32_t* vp = VP + x0;
-  for (int64_t j2 = 0; j2 < M2; ++j2, vp += D) {
+  for (int64_t k = 0; k < K2; ++k) {
+    const uint32_t* ak = A + k * lda_k;
+    const uint32_t* bp = BP + k * D + x0;
     __m512bh b[NV];
 #pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) b[v] = as_bh(_mm512_loadu_si512(vp + v * kBVL));
+    for (int64_t v = 0; v < NV; ++v) b[v] = as_bh(_mm512_loadu_si512(bp + v * kBVL));
 #pragma GCC unroll 24
     for (int64_t r = 0; r < R; ++r) {
-      const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(prow[r][j2])));
+      const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(ak[off[r]])));
 #pragma GCC unroll 4
       for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
@@ -576,28 +580,40 @@ void pv_micro_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t r0, in
 #pragma GCC unroll 24
   for (int64_t r = 0; r < R; ++r) {
     if (r >= rr) break;
-    const __m512 fr = _mm512_set1_ps(f[r0 + r]);
+    float* o = O + (r0 + r) * D + x0;
+    if (f != nullptr) {
+      const __m512 fr = _mm512_set1_ps(f[r0 + r]);
 #pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) _mm512_storeu_ps(O + (r0 + r) * D + x0 + v * kBVL, _mm512_mul_ps(acc[r][v], fr));
+      for (int64_t v = 0; v < NV; ++v) _mm512_storeu_ps(o + v * kBVL, _mm512_mul_ps(acc[r][v], fr));
+    } else {
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) _mm512_storeu_ps(o + v * kBVL, _mm512_add_ps(_mm512_loadu_ps(o + v * kBVL), acc[r][v]));
+    }
+  }
+}
+
+// pair_micro_bf16 over all nr rows and D columns (D % 16 == 0), the widest column block first.
+void pair_tiles_bf16(const uint32_t* __restrict__ A, int64_t lda_r, int64_t lda_k, int64_t nr, int64_t K2,
+                     const uint32_t* __restrict__ BP, int64_t D, const float* __restrict__ f, float* __restrict__ O) {
+  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
+  for (int64_t x0 = 0; x0 < D;) {
+    const int64_t nv = std::min<int64_t>(4, (D - x0) / kBVL);
+    for (int64_t r0 = 0; r0 < nr;) {
+      switch (nv) {
+        case 4: pair_micro_bf16<R4, 4>(A, lda_r, lda_k, r0, nr, K2, BP, D, x0, f, O); r0 += R4; break;
+        case 3: pair_micro_bf16<R3, 3>(A, lda_r, lda_k, r0, nr, K2, BP, D, x0, f, O); r0 += R3; break;
+        case 2: pair_micro_bf16<R2, 2>(A, lda_r, lda_k, r0, nr, K2, BP, D, x0, f, O); r0 += R2; break;
+        default: pair_micro_bf16<R2, 1>(A, lda_r, lda_k, r0, nr, K2, BP, D, x0, f, O); r0 += R2; break;
+      }
+    }
+    x0 += nv * kBVL;
   }
 }
 
 // O[r] = f[r] * P[r] . V for r < nr from the packed bf16 pairs; needs D % 16 == 0.
 void pv_tiles_bf16(const uint32_t* __restrict__ P2, int64_t ldP2, int64_t nr, int64_t M2,
                    const uint32_t* __restrict__ VP, int64_t D, const float* __restrict__ f, float* __restrict__ O) {
-  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
-  for (int64_t x0 = 0; x0 < D;) {
-    const int64_t nv = std::min<int64_t>(4, (D - x0) / kBVL);
-    for (int64_t r0 = 0; r0 < nr;) {
-      switch (nv) {
-        case 4: pv_micro_bf16<R4, 4>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R4; break;
-        case 3: pv_micro_bf16<R3, 3>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R3; break;
-        case 2: pv_micro_bf16<R2, 2>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R2; break;
-        default: pv_micro_bf16<R2, 1>(P2, ldP2, r0, nr, M2, VP, D, x0, f, O); r0 += R2; break;
-      }
-    }
-    x0 += nv * kBVL;
-  }
+  pair_tiles_bf16(P2, ldP2, 1, nr, M2, VP, D, f, O);
 }
 // T2[i2][j] = the bf16 pair (A[2 i2][j], A[2 i2 + 1][j]) for i2 < ceil(nr/2), j < M (row nr of an odd nr
 // reads as 0): the rows of a float32 block paired for the transposed products dK += dS^T.Q, dV += P^T.dO.
@@ -620,59 +636,11 @@ void pair_rows_bf16(const float* __restrict__ A, int64_t ldA, int64_t nr, int64_
   }
 }
 
-// O[j][x0 : x0 + NV*16] += sum_i2 T2[i2][j] . BP[i2][x0 : ...] for R rows j starting at j0 (clamped): the
-// transposed product (A^T.B) on rows paired by pair_rows_bf16 / pack_v_bf16, accumulated into O.
-template <int64_t R, int64_t NV>
-void tn_micro_bf16(const uint32_t* __restrict__ T2, int64_t ldT, int64_t j0, int64_t nj, int64_t K2,
-                   const uint32_t* __restrict__ BP, int64_t D, int64_t x0, float* __restrict__ O) {
-  int64_t jr[R];
-  for (int64_t r = 0; r < R; ++r) jr[r] = std::min(j0 + r, nj - 1);
-  __m512 acc[R][NV];
-#pragma GCC unroll 24
-  for (int64_t r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t i2 = 0; i2 < K2; ++i2) {
-    const uint32_t* bp = BP + i2 * D + x0;
-    const uint32_t* arow = T2 + i2 * ldT;
-    __m512bh b[NV];
-#pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) b[v] = as_bh(_mm512_loadu_si512(bp + v * kBVL));
-#pragma GCC unroll 24
-    for (int64_t r = 0; r < R; ++r) {
-      const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int32_t>(arow[jr[r]])));
-#pragma GCC unroll 4
-      for (int64_t v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
-    }
-  }
-  const int64_t rr = std::min(R, nj - j0);
-#pragma GCC unroll 24
-  for (int64_t r = 0; r < R; ++r) {
-    if (r >= rr) break;
-#pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) {
-      float* o = O + (j0 + r) * D + x0 + v * kBVL;
-      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[r][v]));
-    }
-  }
-}
-
-// O[j] += sum_i2 T2[i2][j] . BP[i2] for j < nj (O [nj][D]); needs D % 16 == 0.
+// O[j] += sum_i2 T2[i2][j] . BP[i2] for j < nj (O [nj][D]): the transposed product (A^T.B) on rows paired by
+// pair_rows_bf16 / pack_v_bf16; needs D % 16 == 0.
 void tn_tiles_bf16(const uint32_t* __restrict__ T2, int64_t ldT, int64_t nj, int64_t K2,
                    const uint32_t* __restrict__ BP, int64_t D, float* __restrict__ O) {
-  constexpr int64_t R4 = pow2_floor(kAcc / 4), R3 = pow2_floor(kAcc / 3), R2 = pow2_floor(kAcc / 2);
-  for (int64_t x0 = 0; x0 < D;) {
-    const int64_t nv = std::min<int64_t>(4, (D - x0) / kBVL);
-    for (int64_t j0 = 0; j0 < nj;) {
-      switch (nv) {
-        case 4: tn_micro_bf16<R4, 4>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R4; break;
-        case 3: tn_micro_bf16<R3, 3>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R3; break;
-        case 2: tn_micro_bf16<R2, 2>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R2; break;
-        default: tn_micro_bf16<R2, 1>(T2, ldT, j0, nj, K2, BP, D, x0, O); j0 += R2; break;
-      }
-    }
-    x0 += nv * kBVL;
-  }
+  pair_tiles_bf16(T2, 1, ldT, nj, K2, BP, D, nullptr, O);
 }
 #endif  // VTRACK_ISA_BF16
 
