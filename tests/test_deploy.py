@@ -310,3 +310,47 @@ def test_runtime_option_on_eval_track_and_bench(tmp_path, monkeypatch, capsys):
     assert sorted((r.variant, r.backend) for r in rows) == sorted((v, b) for v in variants
                                                                   for b in ("reference", "onnxruntime"))
     assert all(r.fps and r.fps > 0 for r in rows)
+
+
+def test_export_dynamic_batch_runs_many_crops_per_call(tmp_path, capsys):
+    """``vtrack export --dynamic-batch``: a symbolic batch axis on every input; a batch of 3 gives
+    each item's batch-1 outputs (onnxruntime, to GEMM blocking) and the PyTorch branch's."""
+    from vtrack.cli import main
+
+    cfg = _tiny_cfg(CASES["ostrack"][0], **CASES["ostrack"][1])
+    cfg_path = tmp_path / "ostrack.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    model = get_family("ostrack").build_model(cfg["model"])
+    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    out = tmp_path / "onnx"
+    assert main(["export", "ostrack", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth"),
+                 "--out", str(out), "--dynamic-batch"]) == 0
+    assert "(a dynamic batch)" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["dynamic_batch"] is True
+    branches = build_tracker("ostrack", config=str(cfg_path), checkpoint=str(tmp_path / "w.pth")).engine.branches
+    g = torch.Generator().manual_seed(3)
+    for name, branch in branches.items():
+        sess = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        assert all(isinstance(i.shape[0], str) for i in sess.get_inputs())  # symbolic, not 1
+        batch = [torch.cat([torch.randn(t.shape, generator=g) for _ in range(3)]) for t in branch.example_inputs()]
+        outs = sess.run(None, {n: t.numpy() for n, t in zip(branch.input_names, batch)})
+        for i in range(3):
+            item = [t[i:i + 1] for t in batch]
+            single = sess.run(None, {n: t.numpy() for n, t in zip(branch.input_names, item)})
+            with torch.no_grad():
+                expected = branch(*item)
+            for o, s1, e in zip(outs, single, expected):
+                assert o.shape[0] == 3
+                np.testing.assert_allclose(o[i:i + 1], s1, rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(o[i:i + 1], e.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_export_dynamic_batch_refused_with_the_reason(tmp_path):
+    """DuML and VLT correlate through a grouped Conv whose groups hold the batch: refused, nothing written."""
+    cfg = _tiny_cfg(CASES["duml"][0], **CASES["duml"][1])
+    tracker = get_family("duml").build_tracker(get_family("duml").build_model(cfg["model"]), cfg, "cpu")
+    with pytest.raises(ValueError, match=r"dynamic_batch: .*branch 'search'.*group"):
+        export_engine(tracker.engine, tmp_path / "x", dynamic_batch=True)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(TypeError, match="dynamic_batch: expected a bool"):
+        export_engine(tracker.engine, tmp_path / "x", dynamic_batch="yes")

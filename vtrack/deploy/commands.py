@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     add_tracker_arguments(p, form="positional", device=False, runtime=False,
                           tracker_help="a zoo tracker (`vtrack zoo list`), or a name for a trained tracker given by --config/--checkpoint")
     p.add_argument("--out", required=True, help="new folder for the ONNX files and manifest.json")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="a symbolic batch axis 0 on every input and output (default: batch 1, as the tracker runs); "
+                        "trackers with depth-wise cross-correlation (VLT, DuML) export batch 1 only")
     p.set_defaults(func=run_export)
     register_vot(subparsers)
 
@@ -46,12 +49,13 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"tracker: {args.tracker!r} has no network to export")
     t0 = time.perf_counter()
     info = {"tracker": tracker.name, "config": args.config, "checkpoint": args.checkpoint}
-    manifest = export_engine(engine, out, info=info)
+    manifest = export_engine(engine, out, info=info, dynamic_batch=args.dynamic_batch)
     seconds = time.perf_counter() - t0
     for name, b in manifest["branches"].items():
         sys.stdout.write(f"{name}: {out / b['file']} ({b['bytes'] / 1e6:.2f} MB, opset {b['opset']}, "
                          f"{b['nodes']} nodes, {b['seconds']:.1f} s)\n")
-    sys.stdout.write(f"exported {tracker.name} in {seconds:.1f} s -> {out}\n")
+    batch = "a dynamic batch" if manifest["dynamic_batch"] else "batch 1"
+    sys.stdout.write(f"exported {tracker.name} ({batch}) in {seconds:.1f} s -> {out}\n")
     return 0
 
 

@@ -34,6 +34,9 @@ class Branch(nn.Module):
 
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
+    #: Why the branch cannot be exported with a symbolic batch axis (``vtrack export --dynamic-batch``),
+    #: or None when it can: every input and output then has the batch on axis 0.
+    no_dynamic_batch: str | None = None
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         """Inputs of the shapes used at tracking time (batch 1), in ``input_names`` order."""

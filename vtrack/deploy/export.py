@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from vtrack.deploy.engine import OrtEngine, TorchEngine
+from vtrack.deploy.engine import Branch, OrtEngine, TorchEngine
 from vtrack.extras import require
 from vtrack.io import atomic_write_text, read_json
 
@@ -69,8 +69,18 @@ def _check_onnx(path: Path) -> dict[str, Any]:
     return {"opset": int(opset), "nodes": len(model.graph.node), "op_types": sorted({n.op_type for n in model.graph.node})}
 
 
+def _batch_axes(branch: Branch) -> tuple[tuple[torch.Tensor, ...], tuple[dict[int, Any], ...]]:
+    """Example inputs at batch 2 and ``dynamic_shapes`` with a symbolic batch on axis 0 of each input.
+
+    The examples are the branch's own (batch 1) repeated twice: ``torch.export`` specialises a
+    dimension whose example size is 1, so a batch of 1 would come out fixed."""
+    batch = torch.export.Dim("batch", min=1)
+    inputs = tuple(torch.cat([t, t]) for t in branch.example_inputs())
+    return inputs, tuple({0: batch} for _ in inputs)
+
+
 def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info: Mapping[str, Any] | None = None,
-                  overwrite: bool = False) -> dict[str, Any]:
+                  overwrite: bool = False, dynamic_batch: bool = False) -> dict[str, Any]:
     """Export every branch of ``engine`` to ``out_dir/<branch>.onnx`` and write ``manifest.json``.
 
     Args:
@@ -78,9 +88,13 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
         out_dir: folder to create; it must not exist unless ``overwrite``.
         info: extra fields for the manifest (config name, hashes...).
         overwrite: replace an existing export folder.
+        dynamic_batch: give every input and output a symbolic batch axis 0 (``batch``), for running
+            many crops per call; the default exports batch 1, the tracker's. A branch that cannot
+            (``Branch.no_dynamic_batch``) is refused before anything is written.
 
     Returns:
-        the manifest: ``branches`` (file, inputs, outputs, opset, bytes, seconds), ``opset``, ``info``.
+        the manifest: ``branches`` (file, inputs, outputs, opset, bytes, seconds), ``opset``,
+        ``dynamic_batch``, ``info``.
     """
     require("onnx", "deploy", "vtrack export")
     require("onnxscript", "deploy", "vtrack export")
@@ -88,23 +102,32 @@ def export_engine(engine: TorchEngine, out_dir: str | os.PathLike[str], *, info:
 
     if not isinstance(engine, TorchEngine):
         raise TypeError(f"engine: expected a TorchEngine (a PyTorch tracker's engine), got {type(engine).__name__}")
+    if not isinstance(dynamic_batch, bool):
+        raise TypeError(f"dynamic_batch: expected a bool, got {type(dynamic_batch).__name__}")
+    if dynamic_batch:
+        refused = {name: b.no_dynamic_batch for name, b in engine.branches.items() if b.no_dynamic_batch}
+        if refused:
+            raise ValueError("dynamic_batch: this tracker exports with batch 1 only; "
+                             + "; ".join(f"branch {name!r}: {why}" for name, why in refused.items()))
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"out_dir: {out} exists already; choose a new folder (an export never overwrites one)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     table = translation_table()
-    manifest: dict[str, Any] = {"format": FORMAT, "opset": OPSET, "branches": {}, "info": dict(info or {})}
+    manifest: dict[str, Any] = {"format": FORMAT, "opset": OPSET, "dynamic_batch": dynamic_batch, "branches": {},
+                                "info": dict(info or {})}
     try:
         for name, branch in engine.branches.items():
             t0 = time.perf_counter()
             path = tmp / f"{name}.onnx"
             modes = [(m, m.training) for m in branch.modules()]
             branch.eval()
+            inputs, shapes = _batch_axes(branch) if dynamic_batch else (branch.example_inputs(), None)
             try:
                 with kernel_backend(branch, "cpp"), torch.no_grad(), _quiet_exporter():
                     prog = torch.onnx.export(
-                        branch, branch.example_inputs(), dynamo=True, opset_version=OPSET,
+                        branch, inputs, dynamo=True, opset_version=OPSET, dynamic_shapes=shapes,
                         input_names=list(branch.input_names), output_names=list(branch.output_names),
                         custom_translation_table=table, verbose=False,
                     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from vtrack.deploy.engine import Branch
+from vtrack.models.layers.xcorr import XCORR_STATIC_BATCH
 from vtrack.models.duml.model import DuML
 
 __all__ = ["SearchBranch", "duml_branches", "flatten_kernels"]
@@ -23,6 +24,8 @@ def flatten_kernels(embedded: dict[str, list[torch.Tensor]]) -> dict[str, torch.
 
 class SearchBranch(Branch):
     """Search crop + embedded kernels -> ``box``, ``iou`` [, ``cls``] [, ``onr``]."""
+
+    no_dynamic_batch = XCORR_STATIC_BATCH
 
     def __init__(self, model: DuML, search_size: int) -> None:
         super().__init__()

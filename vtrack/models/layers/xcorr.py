@@ -5,6 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Why a network that calls :func:`xcorr_depthwise` exports with a fixed batch only (the reason a
+#: deploy branch gives in ``Branch.no_dynamic_batch``).
+XCORR_STATIC_BATCH = ("its depth-wise cross-correlation (vtrack.models.layers.xcorr.xcorr_depthwise) folds the batch "
+                      "into the groups of one grouped convolution, and ONNX Conv needs `group` as a constant")
+
 
 def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Depth-wise cross-correlation of each search map with its own template kernel.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from vtrack.deploy.engine import Branch
+from vtrack.models.layers.xcorr import XCORR_STATIC_BATCH
 
 __all__ = ["TemplateBranch", "SearchBranch", "vlt_branches"]
 
@@ -40,6 +41,7 @@ class TemplateBranch(Branch):
 class SearchBranch(Branch):
     """Search crop + ``language`` + ``template_features`` -> ``score`` [1,S*S], ``boxes`` [1,S*S,4]."""
 
+    no_dynamic_batch = XCORR_STATIC_BATCH
     input_names = ("search", "language", "template_features")
     output_names = ("score", "boxes")
 
