@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -218,14 +219,20 @@ def test_export_restores_backend_and_refuses_existing_folder(tmp_path):
         export_engine(tracker.engine, tmp_path / "out")
 
 
+def _tiny_files(case: str, tmp_path: Path) -> Path:
+    """A seeded tiny ``case`` model written as ``tmp_path/<case>.yaml`` + ``tmp_path/w.pth``; the config path."""
+    cfg = _tiny_cfg(CASES[case][0], **CASES[case][1])
+    cfg_path = tmp_path / f"{case}.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    model = get_family(cfg["model"]["name"]).build_model(cfg["model"])
+    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    return cfg_path
+
+
 def test_export_cli_and_build_tracker_onnx_dir(tmp_path, capsys, monkeypatch, sequence):
     from vtrack.cli import main
 
-    cfg = _tiny_cfg(CASES["esat"][0], **CASES["esat"][1])
-    cfg_path = tmp_path / "esat.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    model = get_family("esat").build_model(cfg["model"])
-    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    cfg_path = _tiny_files("esat", tmp_path)
     out = tmp_path / "onnx"
     assert main(["export", "esat", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth"),
                  "--out", str(out)]) == 0
@@ -317,11 +324,7 @@ def test_export_dynamic_batch_runs_many_crops_per_call(tmp_path, capsys):
     each item's batch-1 outputs (onnxruntime, to GEMM blocking) and the PyTorch branch's."""
     from vtrack.cli import main
 
-    cfg = _tiny_cfg(CASES["ostrack"][0], **CASES["ostrack"][1])
-    cfg_path = tmp_path / "ostrack.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    model = get_family("ostrack").build_model(cfg["model"])
-    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    cfg_path = _tiny_files("ostrack", tmp_path)
     out = tmp_path / "onnx"
     assert main(["export", "ostrack", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "w.pth"),
                  "--out", str(out), "--dynamic-batch"]) == 0
