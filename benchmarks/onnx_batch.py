@@ -10,7 +10,6 @@ call divided by the batch (milliseconds per crop), all in one process::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,18 @@ def per_crop_ms(folder: Path, batches: list[int], repeats: int) -> dict[int, flo
     """Minimum thread-CPU milliseconds per crop of ``folder/search.onnx`` at each batch size."""
     import onnxruntime as ort
 
-    manifest = json.loads((folder / "manifest.json").read_text())
+    from vtrack.deploy.export import read_manifest
+
+    manifest = read_manifest(folder)  # checked: format and every branch file
     if not manifest.get("dynamic_batch"):
         raise ValueError(f"folder: {folder} was exported with batch 1; export it with --dynamic-batch")
+    if "search" not in manifest["branches"]:
+        raise ValueError(f"folder: {folder} has no search branch, got {sorted(manifest['branches'])}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(folder / "search.onnx"), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(folder / manifest["branches"]["search"]["file"]), opts,
+                                providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     out = {}
     for b in batches:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from vtrack.deploy.engine import Branch
-from vtrack.models.layers.xcorr import XCORR_STATIC_BATCH
 from vtrack.models.duml.model import DuML
+from vtrack.models.layers.xcorr import XCORR_STATIC_BATCH
 
 __all__ = ["SearchBranch", "duml_branches", "flatten_kernels"]
 
