@@ -190,6 +190,33 @@ def test_onnxruntime_tracker_matches_pytorch(tmp_path, monkeypatch, sequence, ca
     use_onnxruntime(fam.build_tracker(model, cfg, "cpu"), cfg, threads=1)
 
 
+@pytest.mark.parametrize("case", ["ostrack", "sparsett"])
+def test_pixel_aligned_crops_keep_free_running_runtimes_together(tmp_path, monkeypatch, sequence, case):
+    """``tracker.crop.align: pixel`` rounds every crop window to whole pixels, so the two runtimes'
+    1e-6 box differences give the same next patch: free-running (no resynchronisation, unlike the
+    test above), the onnxruntime and PyTorch trackers keep the same boxes frame after frame."""
+    monkeypatch.setenv("VTRACK_CACHE", str(tmp_path / "cache"))
+    path, over = CASES[case]
+    cfg = _tiny_cfg(path, **over)
+    cfg.setdefault("tracker", {})["crop"] = {"align": "pixel"}
+    fam = get_family(cfg["model"]["name"])
+    torch.manual_seed(0)
+    model = fam.build_model(cfg["model"]).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.0 if case == "sparsett" else 1.5)
+    pt = fam.build_tracker(model, cfg, "cpu")
+    ort_tracker = use_onnxruntime(fam.build_tracker(model, cfg, "cpu"), cfg, threads=1)
+    assert pt.cfg.crop.align == "pixel"
+    frames, init = sequence["frames"], sequence["boxes"][0]
+    pt.initialize(frames[0], init)
+    ort_tracker.initialize(frames[0], init)
+    a = np.array([pt.track(f).box for f in frames[1:]])
+    b = np.array([ort_tracker.track(f).box for f in frames[1:]])
+    assert np.ptp(a, axis=0).max() > 1.0  # the boxes move
+    assert min(_iou(x, y) for x, y in zip(a, b)) > 0.9999, np.abs(a - b).max()
+
+
 def test_template_branch_caches_tokens_after_embedding():
     """OSTrack/ESAT cache the template tokens (patch + position embedding) and the search branch
     gives the full model's outputs."""

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vtrack.tracking.crops import box_from_crop, box_to_crop, clip_box, crop_side, sample_target
+from vtrack.config import from_dict
+from vtrack.tracking.crops import CropConfig, box_from_crop, box_to_crop, clip_box, crop_side, sample_target
 from vtrack.tracking.windows import cosine_window, hann_window
 
 
@@ -125,6 +126,42 @@ def test_sample_target_is_continuous_in_the_box():
     # and it does move continuously: 0.01 px gives a small, nonzero change
     c, _, _ = sample_target(img, box + [0.01, 0.0, 0.0, 0.0], 4.0, 64)
     assert 0 < np.abs(a - c).max() < 0.01 * 255
+
+
+def test_sample_target_pixel_align_snaps_the_window_to_whole_pixels():
+    """``align="pixel"`` (OSTrack's and SiamFC's crops): the side is rounded up and the corner to the
+    nearest pixel; the patch is the exact crop of that whole-pixel window, and boxes closer together
+    than that grid give bit-identical patches (no float difference can enter the next frame)."""
+    img = _smooth_image()
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        box = np.array([rng.uniform(-20, 140), rng.uniform(-20, 100), rng.uniform(10, 60), rng.uniform(10, 60)])
+        patch, r, crop = sample_target(img, box, 4.0, 64, mode="siamfc", align="pixel")
+        side = math.ceil(crop_side(box, 4.0, "siamfc"))
+        assert crop[2] == crop[3] == side and r == 64 / side
+        assert crop[0] == math.floor(box[0] + box[2] / 2 - side / 2 + 0.5)
+        assert crop[1] == math.floor(box[1] + box[3] / 2 - side / 2 + 0.5)
+        exact, _, exact_crop = sample_target(img, crop, 1.0, 64)  # the exact crop of that window
+        np.testing.assert_array_equal(exact_crop, crop)
+        np.testing.assert_array_equal(patch, exact)
+        moved, _, _ = sample_target(img, box + [1e-6, -1e-6, 1e-6, 0.0], 4.0, 64, mode="siamfc", align="pixel")
+        np.testing.assert_array_equal(moved, patch)
+    # the default stays exact: the window follows the box below a pixel
+    _, _, crop = sample_target(img, (10.25, 20.5, 30.0, 30.0), 2.0, 32)
+    assert crop[0] == 10.25 + 15.0 - 30.0 and crop[2] == 60.0
+
+
+def test_crop_config_validates_align():
+    assert CropConfig().align == "exact" and CropConfig("pixel").align == "pixel"
+    with pytest.raises(ValueError, match="crop.align"):
+        CropConfig("nearest")
+    from vtrack.models.sparsett.config import SparseTTTrackerConfig
+
+    assert from_dict(SparseTTTrackerConfig, {"crop": {"align": "pixel"}}, "tracker").crop.align == "pixel"
+    with pytest.raises(ValueError, match="tracker.crop.align"):
+        from_dict(SparseTTTrackerConfig, {"crop": {"align": "round"}}, "tracker")
+    with pytest.raises(ValueError, match="align"):
+        sample_target(_ramp(), (0, 0, 4, 4), 2.0, 4, align="round")
 
 
 def test_sample_target_validates():

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from vtrack.models.layers.attention import FDAConfig
+from vtrack.tracking.crops import CropConfig
 from vtrack.tracking.postprocess import StateUpdateConfig
 
 
@@ -88,13 +89,14 @@ class TrackerSection:
     """``tracker`` section: crop context factors, Hann window and its weight, state update
     (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`), online template update (every
     ``template_update_interval`` frames when the confidence reaches ``template_update_threshold``;
-    0 = never), backend and CE overrides."""
+    0 = never), crop alignment (:class:`~vtrack.tracking.crops.CropConfig`), backend and CE overrides."""
 
     template_factor: float = 2.0
     search_factor: float = 4.0
     window: bool = True
     window_influence: float = 1.0
     update: StateUpdateConfig = field(default_factory=StateUpdateConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
     template_update_interval: int = 0
     template_update_threshold: float = 0.7
     backend: str | None = None

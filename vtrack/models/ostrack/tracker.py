@@ -49,7 +49,8 @@ class OSTrackTracker(Tracker):
         self._frame = 0
 
     def _set_template(self, image: np.ndarray, box: Any) -> None:
-        patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size)
+        patch, _, _ = sample_target(image, box, self.cfg.template_factor, self.template_size,
+                                    align=self.cfg.crop.align)
         self._template = self.engine.run("template", template=to_tensor(patch, self.device))["template_tokens"]
 
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
@@ -61,7 +62,8 @@ class OSTrackTracker(Tracker):
     def _track(self, image: np.ndarray) -> TrackResult:
         H, W = image.shape[:2]
         factor = self.cfg.search_factor * self._state.search_growth(self.cfg.update)
-        patch, _, crop_box = sample_target(image, self._state.box, factor, self.search_size)
+        patch, _, crop_box = sample_target(image, self._state.box, factor, self.search_size,
+                                           align=self.cfg.crop.align)
         out = self.engine.run("search", template_tokens=self._template, search=to_tensor(patch, self.device))
         score = out["score_map"]
         ranked = blend_window(score, self.window, self.cfg.window_influence) if self.window is not None else score

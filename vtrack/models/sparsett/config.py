@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vtrack.tracking.crops import CropConfig
 from vtrack.tracking.postprocess import StateUpdateConfig
 
 __all__ = ["SparseTTLossConfig", "SparseTTModelConfig", "SparseTTTrackerConfig"]
@@ -108,12 +109,14 @@ class SparseTTTrackerConfig:
             SparseTT's size smoothing ``lr = test_lr * penalised score`` is ``size_lr = test_lr``
             with ``size_lr_by_score: true`` (the default, the release's 0.95). A partial ``update``
             mapping starts from StateUpdateConfig's own defaults, so give both keys.
+        crop: crop window placement (:class:`~vtrack.tracking.crops.CropConfig`).
         backend: kernel backend at inference (null keeps the model's).
     """
 
     penalty_k: float = 0.04
     window_influence: float = 0.21
     update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.95, size_lr_by_score=True))
+    crop: CropConfig = field(default_factory=CropConfig)
     backend: str | None = None
 
     def __post_init__(self) -> None:

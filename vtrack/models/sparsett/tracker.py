@@ -91,7 +91,8 @@ class SparseTTTracker(Tracker):
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
         self._state = TrackState.start(box)
         self.pad = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
-        patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad)
+        patch, _, _ = sample_target(image, box, 1.0, self.template_size, mode="siamfc", pad=self.pad,
+                                    align=self.cfg.crop.align)
         self.memory = self.engine.run("template", template=to_tensor(patch, self.device))["memory"]
 
     def scored_candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float,
@@ -104,7 +105,8 @@ class SparseTTTracker(Tracker):
         """
         cfg, state = self.cfg, self._state
         factor = self.search_factor * state.search_growth(cfg.update)
-        patch, r, crop = sample_target(image, state.box, factor, self.search_size, mode="siamfc", pad=self.pad)
+        patch, r, crop = sample_target(image, state.box, factor, self.search_size, mode="siamfc", pad=self.pad,
+                                      align=cfg.crop.align)
         out = self.engine.run("search", memory=self.memory, search=to_tensor(patch, self.device))
         score = out["score"][0].reshape(-1).double().cpu().numpy()
         xyxy = out["box"][0].double().cpu().numpy()

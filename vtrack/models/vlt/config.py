@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vtrack.models.vlt.supernet import SupernetSpec
+from vtrack.tracking.crops import CropConfig
 from vtrack.tracking.postprocess import StateUpdateConfig
 
 
@@ -87,6 +88,7 @@ class VLTTrackerConfig:
     ``update`` (:class:`~vtrack.tracking.postprocess.StateUpdateConfig`) holds SiamCAR's size
     smoothing ``lr = size_lr * penalty * score`` (``size_lr_by_score: true``, ``size_lr`` 0.33 by
     default); a partial ``update`` mapping starts from StateUpdateConfig's own defaults, so give both.
+    ``crop``: crop window placement (:class:`~vtrack.tracking.crops.CropConfig`).
     """
 
     context: str = "siamfc"
@@ -95,6 +97,7 @@ class VLTTrackerConfig:
     penalty_k: float = 0.04
     window_influence: float = 0.4
     update: StateUpdateConfig = field(default_factory=lambda: StateUpdateConfig(size_lr=0.33, size_lr_by_score=True))
+    crop: CropConfig = field(default_factory=CropConfig)
     use_language: bool = True
 
     def __post_init__(self) -> None:

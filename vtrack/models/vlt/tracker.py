@@ -44,7 +44,8 @@ class VLTTracker(Tracker):
 
     @torch.no_grad()
     def _initialize(self, image: np.ndarray, box: tuple[float, float, float, float], info: dict[str, Any]) -> None:
-        patch, _, crop = sample_target(image, box, self.cfg.template_factor, self.zsize, mode=self.cfg.context)
+        patch, _, crop = sample_target(image, box, self.cfg.template_factor, self.zsize, mode=self.cfg.context,
+                                       align=self.cfg.crop.align)
         text = str(info.get("language") or "") if self.cfg.use_language else ""
         zbox = torch.as_tensor(box_to_crop(box, crop, self.zsize), dtype=torch.float32, device=self.device)[None]
         batch = {"template": to_tensor(patch, self.device), "language": [text], "template_box": zbox}
@@ -60,7 +61,8 @@ class VLTTracker(Tracker):
         cfg = self.cfg
         state = self._state
         factor = cfg.search_factor * state.search_growth(cfg.update)
-        patch, scale, crop = sample_target(image, state.box, factor, self.xsize, mode=cfg.context)
+        patch, scale, crop = sample_target(image, state.box, factor, self.xsize, mode=cfg.context,
+                                          align=cfg.crop.align)
         out = self.engine.run("search", search=to_tensor(patch, self.device), language=self.f_l,
                               template_features=self.z)
         score, boxes = out["score"][0].cpu().numpy(), out["boxes"][0].cpu().numpy()
