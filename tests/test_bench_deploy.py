@@ -94,6 +94,7 @@ def test_summarise_iou_fps_and_ratios_on_timed_sequences():
 
 def test_result_files_are_per_weights_and_never_overwritten(tmp_path, monkeypatch):
     monkeypatch.setattr("vtrack.zoo.list_entries", lambda root=None: [SimpleNamespace(name="z", sha256="ab" * 32)])
+    monkeypatch.setattr("vtrack.zoo.zoo_config", lambda entry, root=None: {"tracker": {"crop": {"align": "pixel"}}})
     log = []
     trackers = {"pytorch": _Tracker("pytorch", 0.0, 0.0, log), deploy.ORT: _Tracker(deploy.ORT, 0.5, 0.0, log)}
     summary = deploy.summarise([deploy.run_sequence(trackers, _Seq(4), "pytorch")], list(trackers), "pytorch")
@@ -112,6 +113,14 @@ def test_result_files_are_per_weights_and_never_overwritten(tmp_path, monkeypatc
     assert [r["key"] for r in current] == ["k2"] and [r["key"] for r in superseded] == ["k1"]
     table = json.loads((tmp_path / "deploy.json").read_text())
     assert [r["key"] for r in table["results"]] == ["k2"]
+    # same weights, tracker options changed in the zoo: the result of the current config supersedes
+    # the others (old results without a config digest too)
+    current_cfg = deploy.config_digest({"tracker": {"crop": {"align": "pixel"}}})
+    deploy.write_results(tmp_path, {**new, "key": "k3", "config_sha256": deploy.config_digest({"tracker": {}})})
+    assert [r["key"] for r in deploy.read_results(tmp_path)[0]] == ["k2", "k3"]  # no result of the current config yet
+    deploy.write_results(tmp_path, {**new, "key": "k4", "config_sha256": current_cfg})
+    current, superseded = deploy.read_results(tmp_path)
+    assert [r["key"] for r in current] == ["k4"] and sorted(r["key"] for r in superseded) == ["k1", "k2", "k3"]
     iou = summary["iou"][f"{deploy.ORT} vs pytorch"]
     assert 0.0 < iou < 1.0 and f"{iou:.4f}" in md and "Superseded" in md
     assert "| z | 1.5 (4) | 2.00 (search 2.00) |" in md

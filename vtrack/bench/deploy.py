@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -249,7 +250,8 @@ def measure_tracker(spec: str, sequences: list[Any], *, checkpoint: str | None =
             every = fps_sequences is None or i < fps_sequences
             active = {n: t for n, t in trackers.items() if every or n in (pytorch, ORT)}
             per_seq.append(run_sequence(active, seq, pytorch if per_step else None))
-    result = {"tracker": label, "family": cfg["model"]["name"], "key": key[:12], "weights": weights,
+    result = {"tracker": label, "family": cfg["model"]["name"], "key": key[:12], "config_sha256": config_digest(cfg),
+              "weights": weights,
               "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "runtimes": names,
               "pytorch_compared": pytorch, "sequences": [s.name for s in sequences], **export,
               **summarise(per_seq, names, pytorch), "environment": env,
@@ -274,19 +276,28 @@ def result_path(out_dir: str | os.PathLike[str], result: dict[str, Any]) -> Path
     return Path(out_dir) / f"{result['tracker']}-{result['key']}.json"
 
 
+def config_digest(cfg: dict[str, Any]) -> str:
+    """Short sha256 of a full config (sorted JSON): which tracker options a result was measured with."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def read_results(out_dir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(current, superseded) results of ``out_dir``: a zoo result whose weights are no longer the
-    zoo's is superseded; current ones in zoo order, then the others by name."""
+    """(current, superseded) results of ``out_dir``: a zoo result is superseded when its weights are
+    no longer the zoo's, or when a result of the entry's current config exists and it is not one
+    (its tracker options changed since); current ones in zoo order, then the others by name."""
     from vtrack import zoo
 
     entries = {e.name: e for e in zoo.list_entries()}
+    configs = {n: config_digest(zoo.zoo_config(e)) for n, e in entries.items()}
     order = {n: i for i, n in enumerate(entries)}
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out_dir).glob("*-*.json"))]
+    with_current_config = {r["tracker"] for r in results if r.get("config_sha256") == configs.get(r.get("tracker"))}
     current, old = [], []
-    for path in sorted(Path(out_dir).glob("*-*.json")):
-        res = json.loads(path.read_text(encoding="utf-8"))
+    for res in results:
         entry = entries.get(res.get("tracker"))
-        stale = entry is not None and res.get("weights", "").startswith("zoo ") and \
+        stale = entry is not None and res.get("weights", "").startswith("zoo ") and (
             f"sha256 {entry.sha256[:12]}" not in res["weights"]
+            or (entry.name in with_current_config and res.get("config_sha256") != configs[entry.name]))
         (old if stale else current).append(res)
     current.sort(key=lambda r: (order.get(r["tracker"], len(order)), r["tracker"], r["environment"]["time_utc"]))
     return current, old
@@ -367,12 +378,12 @@ def write_results(out_dir: str | os.PathLike[str], result: dict[str, Any] | None
                for r in current]
     md += ["", *details, ""]
     if old:
-        md += ["Superseded (the zoo's weights changed since):", "", format_table(old)]
+        md += ["Superseded (the zoo's weights or tracker options changed since):", "", format_table(old)]
     return atomic_write_text(out / "deploy.md", "\n".join(md))
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tracker", "key", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step",
+    keys = ("tracker", "key", "config_sha256", "weights", "export_s", "export_cpu_s", "onnx_mb", "branches", "iou", "iou_step",
             "iou_step_all", "iou_frames_below", "iou_per_sequence", "fps", "speedup",
             "frames", "notes")
     return {k: r.get(k) for k in keys}
