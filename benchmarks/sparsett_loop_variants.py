@@ -17,6 +17,8 @@ A variant is ``key=value,...`` with keys
   softmax-weighted mean box of all cells, temperature ``tau`` in pscore units);
 * ``pos_lr``: the centre moves ``pos_lr`` of the way to the prediction (1: the release);
 * ``window_influence``, ``penalty_k`` and ``update.<StateUpdateConfig field>``: tracker options;
+* ``crop.align``: ``exact`` or ``pixel`` (:class:`vtrack.tracking.crops.CropConfig`; the zoo entry
+  ships ``pixel`` since this comparison);
 * ``dense=1``: diagnosis only, the decoder's top-K self-attention made dense (all keys), which the
   weights were not trained for; with ``--second threads2`` only (an export would be cached under
   the top-K model's key).
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 
 REFINES = ("argmax", "nbhd", "soft")
+TEXT_KEYS = ("refine", "crop.align")  # variant values kept as strings
 
 
 def parse_variant(text: str) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def parse_variant(text: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--variant: expected key=value items, got {item!r} in {text!r}")
-        out[key] = value if key == "refine" else float(value)
+        out[key] = value if key in TEXT_KEYS else float(value)
     if out.get("refine", "argmax") not in REFINES:
         raise ValueError(f"--variant: refine must be one of {REFINES}, got {out['refine']!r}")
     return out
@@ -102,6 +105,10 @@ def apply_variant(tracker: Any, opts: dict[str, Any]) -> Any:
             setattr(tracker.cfg, key, value)
         elif key.startswith("update."):
             setattr(tracker.cfg.update, key[len("update."):], value)
+        elif key == "crop.align":
+            from vtrack.tracking.crops import CropConfig
+
+            tracker.cfg.crop = CropConfig(value)
     if opts.get("dense"):
         for m in tracker.model.modules():
             if getattr(m, "topk", None):

@@ -21,6 +21,7 @@ def test_parse_variant_types_and_errors():
     assert V.parse_variant("refine=nbhd,update.size_lr=0.5,pos_lr=1") == {"refine": "nbhd", "update.size_lr": 0.5,
                                                                           "pos_lr": 1.0}
     assert V.parse_variant("") == {}
+    assert V.parse_variant("crop.align=pixel") == {"crop.align": "pixel"}
     with pytest.raises(ValueError, match="refine"):
         V.parse_variant("refine=median")
     with pytest.raises(ValueError, match="key=value"):
