@@ -244,20 +244,167 @@ inline vfloat vload(const float* p) {
 
 inline void vstore(float* p, vfloat x) { std::memcpy(p, &x, sizeof(x)); }
 
+#if VTRACK_ISA_AVX512
+// ---------------------------------------------------------------------------------------------
+// Explicit AVX-512 row passes of the float32 forward. GCC vectorises the plain loops too, but leaves
+// a scalar remainder of up to 15 keys per row (M = 361: 9 scalar exps per row, about a sixth of the
+// row's exp time) and re-checks its masks inside the loop; here the remainder is one masked vector.
+// ---------------------------------------------------------------------------------------------
+
+inline __mmask16 tail_mask16(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+}
+
+// fast_exp on 16 lanes: the same clamps, Cody-Waite reduction and Cephes polynomial (~1 ulp), exactly 0
+// below -87.3, NaN stays NaN.
+inline __m512 exp16_f32(__m512 x) {
+  const __m512 xc = _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(0xffff, x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc));
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_maskz_slli_epi32(0xffff, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23);
+  __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), _mm512_setzero_ps());
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// Horizontal sum / maximum of 16 lanes (through memory: GCC 12 warns about the reduce intrinsics' undefined
+// sources, as about every unmasked shuffle, hence the masked forms below).
+inline float hsum16(__m512 x) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, x);
+  float s = 0;
+  for (int i = 0; i < 16; ++i) s += l[i];
+  return s;
+}
+inline float hmax16(__m512 x) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, x);
+  float m = l[0];
+  for (int i = 1; i < 16; ++i) m = std::max(m, l[i]);
+  return m;
+}
+
+// s[j] = exp(s[j] - mx) for j < M (the softmax numerators of a finished dense row); returns their sum.
+inline float exp_sum_row_f32(float* __restrict__ s, int64_t M, float mx) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= M; j += 32) {
+    const __m512 e0 = exp16_f32(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+    const __m512 e1 = exp16_f32(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), vm));
+    _mm512_storeu_ps(s + j, e0);
+    _mm512_storeu_ps(s + j + 16, e1);
+    acc0 = _mm512_add_ps(acc0, e0);
+    acc1 = _mm512_add_ps(acc1, e1);
+  }
+  for (; j < M; j += 16) {
+    const __mmask16 m = tail_mask16(M - j);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16_f32(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vm)));
+    _mm512_mask_storeu_ps(s + j, m, e);
+    acc0 = _mm512_add_ps(acc0, e);
+  }
+  return hsum16(_mm512_add_ps(acc0, acc1));
+}
+
+// x = s[j] * sc, masked keys (mrow[j] != 0, mrow may be null) -inf, stored back; returns the row maximum and
+// sets `nan` when a logit is NaN. The dense, non-FDA rows' finish_logits.
+inline float scale_max_row_f32(float* __restrict__ s, const float* __restrict__ mrow, int64_t M, float sc, bool& nan) {
+  const __m512 vs = _mm512_set1_ps(sc), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 mx = ninf;
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < M; j += 16) {
+    const __mmask16 m = tail_mask16(M - j);
+    __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vs);
+    bad |= _mm512_mask_cmp_ps_mask(m, x, x, _CMP_UNORD_Q);
+    if (mrow != nullptr)
+      x = _mm512_mask_mov_ps(x, _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, mrow + j), _mm512_setzero_ps(), _CMP_NEQ_UQ), ninf);
+    _mm512_mask_storeu_ps(s + j, m, x);
+    mx = _mm512_mask_max_ps(mx, m, mx, x);
+  }
+  nan = bad != 0;
+  return hmax16(mx);
+}
+
+// The FDA logits of one dense row without a mask, in place (fda_logits_max's float32 form): x = qk * sc +
+// (a * exp(-dl * d2) - b * dl * d2) with d2 = max(|q|^2 + |k_j|^2 - 2 qk, 0); returns the row maximum (NaN
+// logits do not enter it, as in the scalar form).
+inline float fda_logits_max_f32(const float* __restrict__ kn, float* __restrict__ s, int64_t M, float qn, float sc,
+                                float a, float b, float dl) {
+  const __m512 vqn = _mm512_set1_ps(qn), vsc = _mm512_set1_ps(sc), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  const __m512 vdl = _mm512_set1_ps(dl), two = _mm512_set1_ps(2.0f);
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < M; j += 16) {
+    const __mmask16 m = tail_mask16(M - j);
+    const __m512 qk = _mm512_maskz_loadu_ps(m, s + j);
+    const __m512 d2 = _mm512_maskz_max_ps(0xffff, _mm512_fnmadd_ps(two, qk, _mm512_add_ps(vqn, _mm512_maskz_loadu_ps(m, kn + j))),
+                                          _mm512_setzero_ps());
+    const __m512 rep = _mm512_mul_ps(vdl, d2);
+    const __m512 e = exp16_f32(_mm512_sub_ps(_mm512_setzero_ps(), rep));
+    const __m512 x = _mm512_fmadd_ps(qk, vsc, _mm512_fmsub_ps(va, e, _mm512_mul_ps(vb, rep)));
+    _mm512_mask_storeu_ps(s + j, m, x);
+    mx = _mm512_mask_max_ps(mx, m, x, mx);  // max(x, mx): a NaN x leaves mx
+  }
+  return hmax16(mx);
+}
+
+// Transposes the 16 x 16 block rows[r][0:16] (r < 16) into cols[c][0:16] = rows[0:16][c] in registers
+// (unpack, then 128-bit lane shuffles): about 4 shuffles per output vector instead of one 16-lane gather.
+inline void transpose16x16_store(const __m512 (&r)[16], float* __restrict__ dst, int64_t ld) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_maskz_unpacklo_ps(0xffff, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xff, b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xff, b, d));
+  }
+  // u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
+  for (int k = 0; k < 4; ++k) {
+    const __m512 v = _mm512_maskz_shuffle_f32x4(0xffff, u[k], u[4 + k], 0x88), w = _mm512_maskz_shuffle_f32x4(0xffff, u[k], u[4 + k], 0xDD);
+    const __m512 x = _mm512_maskz_shuffle_f32x4(0xffff, u[8 + k], u[12 + k], 0x88), y = _mm512_maskz_shuffle_f32x4(0xffff, u[8 + k], u[12 + k], 0xDD);
+    _mm512_storeu_ps(dst + (0 + k) * ld, _mm512_maskz_shuffle_f32x4(0xffff, v, x, 0x88));
+    _mm512_storeu_ps(dst + (8 + k) * ld, _mm512_maskz_shuffle_f32x4(0xffff, v, x, 0xDD));
+    _mm512_storeu_ps(dst + (4 + k) * ld, _mm512_maskz_shuffle_f32x4(0xffff, w, y, 0x88));
+    _mm512_storeu_ps(dst + (12 + k) * ld, _mm512_maskz_shuffle_f32x4(0xffff, w, y, 0xDD));
+  }
+}
+#endif
+
 // KT[d][j] = K[j][d] for j < M, 0 for M <= j < Mp (Mp a multiple of kVL * kQV).
 [[maybe_unused]] void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
-  for (int64_t d = 0; d < D; ++d) {
-    float* __restrict__ row = KT + d * Mp;
-    int64_t j = 0;
+  int64_t d0 = 0;
 #if VTRACK_ISA_AVX512
-    if (D <= (int64_t(1) << 26)) {  // 16 keys of dimension d per gather (offsets j*D fit in int32)
-      const __m512i off = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32(static_cast<int32_t>(D)));
-      for (; j + 16 <= M; j += 16)  // (the masked form: GCC 12 warns about the unmasked one's dummy source)
-        _mm512_storeu_ps(row + j, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, off, K + j * D + d, 4));
+  // Whole 16 x 16 blocks (16 keys x 16 dims) transposed in registers; the rest element by element.
+  const int64_t M16 = M / 16 * 16;
+  for (; d0 + 16 <= D; d0 += 16) {
+    for (int64_t j = 0; j < M16; j += 16) {
+      __m512 rows[16];
+      for (int r = 0; r < 16; ++r) rows[r] = _mm512_loadu_ps(K + (j + r) * D + d0);
+      transpose16x16_store(rows, KT + d0 * Mp + j, Mp);
     }
+    for (int64_t d = d0; d < d0 + 16; ++d) {
+      float* __restrict__ row = KT + d * Mp;
+      for (int64_t j = M16; j < M; ++j) row[j] = K[j * D + d];
+      std::fill(row + M, row + Mp, 0.0f);
+    }
+  }
 #endif
-    for (; j < M; ++j) row[j] = K[j * D + d];
+  for (int64_t d = d0; d < D; ++d) {
+    float* __restrict__ row = KT + d * Mp;
+    for (int64_t j = 0; j < M; ++j) row[j] = K[j * D + d];
     std::fill(row + M, row + Mp, 0.0f);
   }
 }
@@ -678,7 +825,12 @@ inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __re
   T mx = neg_inf<T>();
   int bad = 0;
   if (pb.fda && pb.topk == 0 && mrow == nullptr) {
-    const T mx_fda = fda_logits_max<T, BF>(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    T mx_fda;
+#if VTRACK_ISA_AVX512
+    if constexpr (std::is_same<T, float>::value && !BF) mx_fda = fda_logits_max_f32(kn, s, M, qn, sc, c.a, c.b, c.dl);
+    else
+#endif
+      mx_fda = fda_logits_max<T, BF>(kn, s, M, qn, sc, c.a, c.b, c.dl);
     nan = false;
     if (!(mx_fda > neg_inf<T>())) {  // no finite maximum: an all-NaN row must not look fully masked
       for (int64_t j = 0; j < M; ++j) nan = nan || (s[j] != s[j]);
@@ -696,6 +848,9 @@ inline T finish_logits(const Problem& pb, const Coefs<T>& c, T qn, const T* __re
     }
   }
   const T sc2 = pb.fda ? T(1) : sc;  // the FDA pass above already scaled
+#if VTRACK_ISA_AVX512
+  if constexpr (std::is_same<T, float>::value) return scale_max_row_f32(s, mrow, M, sc2, nan);
+#endif
   if (mrow != nullptr) {
 #pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int64_t j = 0; j < M; ++j) {
@@ -1242,11 +1397,17 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           }
 #endif
           T sum = 0;
+#if VTRACK_ISA_AVX512
+          if constexpr (std::is_same<T, float>::value && !BF) sum = exp_sum_row_f32(s, M, rmax);
+          else
+#endif
+          {
 #pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j < M; ++j) {
-            const T e = exp_of<BF>(s[j] - rmax);
-            s[j] = e;
-            sum += e;
+            for (int64_t j = 0; j < M; ++j) {
+              const T e = exp_of<BF>(s[j] - rmax);
+              s[j] = e;
+              sum += e;
+            }
           }
           inv[r] = T(1) / sum;
           *lrow = rmax + std::log(sum);
