@@ -351,3 +351,18 @@ def test_bf16_forward_nan_row_propagates_on_every_path():
                 assert int(torch.isnan(r.out).any(-1).sum()) == 1, (path, args)
     finally:
         cpp_ops.isa(before)
+
+
+@pytest.mark.parametrize("n,m,d", [(20, 37, 48), (9, 361, 32), (5, 32, 16)])
+@pytest.mark.parametrize("variant", ["dense", "fda", "masked", "masked_fda"])
+def test_avx512_row_passes_and_kt_transpose(n, m, d, variant):
+    """Shapes that exercise the float32 forward's vector row passes with a masked remainder (M % 16 != 0) and
+    pack_kt's 16 x 16 register transposes next to their element-wise rest (M and D not multiples of 16)."""
+    torch.manual_seed(m + d)
+    q, k, v = _qkv(2, 3, n, m, d)
+    kw = {}
+    if "fda" in variant:
+        kw["fda"] = FDA
+    if "masked" in variant:
+        kw["key_padding_mask"] = torch.rand(2, m) < 0.25
+    _compare(q, k, v, atol=2e-5, **kw)
