@@ -102,6 +102,19 @@ std::string cpu_isa(c10::string_view request) {
 // vtrack::cpu_isa_supported(): the ISA paths this CPU and build can run, widest first.
 std::vector<std::string> cpu_isa_supported() { return supported_isas(); }
 
+// vtrack::cpu_bf16_path(): how a bfloat16 call computes on the ISA path in use now: "bf16-amx" (AMX-BF16 tile
+// products), "bf16-dot" (vdpbf16ps) or "widened-f32" (the float32 engine on widened inputs).
+std::string cpu_bf16_path() {
+  if (select_kernels().forward_bf16 == nullptr) return "widened-f32";
+  return amx_enabled() ? "bf16-amx" : "bf16-dot";
+}
+
+// vtrack::cpu_amx_status(): "" when the AMX path is on, else why not (the CPU, the OS or VTRACK_CPU_AMX=0).
+std::string cpu_amx_status() { return amx_why_not(); }
+
+// vtrack::cpu_amx_uses(): how many times a worker thread configured AMX tiles (a kernel ran tile products).
+int64_t cpu_amx_uses() { return amx_uses(); }
+
 template <typename T>
 ForwardFn<T> kernel_forward(const KernelTable& t) {
   if constexpr (std::is_same<T, float>::value) return t.forward_f32;
@@ -186,6 +199,7 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   pb.num_template = num_template;
   pb.template_rows = template_rows;
+  pb.amx = bf16_dot && amx_enabled();  // AMX-BF16 tile products (amx_bf16.h) after the run-time check
   FwdResult r;
   const int64_t nT = static_cast<int64_t>(template_rows.size());
   const int64_t Ls = num_template > 0 ? d.M - num_template : 0;
@@ -353,4 +367,7 @@ TORCH_LIBRARY_IMPL(vtrack, CPU, m) {
 TORCH_LIBRARY_FRAGMENT(vtrack, m) {
   m.def("cpu_isa(str request='') -> str", &vtrack::cpu::cpu_isa);
   m.def("cpu_isa_supported() -> str[]", &vtrack::cpu::cpu_isa_supported);
+  m.def("cpu_bf16_path() -> str", &vtrack::cpu::cpu_bf16_path);
+  m.def("cpu_amx_status() -> str", &vtrack::cpu::cpu_amx_status);
+  m.def("cpu_amx_uses() -> int", &vtrack::cpu::cpu_amx_uses);
 }

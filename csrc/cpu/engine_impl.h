@@ -559,14 +559,16 @@ void pack_kt_bf16(const uint16_t* __restrict__ K, int64_t M, int64_t D, int64_t 
   }
 }
 
-// Qb[r][d2] = pair d2 of Q[r] (r < nr).
-void pack_q_bf16(const uint16_t* __restrict__ Q, int64_t nr, int64_t D, uint32_t* __restrict__ Qb) {
+// Qb[r][d2] = pair d2 of Q[r] (r < nr), rows of stride ldq pairs (ldq <= 0: D2 = ceil(D/2); the pairs past D2
+// of a longer stride are left as they are).
+void pack_q_bf16(const uint16_t* __restrict__ Q, int64_t nr, int64_t D, uint32_t* __restrict__ Qb, int64_t ldq = 0) {
   const int64_t D2 = (D + 1) / 2;
+  if (ldq <= 0) ldq = D2;
   for (int64_t r = 0; r < nr; ++r) {
     if (D % 2 == 0) {
-      std::memcpy(Qb + r * D2, Q + r * D, static_cast<size_t>(D) * sizeof(uint16_t));
+      std::memcpy(Qb + r * ldq, Q + r * D, static_cast<size_t>(D) * sizeof(uint16_t));
     } else {
-      for (int64_t d2 = 0; d2 < D2; ++d2) Qb[r * D2 + d2] = pair_of(Q + r * D, D, d2);
+      for (int64_t d2 = 0; d2 < D2; ++d2) Qb[r * ldq + d2] = pair_of(Q + r * D, D, d2);
     }
   }
 }
@@ -789,6 +791,8 @@ void tn_tiles_bf16(const uint32_t* __restrict__ T2, int64_t ldT, int64_t nj, int
                    const uint32_t* __restrict__ BP, int64_t D, float* __restrict__ O) {
   pair_tiles_bf16(T2, 1, ldT, nj, K2, BP, D, nullptr, O);
 }
+
+#include "amx_bf16.h"
 #endif  // VTRACK_ISA_BF16
 
 template <typename T>
@@ -1260,9 +1264,17 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
     const bool sparse_rows = pb.topk > 0 && 4 * K <= M;
     const bool need_vf = BF && (sparse_rows || !pv_tiled);
     const bool need_vp = BF && pv_tiled && !sparse_rows;
-    std::vector<uint32_t> KT2(BF ? static_cast<size_t>(D2 * Mp) : 0), Qb(BF ? static_cast<size_t>(kBlockQ * D2) : 0);
-    std::vector<uint32_t> VP(need_vp ? static_cast<size_t>(M2 * D) : 0);
-    std::vector<uint32_t> P2(need_vp ? static_cast<size_t>(kBlockQ * (Mp / 2)) : 0);
+#if VTRACK_ISA_BF16
+    // AMX (pb.amx): the pair dims padded with zeros to whole tiles (amx_bf16.h); this thread's tile configuration.
+    const bool amx = BF && pb.amx;
+    const int64_t D2q = amx ? amx::pad(D2) : D2, M2v = amx ? amx::pad(M2) : M2, ldP2 = amx ? amx::pad(Mp / 2) : Mp / 2;
+    amx::Scope tiles(amx);
+#else
+    const int64_t D2q = D2, M2v = M2, ldP2 = Mp / 2;
+#endif
+    std::vector<uint32_t> KT2(BF ? static_cast<size_t>(D2q * Mp) : 0), Qb(BF ? static_cast<size_t>(kBlockQ * D2q) : 0);
+    std::vector<uint32_t> VP(need_vp ? static_cast<size_t>(M2v * D) : 0);
+    std::vector<uint32_t> P2(need_vp ? static_cast<size_t>(kBlockQ * ldP2) : 0);
     std::vector<float> Vf(need_vf ? static_cast<size_t>(M * D) : 0);
     std::vector<char> p2_done(need_vp ? static_cast<size_t>(kBlockQ) : 0);  // rows whose P2 the row pass wrote
     (void)D2;
@@ -1309,8 +1321,9 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           for (size_t x = 0; x < Vf.size(); ++x) Vf[x] = bf16_to_float(V[x]);
           packed_bh = bh;
         }
-        pack_q_bf16(Q, nr, D, Qb.data());
-        qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), Mp, S.data(), ldS);
+        pack_q_bf16(Q, nr, D, Qb.data(), D2q);
+        if (amx) amx::qk_tiles(Qb.data(), D2q, nr, D2q, KT2.data(), Mp, S.data(), ldS);
+        else qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), Mp, S.data(), ldS);
 #endif
       } else if constexpr (kTiles) {
         if (packed_bh != bh) {
@@ -1388,7 +1401,7 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
             bool tmpl = false;  // a CE template row keeps its float32 probabilities in S
             for (int64_t t = 0; t < nT; ++t) tmpl = tmpl || pb.template_rows[t] == i;
             if (need_vp && !tmpl) {
-              const float sum = exp_round_row_bf16(s, M, rmax, P2.data() + r * (Mp / 2));
+              const float sum = exp_round_row_bf16(s, M, rmax, P2.data() + r * ldP2);
               p2_done[r] = 1;
               inv[r] = 1.0f / sum;
               *lrow = rmax + std::log(sum);
@@ -1420,10 +1433,11 @@ void forward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T>
           if constexpr (BF) {
 #if VTRACK_ISA_BF16
             for (int64_t r = 0; r < nr; ++r) {  // the rows the row pass left in S (NaN, no valid key, CE, top-K)
-              if (!p2_done[r]) round_rows_bf16(S.data() + r * ldS, ldS, 1, M, P2.data() + r * (Mp / 2), Mp / 2);
+              if (!p2_done[r]) round_rows_bf16(S.data() + r * ldS, ldS, 1, M, P2.data() + r * ldP2, ldP2);
               p2_done[r] = 0;
             }
-            pv_tiles_bf16(P2.data(), Mp / 2, nr, M2, VP.data(), D, inv.data(), O);
+            if (amx) amx::pair_tiles(P2.data(), ldP2, nr, M2v, VP.data(), D, inv.data(), O);
+            else pv_tiles_bf16(P2.data(), ldP2, nr, M2, VP.data(), D, inv.data(), O);
 #endif
           } else if constexpr (kTiles) {
             pv_tiles(S.data(), ldS, nr, M, V, D, inv.data(), O);

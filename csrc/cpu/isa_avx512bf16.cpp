@@ -9,7 +9,7 @@
 #define VTRACK_VEC_BYTES 64
 #define VTRACK_ISA_AVX512 1
 #define VTRACK_ISA_BF16 1
-#define VTRACK_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt"
+#define VTRACK_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,avx2,fma,f16c,bmi,bmi2,popcnt"
 #define VTRACK_ISA_GCC_TARGET \
-  "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"
+  "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"
 #include "isa_unit.h"

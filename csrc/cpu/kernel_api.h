@@ -55,6 +55,8 @@ struct Problem {
   int64_t num_template = 0;
   std::vector<int64_t> template_rows;
   std::vector<int64_t> nvalid;  // valid keys per batch
+  // bf16 kernels only: run the block products with AMX-BF16 tiles (set by the op only when amx_enabled()).
+  bool amx = false;
 };
 
 // The kernels of one ISA. Forward: q, k, v, out, lse, index (null without top-K), ce_probs (null
@@ -83,6 +85,16 @@ struct KernelTable {
   ForwardBf16Fn forward_bf16 = nullptr;
   BackwardBf16Fn backward_bf16 = nullptr;
 };
+
+// AMX-BF16 (amx_runtime.cpp, baseline ISA): amx_available() = the CPU has amx_tile + amx_bf16, the OS saves the
+// tile state and granted this process the tile data (Linux arch_prctl ARCH_REQ_XCOMP_PERM; asked once);
+// amx_enabled() = amx_available() and VTRACK_CPU_AMX is not 0/off (read on every call); amx_why_not() = why
+// amx_enabled() is false ("" when it is true). note_amx_use() counts a worker's tile configuration (amx_uses()).
+bool amx_available();
+bool amx_enabled();
+const char* amx_why_not();
+void note_amx_use();
+int64_t amx_uses();
 
 // One per ISA translation unit; null when that ISA cannot be compiled for this target (e.g. not x86).
 namespace avx512bf16 { const KernelTable* kernel_table(); }
