@@ -3,7 +3,8 @@
 For every op (dense, top-K K=32, FDA, CE keep 180), mode (forward under ``torch.no_grad``; forward +
 backward), thread count and batch, three calls on the same values are timed alternately (so a busy
 machine slows all alike) and the minimum over the repeats of each is kept: the float32 kernel, the
-bfloat16 kernel on the widest ISA path (``avx512bf16``: bf16 dot products, where the CPU has them) and
+bfloat16 kernel on the widest ISA path (``avx512bf16``: bf16 dot products, where the CPU has them, or AMX-BF16 tile
+products where it has AMX too and ``VTRACK_CPU_AMX`` is not 0; the row's ``bf16_path`` says which) and
 the bfloat16 kernel on the ``avx512`` path (inputs widened to float32, the path before the bf16
 engine). ``speedup`` = float32 time / bf16 time (issue #14: >= 1.5 where AVX512-BF16 or AMX exist).
 
@@ -61,7 +62,7 @@ def measure(op: str, batch: int, mode: str, repeat: int, clock: str, widened_isa
         fns.append(call(t16, dout16, widened_isa))
     times = min_ms_alternating(fns, repeat, clock=CLOCKS[clock])
     row = {"op": op, "shape": f"({batch},{h},{n},{d})", "batch": batch, "mode": mode, "threads": torch.get_num_threads(),
-           "isa": isa, "f32_ms": times[0], "bf16_ms": times[1], "speedup": times[0] / times[1],
+           "isa": isa, "bf16_path": cpp_ops.compute_path(torch.bfloat16), "f32_ms": times[0], "bf16_ms": times[1], "speedup": times[0] / times[1],
            "bf16_widened_ms": times[2] if widened_isa else None,
            "speedup_widened": times[0] / times[2] if widened_isa else None, "clock": clock}
     return row
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment("cpu")  # CPU model and cpp_isa
     env["compute_path"] = {str(dt).replace("torch.", ""): cpp_ops.compute_path(dt)
                            for dt in (torch.bfloat16, torch.float16, torch.float32)}
+    env["amx_status"] = cpp_ops.amx_status()  # "": the bf16 products run on AMX tiles; else why not
     supported = cpp_ops.supported_isas()
     widened = "avx512" if "avx512bf16" in supported and "avx512" in supported else None
     rows = []
@@ -89,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{op:6s} {r['shape']:16s} {mode:8s} threads={t} f32 {r['f32_ms']:8.2f} ms  bf16 "
                           f"{r['bf16_ms']:8.2f} ms  speedup {r['speedup']:.2f}"
                           + (f"  (widened bf16 {r['speedup_widened']:.2f})" if widened else ""), flush=True)
-    cols = ["op", "shape", "mode", "threads", "f32_ms", "bf16_ms", "speedup", "bf16_widened_ms", "speedup_widened"]
+    cols = ["op", "shape", "mode", "threads", "bf16_path", "f32_ms", "bf16_ms", "speedup", "bf16_widened_ms", "speedup_widened"]
     write_grid(args, "cpu_bf16_vs_f32", "cpp bfloat16 vs float32", env, rows, cols,
-               f"ISA path: {env['cpp_isa']}; compute path per dtype: {env['compute_path']}",
+               f"ISA path: {env['cpp_isa']}; compute path per dtype: {env['compute_path']}; AMX: "
+               f"{'on' if env['amx_status'] == '' else env['amx_status']}",
                f" speedup = float32 ms / bf16 ms; `bf16_widened` = bfloat16 on the {widened} path (inputs widened to "
                "float32).")
     return 0

@@ -6,6 +6,7 @@ import torch
 
 from vtrack.bench import common
 from vtrack.bench import kernels as kb
+from vtrack.kernels import cpp_ops
 
 
 def test_time_fn_and_validation():
@@ -52,7 +53,8 @@ def test_tiny_kernel_benchmark_writes_results(tmp_path):
     assert data["environment"]["device_name"] and data["environment"]["aten_cpu_capability"]
     isa = data["environment"]["cpp_isa"]
     assert isa in ("avx512bf16", "avx512", "avx2", "baseline")  # the C++ kernels' vector path is recorded
-    assert data["environment"]["cpp_bf16_path"] == ("bf16-dot" if isa == "avx512bf16" else "widened-f32")
+    bf16 = ("bf16-amx" if cpp_ops.amx_status() == "" else "bf16-dot") if isa == "avx512bf16" else "widened-f32"
+    assert data["environment"]["cpp_bf16_path"] == bf16
     assert data["environment"]["cpp_fp16_path"] == "widened-f32"
     assert "| sparsett | topk | reference |" in md.read_text() and f"ISA path `{isa}`" in md.read_text()
     assert (tmp_path / "kernels_speedup.png").exists()

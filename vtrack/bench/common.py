@@ -183,14 +183,17 @@ def environment(device: Union[str, torch.device]) -> dict[str, Any]:
 
 def cpu_kernel_paths() -> dict[str, Any]:
     """The vector paths CPU kernels take here: vtrack's C++ engine (``cpp_isa``, and how it computes bf16/fp16:
-    ``cpp_bf16_path``, ``cpp_fp16_path``) and ATen's (``aten_cpu_capability``)."""
+    ``cpp_bf16_path``, ``cpp_fp16_path``; ``cpp_amx_status``: "" when its bf16 products run on AMX tiles, else why
+    not) and ATen's (``aten_cpu_capability``)."""
     info: dict[str, Any] = {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
     try:
         from vtrack.kernels import cpp_ops
 
         info["cpp_isa"] = cpp_ops.isa()
-        # how bf16/fp16 are computed on that path ("bf16-dot": AVX512-BF16 dot products; "widened-f32")
+        # how bf16/fp16 are computed on that path ("bf16-amx": AMX-BF16 tiles; "bf16-dot": AVX512-BF16 dot
+        # products; "widened-f32") and why AMX is off ("" when on)
         info["cpp_bf16_path"] = cpp_ops.compute_path(torch.bfloat16)
+        info["cpp_amx_status"] = cpp_ops.amx_status()
         info["cpp_fp16_path"] = cpp_ops.compute_path(torch.float16)
     except ImportError:
         info["cpp_isa"] = None

@@ -84,6 +84,9 @@ def supported_isas() -> list[str]:
 def compute_path(dtype: torch.dtype) -> Optional[str]:
     """How the CPU kernels compute ``dtype`` on the ISA path in use (None without the library).
 
+    ``"bf16-amx"``: bfloat16 on the ``avx512bf16`` path with the forward's Q.K^T and dense P.V as AMX-BF16 tile
+    products (TDPBF16PS, float32 accumulation; where the CPU has amx_tile + amx_bf16, the OS grants the tile data
+    and ``VTRACK_CPU_AMX`` is not 0, see :func:`amx_status`), the other products as for ``"bf16-dot"``;
     ``"bf16-dot"``: bfloat16 with bf16 dot products (vdpbf16ps, float32 accumulation; the ``avx512bf16``
     path): the forward's Q.K^T and P.V, the dense backward's Q.K^T, dO.V^T and dS.K; ``"widened-f32"``: inputs widened exactly to
     float32 and the float32 engine (float16 always: rounding it to bf16 breaks the accuracy rule; bfloat16
@@ -96,7 +99,36 @@ def compute_path(dtype: torch.dtype) -> Optional[str]:
         return None
     if dtype in (torch.float32, torch.float64):
         return "native"
-    return "bf16-dot" if dtype == torch.bfloat16 and path == "avx512bf16" else "widened-f32"
+    if dtype == torch.bfloat16 and path == "avx512bf16":
+        return str(torch.ops.vtrack.cpu_bf16_path())  # "bf16-amx" or "bf16-dot" (reads VTRACK_CPU_AMX now)
+    return "widened-f32"
+
+
+def amx_status() -> Optional[str]:
+    """``""`` when the bfloat16 kernels run their block products on AMX-BF16 tiles, else why not (None without the library).
+
+    The reasons: the CPU lacks amx_tile/amx_bf16, the OS does not enable the tile state or refuses this process
+    the tile data (Linux ``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, asked once), or the environment
+    variable ``VTRACK_CPU_AMX`` is ``0``/``off`` (read on every call). AMX is used only on the ``avx512bf16``
+    ISA path (see :func:`compute_path`).
+    """
+    if not _ext.load():
+        return None
+    return str(torch.ops.vtrack.cpu_amx_status())
+
+
+def amx_available() -> bool:
+    """Whether the CPU and OS allow the AMX-BF16 path (whatever ``VTRACK_CPU_AMX`` says; False without the library)."""
+    why = amx_status()
+    return why is not None and why in ("", "VTRACK_CPU_AMX=0")
+
+
+def amx_uses() -> int:
+    """How many times a CPU kernel worker configured AMX tiles so far in this process (0 without the library).
+
+    Each bfloat16 kernel call on the AMX path adds one per worker thread's task range, so a difference around a
+    call tells whether AMX really ran."""
+    return int(torch.ops.vtrack.cpu_amx_uses()) if _ext.load() else 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,4 +198,5 @@ def load_extension() -> bool:
     return register_meta()
 
 
-__all__ = ["CppBackend", "CudaBackend", "load_extension", "register_meta", "run_ops", "isa", "supported_isas", "compute_path", "CPU_ISAS"]
+__all__ = ["CppBackend", "CudaBackend", "load_extension", "register_meta", "run_ops", "isa", "supported_isas", "compute_path", "amx_status",
+           "amx_available", "amx_uses", "CPU_ISAS"]
