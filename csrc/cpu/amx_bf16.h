@@ -56,12 +56,9 @@ class Scope {
   bool on_;
 };
 
-// S[r][0:Mp] = Q[r] . K^T for the 32 (two row tiles) or 16 (nr <= 16) rows of Qb (row stride ldq pairs, a
-// multiple of 16 >= D2p; rows past nr are computed from whatever Qb holds and stored to S rows < 32, which the
-// callers leave unused) from KT2 [D2p][Mp] (D2p = pad(D2) rows, the rows past D2 zero; Mp a multiple of 16).
-// S has >= 32 rows of stride ldS when nr > 16.
-inline void qk_tiles(const uint32_t* __restrict__ Qb, int64_t ldq, int64_t nr, int64_t D2p,
-                     const uint32_t* __restrict__ KT2, int64_t Mp, float* __restrict__ S, int64_t ldS) {
+// qk_tiles for the 32 (two row tiles) or 16 (nr <= 16) rows of Qb.
+inline void qk_tiles32(const uint32_t* __restrict__ Qb, int64_t ldq, int64_t nr, int64_t D2p,
+                       const uint32_t* __restrict__ KT2, int64_t Mp, float* __restrict__ S, int64_t ldS) {
   const int64_t sa = ldq * 4, sb = Mp * 4, sc = ldS * 4;
   const bool two = nr > kTile;
   int64_t j0 = 0;
@@ -106,6 +103,16 @@ inline void qk_tiles(const uint32_t* __restrict__ Qb, int64_t ldq, int64_t nr, i
     _tile_stored(0, S + j0, sc);
     if (two) _tile_stored(2, S + kTile * ldS + j0, sc);
   }
+}
+
+// S[r][0:Mp] = Q[r] . K^T for the rows r < nr of Qb (row stride ldq pairs, a multiple of 16 >= D2p) from KT2
+// [D2p][Mp] (D2p = pad(D2) rows, the rows past D2 zero; Mp a multiple of 16). The rows from nr up to the next
+// multiple of 16 are computed from whatever Qb holds there (it must be readable) and stored to S, which must
+// have those rows (stride ldS); the callers leave them unused.
+inline void qk_tiles(const uint32_t* __restrict__ Qb, int64_t ldq, int64_t nr, int64_t D2p,
+                     const uint32_t* __restrict__ KT2, int64_t Mp, float* __restrict__ S, int64_t ldS) {
+  for (int64_t r0 = 0; r0 < nr; r0 += 2 * kTile)
+    qk_tiles32(Qb + r0 * ldq, ldq, nr - r0, D2p, KT2, Mp, S + r0 * ldS, ldS);
 }
 
 // O[r0 + r][x0 : x0 + 16 nc] = f[r0 + r] * C[r] (f != nullptr) or += C[r] (f == nullptr) for r < rows, from the
@@ -170,6 +177,85 @@ inline void pair_tiles(const uint32_t* __restrict__ A, int64_t lda, int64_t nr, 
       if (two) store_rows(true, nc, std::min(kTile, nr - r0 - kTile), r0 + kTile, x0, D, f, O);
     }
   }
+}
+
+// CT[x][j] += sum_k2 AT[x][k2] . B2[k2][j] for x < D (D % 16 == 0), j < Mp (Mp % 16 == 0): the transposed products
+// dK^T += Q^T.dS, dV^T += dO^T.P of the backward with B2 = the rows of dS / P paired (pair_rows_bf16: B2[i2][j], the
+// VNNI B layout) and AT = Q, dO with their rows paired and transposed (pair_cols_t). AT [D][lda] pairs, K2p = a
+// multiple of 16 <= lda; B2 [K2p][ldb] pairs (the pairs past the true count zero in AT, finite in B2); CT [D][ldc].
+inline void tn_tiles_t(const uint32_t* __restrict__ AT, int64_t lda, int64_t D, int64_t K2p,
+                       const uint32_t* __restrict__ B2, int64_t ldb, int64_t Mp, float* __restrict__ CT, int64_t ldc) {
+  const int64_t sa = lda * 4, sb = ldb * 4, sc = ldc * 4;
+  for (int64_t x0 = 0; x0 < D; x0 += 2 * kTile) {
+    const bool two = D - x0 > kTile;
+    float* c0 = CT + x0 * ldc;
+    float* c1 = c0 + kTile * ldc;
+    int64_t j0 = 0;
+    for (; j0 + 2 * kTile <= Mp; j0 += 2 * kTile) {
+      _tile_loadd(0, c0 + j0, sc);
+      _tile_loadd(1, c0 + j0 + kTile, sc);
+      if (two) {
+        _tile_loadd(2, c1 + j0, sc);
+        _tile_loadd(3, c1 + j0 + kTile, sc);
+      }
+      for (int64_t k = 0; k < K2p; k += kTile) {
+        _tile_loadd(4, AT + x0 * lda + k, sa);
+        _tile_loadd(6, B2 + k * ldb + j0, sb);
+        _tile_loadd(7, B2 + k * ldb + j0 + kTile, sb);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (two) {
+          _tile_loadd(5, AT + (x0 + kTile) * lda + k, sa);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      _tile_stored(0, c0 + j0, sc);
+      _tile_stored(1, c0 + j0 + kTile, sc);
+      if (two) {
+        _tile_stored(2, c1 + j0, sc);
+        _tile_stored(3, c1 + j0 + kTile, sc);
+      }
+    }
+    if (j0 < Mp) {  // the last 16 columns
+      _tile_loadd(0, c0 + j0, sc);
+      if (two) _tile_loadd(2, c1 + j0, sc);
+      for (int64_t k = 0; k < K2p; k += kTile) {
+        _tile_loadd(4, AT + x0 * lda + k, sa);
+        _tile_loadd(6, B2 + k * ldb + j0, sb);
+        _tile_dpbf16ps(0, 4, 6);
+        if (two) {
+          _tile_loadd(5, AT + (x0 + kTile) * lda + k, sa);
+          _tile_dpbf16ps(2, 5, 6);
+        }
+      }
+      _tile_stored(0, c0 + j0, sc);
+      if (two) _tile_stored(2, c1 + j0, sc);
+    }
+  }
+}
+
+// AT[x][i2] = X[2 i2][x] | X[2 i2 + 1][x] << 16 for x < D, i2 < ceil(nr/2) (the missing row of an odd nr is 0),
+// 0 for ceil(nr/2) <= i2 < lda: the rows of a bf16 block paired and transposed (AT [D][lda], lda a multiple of 16).
+inline void pair_cols_t(const uint16_t* __restrict__ X, int64_t nr, int64_t D, uint32_t* __restrict__ AT, int64_t lda) {
+  const int64_t nr2 = (nr + 1) / 2;
+  for (int64_t x = 0; x < D; ++x) std::memset(AT + x * lda + nr2, 0, static_cast<size_t>(lda - nr2) * sizeof(uint32_t));
+  for (int64_t i2 = 0; i2 < nr2; ++i2) {
+    const uint16_t* lo = X + 2 * i2 * D;
+    const uint16_t* hi = 2 * i2 + 1 < nr ? lo + D : nullptr;
+    for (int64_t x = 0; x < D; ++x) AT[x * lda + i2] = uint32_t(lo[x]) | (hi != nullptr ? uint32_t(hi[x]) << 16 : 0u);
+  }
+}
+
+// Y[j][x] = CT[x][j] for j < M, x < D (Y [M][D], CT [D][ldc]).
+inline void transpose_into(const float* __restrict__ CT, int64_t ldc, int64_t D, int64_t M, float* __restrict__ Y) {
+  constexpr int64_t kB = 16;
+  for (int64_t j0 = 0; j0 < M; j0 += kB)
+    for (int64_t x0 = 0; x0 < D; x0 += kB) {
+      const int64_t je = std::min(M, j0 + kB), xe = std::min(D, x0 + kB);
+      for (int64_t j = j0; j < je; ++j)
+        for (int64_t x = x0; x < xe; ++x) Y[j * D + x] = CT[x * ldc + j];
+    }
 }
 
 }  // namespace amx

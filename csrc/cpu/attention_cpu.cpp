@@ -256,6 +256,7 @@ Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::T
   at::Tensor mask_t = mask.defined() ? mask.to(fopts.dtype()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
+  pb.amx = bf16_dot && amx_enabled();  // AMX-BF16 tile products (amx_bf16.h) after the run-time check
   const bool work = d.B > 0 && d.H > 0 && d.N > 0 && d.M > 0 && d.D > 0 && (index == nullptr || pb.K > 0);
   // With work to do the kernel writes every element of dq, dk and dv.
   at::Tensor dq = work ? at::empty(q.sizes(), fopts) : at::zeros(q.sizes(), fopts);

@@ -1508,13 +1508,26 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
     // bf16: K^T, V^T pairs and K pairs along the keys per head, Q and dO pairs and the rounded dS per block.
     const int64_t D2 = (D + 1) / 2, M2 = (M + 1) / 2;
     const bool bt = BF && tiled;
-    std::vector<uint32_t> KT2(bt ? static_cast<size_t>(D2 * ldS) : 0), VT2(KT2.size());
-    std::vector<uint32_t> Qb(bt ? static_cast<size_t>(kBlockQB * D2) : 0), dOb(Qb.size());
-    std::vector<uint32_t> KP(bt && dq_tiled ? static_cast<size_t>(M2 * D) : 0);
-    std::vector<uint32_t> dS2(bt && dq_tiled ? static_cast<size_t>(kBlockQB * (ldS / 2)) : 0);
-    // dK/dV (D % 16 == 0): dS and P with their rows paired, Q and dO with their rows interleaved
-    std::vector<uint32_t> T2(bt && dq_tiled ? static_cast<size_t>(kBlockQB / 2 * ldS) : 0);
-    std::vector<uint32_t> QP(bt && dq_tiled ? static_cast<size_t>(kBlockQB / 2 * D) : 0), dOP(QP.size());
+#if VTRACK_ISA_BF16
+    // AMX (pb.amx): the pair dims padded with zeros to whole tiles, dK^T and dV^T accumulated per head (amx_bf16.h);
+    // this thread's tile configuration.
+    const bool amx = bt && pb.amx;
+    const int64_t D2q = amx ? amx::pad(D2) : D2, M2v = amx ? amx::pad(M2) : M2, ldP2 = amx ? amx::pad(ldS / 2) : ldS / 2;
+    amx::Scope tiles(amx);
+#else
+    const bool amx = false;
+    const int64_t D2q = D2, M2v = M2, ldP2 = ldS / 2;
+#endif
+    constexpr int64_t kPairsQB = kBlockQB / 2;  // pairs of a block's rows (a multiple of 16)
+    std::vector<uint32_t> KT2(bt ? static_cast<size_t>(D2q * ldS) : 0), VT2(KT2.size());
+    std::vector<uint32_t> Qb(bt ? static_cast<size_t>(kBlockQB * D2q) : 0), dOb(Qb.size());
+    std::vector<uint32_t> KP(bt && dq_tiled ? static_cast<size_t>(M2v * D) : 0);
+    std::vector<uint32_t> dS2(bt && dq_tiled ? static_cast<size_t>(kBlockQB * ldP2) : 0);
+    // dK/dV (D % 16 == 0): dS and P with their rows paired, Q and dO with their rows interleaved (AMX: transposed)
+    std::vector<uint32_t> T2(bt && dq_tiled ? static_cast<size_t>(kPairsQB * ldS) : 0);
+    std::vector<uint32_t> QP(bt && dq_tiled ? static_cast<size_t>(kPairsQB * D) : 0), dOP(QP.size());
+    std::vector<float> dKT(amx && dq_tiled ? static_cast<size_t>(D * ldS) : 0), dVT(dKT.size());
+    (void)amx;
     (void)D2;
     (void)M2;
     // bf16: the head's K, V, Q, dO and O widened to float32 (exact)
@@ -1569,6 +1582,8 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
       if constexpr (BF) {
 #if VTRACK_ISA_BF16
         if (tiled) {
+          std::fill(dKT.begin(), dKT.end(), 0.0f);
+          std::fill(dVT.begin(), dVT.end(), 0.0f);
           pack_kt_bf16(k + bh * M * D, M, D, ldS, KT2.data());
           if (dq_tiled) pack_v_bf16(k + bh * M * D, M, D, KP.data());
           pack_kt_bf16(v + bh * M * D, M, D, ldS, VT2.data());
@@ -1648,12 +1663,17 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
 #if VTRACK_ISA_BF16
           const uint16_t* qb16 = q + (bh * N + i0) * D;  // the block's bf16 rows, packed as they are
           const uint16_t* gb16 = gout + (bh * N + i0) * D;
-          pack_q_bf16(qb16, nr, D, Qb.data());
-          if (dq_tiled) pack_v_bf16(qb16, nr, D, QP.data());
-          pack_q_bf16(gb16, nr, D, dOb.data());
-          if (dq_tiled) pack_v_bf16(gb16, nr, D, dOP.data());
-          qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), ldS, S.data(), ldS);
-          qk_tiles_bf16(dOb.data(), nr, D2, VT2.data(), ldS, dP.data(), ldS);
+          pack_q_bf16(qb16, nr, D, Qb.data(), D2q);
+          pack_q_bf16(gb16, nr, D, dOb.data(), D2q);
+          if (amx) {
+            amx::qk_tiles(Qb.data(), D2q, nr, D2q, KT2.data(), ldS, S.data(), ldS);
+            amx::qk_tiles(dOb.data(), D2q, nr, D2q, VT2.data(), ldS, dP.data(), ldS);
+          } else {
+            if (dq_tiled) pack_v_bf16(qb16, nr, D, QP.data());
+            if (dq_tiled) pack_v_bf16(gb16, nr, D, dOP.data());
+            qk_tiles_bf16(Qb.data(), nr, D2, KT2.data(), ldS, S.data(), ldS);
+            qk_tiles_bf16(dOb.data(), nr, D2, VT2.data(), ldS, dP.data(), ldS);
+          }
 #endif
         } else if constexpr (kTiles) {
           qk_tiles(Q, nr, D, KT.data(), ldS, S.data(), ldS);
@@ -1694,8 +1714,9 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
         if (dq_tiled) {
           if constexpr (BF) {
 #if VTRACK_ISA_BF16
-            round_rows_bf16(dP.data(), ldS, nr, M, dS2.data(), ldS / 2);
-            pv_tiles_bf16(dS2.data(), ldS / 2, nr, M2, KP.data(), D, ones.data(), dQ);
+            round_rows_bf16(dP.data(), ldS, nr, M, dS2.data(), ldP2);
+            if (amx) amx::pair_tiles(dS2.data(), ldP2, nr, M2v, KP.data(), D, ones.data(), dQ);
+            else pv_tiles_bf16(dS2.data(), ldP2, nr, M2, KP.data(), D, ones.data(), dQ);
 #endif
           } else if constexpr (kTiles) {
             pv_tiles(dP.data(), ldS, nr, M, Kp, D, ones.data(), dQ);
@@ -1708,16 +1729,33 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
         if (BF && dq_tiled) {
 #if VTRACK_ISA_BF16
           const int64_t nr2 = (nr + 1) / 2;
-          pair_rows_bf16(dP.data(), ldS, nr, M, T2.data(), ldS);
-          tn_tiles_bf16(T2.data(), ldS, M, nr2, QP.data(), D, dK);  // dK += dS^T.Q
-          pair_rows_bf16(S.data(), ldS, nr, M, T2.data(), ldS);
-          tn_tiles_bf16(T2.data(), ldS, M, nr2, dOP.data(), D, dV);  // dV += P^T.dO
+          if (amx) {  // dK^T += Q^T.dS, dV^T += dO^T.P (the pair rows of T2 past nr2 zeroed: finite B rows)
+            const int64_t K2p = amx::pad(nr2);
+            pair_rows_bf16(dP.data(), ldS, nr, M, T2.data(), ldS);
+            std::fill(T2.begin() + nr2 * ldS, T2.begin() + K2p * ldS, 0u);
+            amx::pair_cols_t(q + (bh * N + i0) * D, nr, D, QP.data(), kPairsQB);
+            amx::tn_tiles_t(QP.data(), kPairsQB, D, K2p, T2.data(), ldS, ldS, dKT.data(), ldS);
+            pair_rows_bf16(S.data(), ldS, nr, M, T2.data(), ldS);
+            amx::pair_cols_t(gout + (bh * N + i0) * D, nr, D, dOP.data(), kPairsQB);
+            amx::tn_tiles_t(dOP.data(), kPairsQB, D, K2p, T2.data(), ldS, ldS, dVT.data(), ldS);
+          } else {
+            pair_rows_bf16(dP.data(), ldS, nr, M, T2.data(), ldS);
+            tn_tiles_bf16(T2.data(), ldS, M, nr2, QP.data(), D, dK);  // dK += dS^T.Q
+            pair_rows_bf16(S.data(), ldS, nr, M, T2.data(), ldS);
+            tn_tiles_bf16(T2.data(), ldS, M, nr2, dOP.data(), D, dV);  // dV += P^T.dO
+          }
 #endif
         } else {
           gemm<T>(true, false, M, D, nr, dP.data(), ldS, Q, D, T(1), dK, D, use_blas, tmp);
           gemm<T>(true, false, M, D, nr, S.data(), ldS, dO, D, T(1), dV, D, use_blas, tmp);
         }
       }
+#if VTRACK_ISA_BF16
+      if (!dKT.empty()) {  // AMX: dK, dV from the head's dK^T, dV^T (overwriting the zeros)
+        amx::transpose_into(dKT.data(), ldS, D, M, dK);
+        amx::transpose_into(dVT.data(), ldS, D, M, dV);
+      }
+#endif
       if (pb.fda) {
         for (int64_t j = 0; j < M; ++j) axpy(T(2) * colH[j], Kp + j * D, dK + j * D, D);
         dcoef[bh * 3 + 0] = ga;
