@@ -1,9 +1,10 @@
-// The bfloat16 forward of the CPU kernel engine for x86-64 with AVX512-BF16 on top of AVX-512 F/BW/VL/DQ
+// The bfloat16 forward and backward of the CPU kernel engine for x86-64 with AVX512-BF16 on top of AVX-512 F/BW/VL/DQ
 // (Cooper Lake, Sapphire Rapids and later Xeons, Zen 4 and later): Q.K^T and P.V run on bf16 operands with
 // vdpbf16ps (float32 accumulation). Only the bf16 functions are compiled here; the table's float32 and
 // float64 kernels are the avx512 path's (bitwise the same results). Every header is included
 // (kernel_api.h) before the target ISA is switched; attention_cpu.cpp calls this path only when the CPU
-// reports avx512_bf16 and the AVX-512 subsets.
+// reports avx512_bf16 and the AVX-512 subsets. The target adds amx-tile,amx-bf16 for the AMX-BF16 tile products
+// (amx_bf16.h: only their intrinsics emit AMX instructions), which run only after amx_runtime.cpp's check.
 #define VTRACK_ISA_NS avx512bf16
 #define VTRACK_ISA_NAME "avx512bf16"
 #define VTRACK_VEC_BYTES 64
