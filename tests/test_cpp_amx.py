@@ -58,6 +58,9 @@ def test_amx_detected_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, bf16
         assert not cpp_ops.amx_available() and "lacks" in status, status
         assert cpp_ops.compute_path(torch.bfloat16) != "bf16-amx"
         return
+    if status.startswith("this build has no AMX"):  # an old compiler: never claims AMX
+        assert not cpp_ops.amx_available() and cpp_ops.compute_path(torch.bfloat16) != "bf16-amx"
+        pytest.skip(status)
     if {"amx_tile", "amx_bf16", "avx512_bf16"} <= flags:
         assert status == "", status  # (Linux >= 5.16 grants the tile data permission)
         assert bf16_isa == "avx512bf16" and cpp_ops.compute_path(torch.bfloat16) == "bf16-amx"

@@ -14,6 +14,10 @@
 // (AmxScope) and releases the tiles at the end.
 #pragma once
 
+#ifndef VTRACK_ISA_AMX
+#define VTRACK_ISA_AMX 0
+#endif
+
 namespace amx {
 
 constexpr int64_t kTile = 16;  // rows of a tile; 16 float32 columns of C, 16 bf16 pairs of A and B
@@ -21,6 +25,7 @@ constexpr int64_t kTile = 16;  // rows of a tile; 16 float32 columns of C, 16 bf
 // n rounded up to a multiple of 16 (the pair dims of the AMX operands).
 constexpr int64_t pad(int64_t n) { return (n + kTile - 1) / kTile * kTile; }
 
+#if VTRACK_ISA_AMX
 struct alignas(64) TileConfig {
   uint8_t palette_id;
   uint8_t start_row;
@@ -234,6 +239,26 @@ inline void tn_tiles_t(const uint32_t* __restrict__ AT, int64_t lda, int64_t D, 
     }
   }
 }
+
+#else
+// A compiler without AMX (GCC < 11, Clang < 12) built this unit: its table says so (KernelTable::amx_bf16 false),
+// so the op never sets Problem::amx and these are never called (they abort rather than compute anything).
+class Scope {
+ public:
+  explicit Scope(bool on) {
+    if (on) std::abort();
+  }
+};
+inline void qk_tiles(const uint32_t*, int64_t, int64_t, int64_t, const uint32_t*, int64_t, float*, int64_t) {
+  std::abort();
+}
+inline void pair_tiles(const uint32_t*, int64_t, int64_t, int64_t, const uint32_t*, int64_t, const float*, float*) {
+  std::abort();
+}
+inline void tn_tiles_t(const uint32_t*, int64_t, int64_t, int64_t, const uint32_t*, int64_t, int64_t, float*, int64_t) {
+  std::abort();
+}
+#endif  // VTRACK_ISA_AMX
 
 // AT[x][i2] = X[2 i2][x] | X[2 i2 + 1][x] << 16 for x < D, i2 < ceil(nr/2) (the missing row of an odd nr is 0),
 // 0 for ceil(nr/2) <= i2 < lda: the rows of a bf16 block paired and transposed (AT [D][lda], lda a multiple of 16).

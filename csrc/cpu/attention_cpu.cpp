@@ -105,12 +105,18 @@ std::vector<std::string> cpu_isa_supported() { return supported_isas(); }
 // vtrack::cpu_bf16_path(): how a bfloat16 call computes on the ISA path in use now: "bf16-amx" (AMX-BF16 tile
 // products), "bf16-dot" (vdpbf16ps) or "widened-f32" (the float32 engine on widened inputs).
 std::string cpu_bf16_path() {
-  if (select_kernels().forward_bf16 == nullptr) return "widened-f32";
-  return amx_enabled() ? "bf16-amx" : "bf16-dot";
+  const KernelTable& t = select_kernels();
+  if (t.forward_bf16 == nullptr) return "widened-f32";
+  return t.amx_bf16 && amx_enabled() ? "bf16-amx" : "bf16-dot";
 }
 
-// vtrack::cpu_amx_status(): "" when the AMX path is on, else why not (the CPU, the OS or VTRACK_CPU_AMX=0).
-std::string cpu_amx_status() { return amx_why_not(); }
+// vtrack::cpu_amx_status(): "" when the AMX path is on, else why not (the CPU, the OS, VTRACK_CPU_AMX=0, or a
+// build whose compiler could not emit AMX).
+std::string cpu_amx_status() {
+  const KernelTable* bf = table_of("avx512bf16");
+  if (bf != nullptr && !bf->amx_bf16) return "this build has no AMX kernels (its compiler predates GCC 11 / Clang 12)";
+  return amx_why_not();
+}
 
 // vtrack::cpu_amx_uses(): how many times a worker thread configured AMX tiles (a kernel ran tile products).
 int64_t cpu_amx_uses() { return amx_uses(); }
@@ -199,7 +205,7 @@ FwdResult run_forward(const at::Tensor& q_, const at::Tensor& k_, const at::Tens
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   pb.num_template = num_template;
   pb.template_rows = template_rows;
-  pb.amx = bf16_dot && amx_enabled();  // AMX-BF16 tile products (amx_bf16.h) after the run-time check
+  pb.amx = bf16_dot && kernels.amx_bf16 && amx_enabled();  // AMX-BF16 tile products after the run-time check
   FwdResult r;
   const int64_t nT = static_cast<int64_t>(template_rows.size());
   const int64_t Ls = num_template > 0 ? d.M - num_template : 0;
@@ -256,7 +262,7 @@ Grads run_backward(const at::Tensor& grad_out, const at::Tensor& q_, const at::T
   at::Tensor mask_t = mask.defined() ? mask.to(fopts.dtype()).contiguous() : at::Tensor();
   pb.mask_t = mask_t.defined() ? mask_t.data_ptr() : nullptr;
   if (index != nullptr) pb.K = index->size(3);
-  pb.amx = bf16_dot && amx_enabled();  // AMX-BF16 tile products (amx_bf16.h) after the run-time check
+  pb.amx = bf16_dot && kernels.amx_bf16 && amx_enabled();  // AMX-BF16 tile products after the run-time check
   const bool work = d.B > 0 && d.H > 0 && d.N > 0 && d.M > 0 && d.D > 0 && (index == nullptr || pb.K > 0);
   // With work to do the kernel writes every element of dq, dk and dv.
   at::Tensor dq = work ? at::empty(q.sizes(), fopts) : at::zeros(q.sizes(), fopts);

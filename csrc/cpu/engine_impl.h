@@ -1808,7 +1808,8 @@ const KernelTable* kernel_table() {
   const KernelTable* base = avx512::kernel_table();
   if (base == nullptr) return nullptr;
   static const KernelTable table{VTRACK_ISA_NAME,    base->forward_f32,  base->forward_f64, base->backward_f32,
-                                 base->backward_f64, &forward_bf16,      &backward_bf16};
+                                 base->backward_f64, &forward_bf16,      &backward_bf16,
+                                 VTRACK_ISA_AMX != 0};
   return &table;
 }
 #else

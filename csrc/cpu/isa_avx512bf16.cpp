@@ -10,7 +10,22 @@
 #define VTRACK_VEC_BYTES 64
 #define VTRACK_ISA_AVX512 1
 #define VTRACK_ISA_BF16 1
+// AMX needs GCC >= 11 or Clang >= 12; an older compiler builds the vdpbf16ps kernels only (KernelTable::amx_bf16
+// false: the op never asks for AMX, cpu_bf16_path() says bf16-dot and cpu_amx_status() why).
+#if !defined(VTRACK_ISA_AMX)
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
+#define VTRACK_ISA_AMX 1
+#else
+#define VTRACK_ISA_AMX 0
+#endif
+#endif
+#if VTRACK_ISA_AMX
 #define VTRACK_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,avx2,fma,f16c,bmi,bmi2,popcnt"
 #define VTRACK_ISA_GCC_TARGET \
   "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"
+#else
+#define VTRACK_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt"
+#define VTRACK_ISA_GCC_TARGET \
+  "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,bmi,bmi2,popcnt,prefer-vector-width=512"
+#endif
 #include "isa_unit.h"

@@ -84,6 +84,7 @@ struct KernelTable {
   BackwardFn<double> backward_f64;
   ForwardBf16Fn forward_bf16 = nullptr;
   BackwardBf16Fn backward_bf16 = nullptr;
+  bool amx_bf16 = false;  // the bf16 kernels were built with the AMX-BF16 tile products (Problem::amx)
 };
 
 // AMX-BF16 (amx_runtime.cpp, baseline ISA): amx_available() = the CPU has amx_tile + amx_bf16, the OS saves the
