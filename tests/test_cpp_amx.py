@@ -12,24 +12,11 @@ import torch
 import vtrack.kernels as K
 from vtrack.kernels import cpp_ops
 
+from cpu_info import cpu_flags
+from flash_rule import FDA, assert_flash_rule, bf16_case, references
 from ext_required import needs_cpp
 
 pytestmark = needs_cpp()
-
-FDA = {"alpha": 0.7, "beta": 0.2, "delta": 0.15}
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
 
 def _needs_amx() -> None:
     """Skip (with the library's reason) when the CPU/OS cannot run AMX-BF16 or the bf16 path is not avx512bf16."""
@@ -52,7 +39,7 @@ def bf16_isa():
 def test_amx_detected_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, bf16_isa: str) -> None:
     """CPUs with amx_tile + amx_bf16 (Linux grants the tile data) take the AMX path by default; others report why not."""
     monkeypatch.delenv("VTRACK_CPU_AMX", raising=False)
-    flags = _cpu_flags()
+    flags = cpu_flags()
     status = cpp_ops.amx_status()
     if flags and not {"amx_tile", "amx_bf16"} <= flags:
         assert not cpp_ops.amx_available() and "lacks" in status, status
@@ -105,26 +92,9 @@ SHAPES = [
 def _flash_rule(shape: tuple[int, ...], kw: dict[str, Any], grad: bool) -> int:
     """Run the cpp bf16 kernels and check out (and dq, dk, dv when ``grad``; the CE score) against the float32
     reference: error <= 2x that of a same-precision PyTorch run + 2e-3. Returns the AMX use count of the call."""
-    b, h, n, m, d = shape
-    g = torch.Generator().manual_seed(3)
-    base = [torch.randn(b, h, t, d, generator=g).to(torch.bfloat16).float() for t in (n, m, m)]
-    go = torch.randn(b, h, n, d, generator=g).to(torch.bfloat16)
-    args: dict[str, Any] = {}
-    if kw.get("topk"):
-        args["topk"] = kw["topk"]
-    if kw.get("fda"):
-        args["fda"] = dict(FDA)
-    if kw.get("ce"):
-        args["ce"] = {"num_template": 36 if n == 100 else 25, "keep": 30}
-    if kw.get("mask"):
-        mask = torch.rand(b, m, generator=g) < 0.3
-        mask[0] = True
-        args["key_padding_mask"] = mask
-    l32 = [t.clone().requires_grad_(grad) for t in base]
-    l16 = [t.to(torch.bfloat16).requires_grad_(grad) for t in base]
-    lcpp = [t.to(torch.bfloat16).requires_grad_(grad) for t in base]
-    ref32 = K.dispatch(K.build_inputs(*l32, **args), "reference")
-    ref16 = K.dispatch(K.build_inputs(*l16, **args), "reference")
+    n = shape[2]
+    base, go, args = bf16_case(shape, kw, seed=3, ce={"num_template": 36 if n == 100 else 25, "keep": 30})
+    l32, l16, lcpp, ref32, ref16 = references(base, args, grad)
     before = cpp_ops.amx_uses()
     got = K.dispatch(K.build_inputs(*lcpp, **args), "cpp")
     checks = [("out", got.out, ref16.out, ref32.out)]
@@ -137,10 +107,7 @@ def _flash_rule(shape: tuple[int, ...], kw: dict[str, Any], grad: bool) -> int:
     if kw.get("ce"):
         checks.append(("score", got.score, ref16.score, ref32.score))
     assert got.out.dtype == torch.bfloat16
-    for name, a, same, hi in checks:
-        err = (a.float() - hi.float()).abs().max().item()
-        bound = 2 * (same.float() - hi.float()).abs().max().item() + 2e-3
-        assert err <= bound, (name, err, bound)
+    assert_flash_rule(checks)
     return uses
 
 

@@ -5,12 +5,11 @@ import torch
 import vtrack.kernels as K
 from vtrack.kernels import _ext, cpp_ops, reference
 
+from cpu_info import cpu_flags
+from flash_rule import FDA, assert_flash_rule, bf16_case, references
 from ext_required import needs_cpp
 
 pytestmark = needs_cpp()
-
-FDA = {"alpha": 0.7, "beta": 0.2, "delta": 0.15}
-
 
 def _qkv(b, h, n, m, d, dtype=torch.float32, grad=True):
     return [torch.randn(b, h, t, d, dtype=dtype, requires_grad=grad) for t in (n, m, m)]
@@ -235,22 +234,10 @@ def test_low_precision_flash_rule(dtype, op):
         assert err <= bound, (name, err, bound)
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags the kernel reports (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def test_bf16_dot_path_is_taken_where_the_cpu_has_avx512_bf16():
     """A CPU with AVX512-BF16 (and the AVX-512 subsets) must run the bf16 dot-product path by default (never a silent
     widening); others must not offer it. float16 is always widened (rounding it to bf16 breaks the accuracy rule)."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     has = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"} <= flags
     supported = cpp_ops.supported_isas()
     if has:
@@ -293,26 +280,8 @@ def test_bf16_flash_rule_on_every_path(isa_path, shape, kw):
     lse close to the reference's. (Without AVX512-BF16 both runs take the widest path; test_bf16_dot_path_is_taken_...
     checks that this is right.)"""
     path = _widest("avx512bf16") if isa_path == "avx512bf16" else _widest("avx512", "avx2", "baseline")
-    b, h, n, m, d = shape
-    g = torch.Generator().manual_seed(1)
-    base = [torch.randn(b, h, t, d, generator=g).to(torch.bfloat16).float() for t in (n, m, m)]
-    go = torch.randn(b, h, n, d, generator=g).to(torch.bfloat16)
-    args = {}
-    if kw.get("topk"):
-        args["topk"] = kw["topk"]
-    if kw.get("fda"):
-        args["fda"] = dict(FDA)
-    if kw.get("ce"):
-        args["ce"] = {"num_template": 9, "keep": 10}
-    if kw.get("mask"):
-        mask = torch.rand(b, m, generator=g) < 0.3
-        mask[0] = True  # batch 0: every key masked (zero rows, lse +inf)
-        args["key_padding_mask"] = mask
-    l32 = [t.clone().requires_grad_(True) for t in base]
-    l16 = [t.to(torch.bfloat16).requires_grad_(True) for t in base]
-    lcpp = [t.to(torch.bfloat16).requires_grad_(True) for t in base]
-    ref32 = K.dispatch(K.build_inputs(*l32, **args), "reference")
-    ref16 = K.dispatch(K.build_inputs(*l16, **args), "reference")
+    base, go, args = bf16_case(shape, kw, seed=1, ce={"num_template": 9, "keep": 10})
+    l32, l16, lcpp, ref32, ref16 = references(base, args, grad=True)
     before = cpp_ops.isa()
     try:
         cpp_ops.isa(path)
@@ -323,11 +292,9 @@ def test_bf16_flash_rule_on_every_path(isa_path, shape, kw):
     g32 = torch.autograd.grad(ref32.out, l32, go.float())
     g16 = torch.autograd.grad(ref16.out, l16, go)
     assert got.out.dtype == torch.bfloat16 and got.lse.dtype == torch.float32
-    for name, a, same, hi in [("out", got.out, ref16.out, ref32.out)] + list(zip("qkv", g_cpp, g16, g32)):
-        assert a.dtype == torch.bfloat16, name
-        err = (a.float() - hi).abs().max().item()
-        bound = 2 * (same.float() - hi).abs().max().item() + 2e-3
-        assert err <= bound, (path, name, err, bound)
+    checks = [("out", got.out, ref16.out, ref32.out)] + list(zip("qkv", g_cpp, g16, g32))
+    assert all(c[1].dtype == torch.bfloat16 for c in checks)
+    assert_flash_rule(checks, tag=path)
     fin = torch.isfinite(ref32.lse)
     assert torch.equal(fin, torch.isfinite(got.lse)) and torch.equal(ref32.lse[~fin], got.lse[~fin])
     torch.testing.assert_close(got.lse[fin], ref32.lse[fin].detach(), atol=1e-3, rtol=1e-3)
