@@ -13,7 +13,7 @@ import vtrack.kernels as K
 from vtrack.kernels import cpp_ops
 
 from cpu_info import cpu_flags
-from flash_rule import FDA, assert_flash_rule, bf16_case, references
+from flash_rule import assert_flash_rule, bf16_case, references
 from ext_required import needs_cpp
 
 pytestmark = needs_cpp()

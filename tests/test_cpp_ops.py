@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import vtrack.kernels as K
-from vtrack.kernels import _ext, cpp_ops, reference
+from vtrack.kernels import cpp_ops, reference
 
 from cpu_info import cpu_flags
 from flash_rule import FDA, assert_flash_rule, bf16_case, references
