@@ -272,15 +272,4 @@ inline void pair_cols_t(const uint16_t* __restrict__ X, int64_t nr, int64_t D, u
   }
 }
 
-// Y[j][x] = CT[x][j] for j < M, x < D (Y [M][D], CT [D][ldc]).
-inline void transpose_into(const float* __restrict__ CT, int64_t ldc, int64_t D, int64_t M, float* __restrict__ Y) {
-  constexpr int64_t kB = 16;
-  for (int64_t j0 = 0; j0 < M; j0 += kB)
-    for (int64_t x0 = 0; x0 < D; x0 += kB) {
-      const int64_t je = std::min(M, j0 + kB), xe = std::min(D, x0 + kB);
-      for (int64_t j = j0; j < je; ++j)
-        for (int64_t x = x0; x < xe; ++x) Y[j * D + x] = CT[x * ldc + j];
-    }
-}
-
 }  // namespace amx

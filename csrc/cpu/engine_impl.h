@@ -383,30 +383,31 @@ inline void transpose16x16_store(const __m512 (&r)[16], float* __restrict__ dst,
 }
 #endif
 
-// KT[d][j] = K[j][d] for j < M, 0 for M <= j < Mp (Mp a multiple of kVL * kQV).
-[[maybe_unused]] void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
-  int64_t d0 = 0;
+// Y[c][r] = X[r][c] for r < rows, c < cols (X and Y row-major with row strides ldx, ldy): whole 16 x 16 blocks
+// transposed in registers on AVX-512, the rest element by element. Used by pack_kt and by the AMX backward's dK, dV.
+[[maybe_unused]] void transpose_f32(const float* __restrict__ X, int64_t ldx, int64_t rows, int64_t cols,
+                                    float* __restrict__ Y, int64_t ldy) {
+  int64_t c0 = 0;
 #if VTRACK_ISA_AVX512
-  // Whole 16 x 16 blocks (16 keys x 16 dims) transposed in registers; the rest element by element.
-  const int64_t M16 = M / 16 * 16;
-  for (; d0 + 16 <= D; d0 += 16) {
-    for (int64_t j = 0; j < M16; j += 16) {
-      __m512 rows[16];
-      for (int r = 0; r < 16; ++r) rows[r] = _mm512_loadu_ps(K + (j + r) * D + d0);
-      transpose16x16_store(rows, KT + d0 * Mp + j, Mp);
+  const int64_t R16 = rows / 16 * 16;
+  for (; c0 + 16 <= cols; c0 += 16) {
+    for (int64_t r = 0; r < R16; r += 16) {
+      __m512 blk[16];
+      for (int i = 0; i < 16; ++i) blk[i] = _mm512_loadu_ps(X + (r + i) * ldx + c0);
+      transpose16x16_store(blk, Y + c0 * ldy + r, ldy);
     }
-    for (int64_t d = d0; d < d0 + 16; ++d) {
-      float* __restrict__ row = KT + d * Mp;
-      for (int64_t j = M16; j < M; ++j) row[j] = K[j * D + d];
-      std::fill(row + M, row + Mp, 0.0f);
-    }
+    for (int64_t c = c0; c < c0 + 16; ++c)
+      for (int64_t r = R16; r < rows; ++r) Y[c * ldy + r] = X[r * ldx + c];
   }
 #endif
-  for (int64_t d = d0; d < D; ++d) {
-    float* __restrict__ row = KT + d * Mp;
-    for (int64_t j = 0; j < M; ++j) row[j] = K[j * D + d];
-    std::fill(row + M, row + Mp, 0.0f);
-  }
+  for (int64_t c = c0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) Y[c * ldy + r] = X[r * ldx + c];
+}
+
+// KT[d][j] = K[j][d] for j < M, 0 for M <= j < Mp (Mp a multiple of kVL * kQV).
+[[maybe_unused]] void pack_kt(const float* __restrict__ K, int64_t M, int64_t D, int64_t Mp, float* __restrict__ KT) {
+  transpose_f32(K, D, M, D, KT, Mp);
+  for (int64_t d = 0; d < D; ++d) std::fill(KT + d * Mp + M, KT + (d + 1) * Mp, 0.0f);
 }
 
 // S[r][0:Mp] = Q[r] . KT (r < nr; S has row stride ldS >= Mp).
@@ -603,12 +604,12 @@ void round_rows_bf16(const float* __restrict__ S, int64_t ldS, int64_t nr, int64
     uint32_t* dst = P2 + r * ldP2;
     for (int64_t j = 0; j < M; j += 32) {
       const int64_t n = std::min<int64_t>(32, M - j);
-      const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+      const __mmask16 m0 = tail_mask16(n);
       const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
       const __m512 a = _mm512_maskz_loadu_ps(m0, s + j), b = _mm512_maskz_loadu_ps(m1, s + j + 16);
       const __m512bh p = _mm512_cvtne2ps_pbh(b, a);  // bf16 lanes 0..15 from a, 16..31 from b
       const int64_t n2 = (n + 1) / 2;
-      _mm512_mask_storeu_epi32(dst + j / 2, static_cast<__mmask16>(n2 >= 16 ? 0xffffu : (1u << n2) - 1u),
+      _mm512_mask_storeu_epi32(dst + j / 2, tail_mask16(n2),
                                reinterpret_cast<const __m512i&>(p));
     }
   }
@@ -641,21 +642,17 @@ inline float exp_round_row_bf16(const float* __restrict__ s, int64_t M, float mx
   __m512 acc = _mm512_setzero_ps();
   for (int64_t j = 0; j < M; j += 32) {
     const int64_t n = std::min<int64_t>(32, M - j);
-    const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    const __mmask16 m0 = tail_mask16(n);
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
     const __m512 e0 = _mm512_maskz_mov_ps(m0, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + j), vm)));
     const __m512 e1 = _mm512_maskz_mov_ps(m1, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + j + 16), vm)));
     acc = _mm512_add_ps(acc, _mm512_add_ps(e0, e1));
     const __m512bh p = _mm512_cvtne2ps_pbh(e1, e0);
     const int64_t n2 = (n + 1) / 2;
-    _mm512_mask_storeu_epi32(P2 + j / 2, static_cast<__mmask16>(n2 >= 16 ? 0xffffu : (1u << n2) - 1u),
+    _mm512_mask_storeu_epi32(P2 + j / 2, tail_mask16(n2),
                              reinterpret_cast<const __m512i&>(p));
   }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, acc);
-  float sum = 0;
-  for (int i = 0; i < 16; ++i) sum += lanes[i];
-  return sum;
+  return hsum16(acc);
 }
 
 constexpr int64_t kBVL = 16;  // float32 lanes of a vdpbf16ps result
@@ -776,7 +773,7 @@ void pair_rows_bf16(const float* __restrict__ A, int64_t ldA, int64_t nr, int64_
     const float* b = 2 * i2 + 1 < nr ? a + ldA : nullptr;
     uint32_t* dst = T2 + i2 * ldT;
     for (int64_t j = 0; j < M; j += 16) {
-      const __mmask16 m = static_cast<__mmask16>(M - j >= 16 ? 0xffffu : (1u << (M - j)) - 1u);
+      const __mmask16 m = tail_mask16(M - j);
       const __m512 va = _mm512_maskz_loadu_ps(m, a + j);
       const __m512 vb = b != nullptr ? _mm512_maskz_loadu_ps(m, b + j) : _mm512_setzero_ps();
       const __m512bh p = _mm512_cvtne2ps_pbh(vb, va);  // bf16 lanes 0..15 from va, 16..31 from vb
@@ -1040,7 +1037,7 @@ inline float kth_largest_avx512(const float* __restrict__ x, int64_t n, int64_t 
       in_buf = lt_buf;
     }
   }
-  const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
+  const __mmask16 m = tail_mask16(n);
   const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), m, src);
   for (int64_t i = 0; i < n; ++i) {  // the value with (#greater) < k <= (#greater or equal)
     const __m512 vi = _mm512_set1_ps(src[i]);
@@ -1125,7 +1122,7 @@ int64_t select_topk(const T* __restrict__ s, const bool* __restrict__ mrow, int6
   if constexpr (std::is_same<T, float>::value) {  // keep every candidate >= tau; done unless tau has surplus ties
     const __m512 vt = _mm512_set1_ps(tau);
     for (int64_t t = 0; t < C; t += 16) {
-      const __mmask16 in = static_cast<__mmask16>(C - t >= 16 ? 0xffffu : (1u << (C - t)) - 1u);
+      const __mmask16 in = tail_mask16(C - t);
       const __m512 x = _mm512_maskz_loadu_ps(in, cv + t);
       const __m512i xi = _mm512_maskz_loadu_epi32(in, ci + t);
       const __mmask16 m = _mm512_mask_cmp_ps_mask(in, x, vt, _CMP_GE_OQ);
@@ -1752,8 +1749,8 @@ void backward_kernel(const Problem& pb, const std::conditional_t<BF, uint16_t, T
       }
 #if VTRACK_ISA_BF16
       if (!dKT.empty()) {  // AMX: dK, dV from the head's dK^T, dV^T (overwriting the zeros)
-        amx::transpose_into(dKT.data(), ldS, D, M, dK);
-        amx::transpose_into(dVT.data(), ldS, D, M, dV);
+        transpose_f32(dKT.data(), ldS, D, M, dK, D);
+        transpose_f32(dVT.data(), ldS, D, M, dV, D);
       }
 #endif
       if (pb.fda) {
