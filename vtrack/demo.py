@@ -35,6 +35,12 @@ TRACKERS: dict[str, str] = {
     "esat": "configs/esat/esat_tiny.yaml",
     "sparsett": "configs/sparsett/sparsett_tiny.yaml",
 }
+# what the report says about the training's numerics (train.numerics; vtrack.train.numerics)
+_NUMERICS_NOTE: dict[str, str] = {
+    "portable": " (every library pinned to AVX2 code and 2 threads, MKL in its vendor-independent mode: the "
+                "weights, and so these scores, are the same on any x86-64 CPU with AVX2)",
+    "native": " (the CPU's own vector code: the scores of this short training differ between CPUs)",
+}
 # the synthetic benchmark of --quick: a few short, small sequences
 QUICK_DATA: dict[str, Any] = {"train": 4, "val": 0, "test": 2, "frames": 12, "width": 128, "height": 128}
 
@@ -58,6 +64,7 @@ class DemoOptions:
     seed: int = 0
     threads: int | None = None
     overrides: list[str] = field(default_factory=list)
+    numerics: str = "portable"
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.trackers if t not in TRACKERS]
@@ -65,6 +72,8 @@ class DemoOptions:
             raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
         if self.config is not None and len(self.trackers) != 1:
             raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
+        if self.numerics not in ("native", "portable"):
+            raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
         for name in ("epochs", "samples_per_epoch", "threads"):
             val = getattr(self, name)
             if val is not None and val < 1:
@@ -90,6 +99,7 @@ def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, An
     train = cfg.setdefault("train", {})
     train["device"] = opts.device
     train["seed"] = opts.seed
+    train["numerics"] = opts.numerics
     sampler = data.setdefault("sampler", {})
     if opts.quick:
         train.update(epochs=1, batch_size=8, log_interval=1)
@@ -101,22 +111,53 @@ def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, An
     return cfg
 
 
+def _numerics(cfg: dict[str, Any]) -> str:
+    """The config's ``train.numerics``; ``portable`` falls back to ``native`` (logged) on a CPU without AVX2,
+    or off the CPU."""
+    from vtrack.train.numerics import portable_supported
+
+    train_cfg = cfg.setdefault("train", {})
+    numerics = str(train_cfg.get("numerics", "native"))
+    if numerics != "portable":
+        return numerics
+    ok, why = portable_supported()
+    if str(train_cfg.get("device", "cpu")) != "cpu":
+        ok, why = False, f"training on {train_cfg.get('device')}"
+    if not ok:
+        log.warning("portable numerics unavailable (%s): training with native numerics; the trained tracker's AO "
+                    "will not match other machines'", why)
+        train_cfg["numerics"] = numerics = "native"
+    return numerics
+
+
 def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any, dict[str, Any]]:
     """Train tracker ``name``; returns (a TrackerFactory for it, training info)."""
     from vtrack.tracking.loader import TrackerFactory
     from vtrack.train import train
+    from vtrack.train.numerics import missing_env, run_portable
+    from vtrack.train.trainer import latest_checkpoint
 
     cfg_path = opts.config if opts.config is not None else resolve_config(TRACKERS[name])
     cfg = train_config(Path(cfg_path), opts, data_root)
     run_dir = opts.out / "train" / name
+    numerics = _numerics(cfg)
     t0 = time.perf_counter()
-    ckpt = train(cfg, out_dir=run_dir, overwrite=True)  # a demo rerun replaces its own training
-    minutes = (time.perf_counter() - t0) / 60.0
-    cfg_file = run_dir / "demo_config.yaml"
     import yaml
 
+    if numerics == "portable" and missing_env():
+        # the pinned environment has to be there before torch loads: the training runs in a child process
+        spec = opts.out / "train" / f"{name}_train_config.yaml"
+        atomic_write_text(spec, yaml.safe_dump(cfg, sort_keys=False))
+        rc = run_portable(["train", str(spec), "--out-dir", str(run_dir), "--overwrite"])
+        if rc != 0:
+            raise RuntimeError(f"vtrack train {spec} (portable numerics) failed with exit code {rc}")
+        ckpt = latest_checkpoint(run_dir)
+    else:
+        ckpt = train(cfg, out_dir=run_dir, overwrite=True)  # a demo rerun replaces its own training
+    minutes = (time.perf_counter() - t0) / 60.0
+    cfg_file = run_dir / "demo_config.yaml"
     atomic_write_text(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
-    info = {"config": str(cfg_path), "checkpoint": str(ckpt), "minutes": minutes,
+    info = {"config": str(cfg_path), "checkpoint": str(ckpt), "minutes": minutes, "numerics": numerics,
             "epochs": cfg["train"]["epochs"], "samples_per_epoch": cfg["data"]["sampler"].get("samples_per_epoch")}
     factory = TrackerFactory(f"{name}_tiny" if opts.config is None else name, device=opts.device,
                              config=str(cfg_file), checkpoint=str(ckpt))
@@ -281,7 +322,8 @@ def run_demo(opts: DemoOptions) -> Path:
         for name, info in train_info.items():
             parts.append(
                 f"Trained **{name}** ({info['config']}) on the synthetic train split for {info['epochs']} epoch(s) x "
-                f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device}; checkpoint "
+                f"{info['samples_per_epoch']} pairs in {info['minutes']:.1f} min on {opts.device} with {info['numerics']} "
+                f"numerics{_NUMERICS_NOTE.get(info['numerics'], '')}; checkpoint "
                 f"`{info['checkpoint']}`.\n\n"
             )
         parts.append("Scores on the synthetic test split (one-pass evaluation; AO = the GOT-10k toolkit's mean IoU over "
@@ -386,8 +428,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, repeatable (e.g. model.backbone.ce_start_epoch=1)")
+    p.add_argument("--numerics", choices=("portable", "native"), default="portable",
+                   help="training numerics (train.numerics): portable (default) gives the same weights and scores on "
+                        "any x86-64 CPU with AVX2, about 2x slower per step; native uses the CPU's own vector code")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for training and tracking (default: torch's for training, 1 for tracking)")
+                   help="torch CPU threads for tracking (default 1) and native-numerics training (default: torch's)")
     p.set_defaults(func=_run)
 
 
@@ -397,6 +442,7 @@ def _run(args: argparse.Namespace) -> int:
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
         zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
+        numerics=args.numerics,
     )
     if args.threads:
         import torch

@@ -35,6 +35,20 @@ def run(args: argparse.Namespace) -> int:
     from vtrack.train.trainer import train
 
     cfg = load_config(args.config, args.overrides)
+    if cfg.get("train", {}).get("numerics") == "portable":
+        from vtrack.train.numerics import missing_env, run_portable
+
+        if missing_env():  # the pinned environment must be there before torch loads: a child process
+            argv = ["train", str(args.config), *args.overrides]
+            if args.resume is not None:
+                argv += ["--resume", str(args.resume)]
+            if args.out_dir is not None:
+                argv += ["--out-dir", str(args.out_dir)]
+            if args.max_steps is not None:
+                argv += ["--max-steps", str(args.max_steps)]
+            if args.overwrite:
+                argv.append("--overwrite")
+            return run_portable(argv)
     out_dir = args.out_dir if args.out_dir is not None else Path("runs") / args.config.stem
     path = train(cfg, resume=args.resume, out_dir=out_dir, max_steps=args.max_steps, overwrite=args.overwrite)
     print(path)

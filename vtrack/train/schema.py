@@ -220,8 +220,11 @@ class TrainConfig:
     keep_checkpoints: int = 0
     find_unused_parameters: bool = False
     deterministic: bool = False
+    numerics: Literal["native", "portable"] = "native"
 
     def __post_init__(self) -> None:
+        if self.numerics not in ("native", "portable"):
+            raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
         if isinstance(self.amp, bool):  # YAML 1.1 reads a bare `off`/`on` as a boolean
             self.amp = "auto" if self.amp else "off"
         if self.epochs < 1:

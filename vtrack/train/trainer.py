@@ -190,7 +190,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     return target.path
 
 
-def _latest_checkpoint(folder: Path) -> Path:
+def latest_checkpoint(folder: Path) -> Path:
+    """The newest ``checkpoint_*.pth`` in ``folder`` (ValueError when there is none)."""
     found = sorted(folder.glob("checkpoint_*.pth"), key=lambda p: (p.stat().st_mtime, p.name))
     if not found:
         raise ValueError(f"resume: no checkpoint_*.pth in folder {folder}")
@@ -207,7 +208,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     p = Path(path)
     if p.is_dir():
-        p = _latest_checkpoint(p)
+        p = latest_checkpoint(p)
     if not p.exists():
         raise ValueError(f"resume: no such checkpoint file: {p}")
     ckpt = load_torch_file(p, what="resume", map_location=map_location)
@@ -458,6 +459,13 @@ def _run(
 
 def _seed_and_configure(tc: TrainConfig, device: torch.device) -> None:
     """Determinism / cuDNN settings and the global seeds (before the model is built)."""
+    if tc.numerics == "portable":
+        if device.type != "cpu":
+            raise ValueError(f"train.numerics: 'portable' pins CPU numerics; expected train.device cpu, got {device}")
+        from vtrack.train.numerics import PORTABLE_THREADS, check_portable
+
+        check_portable()
+        torch.set_num_threads(PORTABLE_THREADS)
     if tc.deterministic:
         torch.use_deterministic_algorithms(True)
     elif device.type == "cuda":
@@ -518,7 +526,9 @@ class _Run:
                              f"less than one step of train.batch_size={tc.batch_size} x train.accum_steps={accum}")
         self.total_steps = self.steps_per_epoch * tc.epochs
         groups = build_param_groups(model, self.lr, tc.weight_decay, tc.backbone_prefix, tc.backbone_lr_mult)
-        self.optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+        # portable numerics: the fused update is ATen's own vector code (the default one calls torch.sqrt, MKL's VML)
+        fused = True if tc.numerics == "portable" else None
+        self.optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=tc.betas, weight_decay=tc.weight_decay, fused=fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, LrSchedule(tc.schedule, self.steps_per_epoch, self.total_steps))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -560,6 +570,8 @@ class _Run:
         log.info("training %s on %s: %d rank(s), batch %d/rank (global %d), lr %.3g, %d steps/epoch, %d epochs%s",
                  self.cfg["model"]["name"], self.device, self.world, tc.batch_size, self.global_batch, self.lr,
                  self.steps_per_epoch, tc.epochs, f", resuming at step {step}" if step else "")
+        if tc.numerics == "portable":
+            log.info("portable numerics: %d threads, MKL_CBWR=COMPATIBLE, AVX2 kernels, fused AdamW", torch.get_num_threads())
 
     def checkpoint(self, epoch: int, name: str) -> None:
         """Rank 0: write checkpoint ``name`` (everything an exact resume needs) and prune old ones."""
