@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from vtrack.configs import resolve_config
 from vtrack.io import atomic_write_text
 from vtrack.provenance import cpu_model
+from vtrack.train.numerics import NUMERICS
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class DemoOptions:
             raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
         if self.config is not None and len(self.trackers) != 1:
             raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
-        if self.numerics not in ("native", "portable"):
+        if self.numerics not in NUMERICS:
             raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
         for name in ("epochs", "samples_per_epoch", "threads"):
             val = getattr(self, name)
@@ -428,7 +429,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, repeatable (e.g. model.backbone.ce_start_epoch=1)")
-    p.add_argument("--numerics", choices=("portable", "native"), default="portable",
+    p.add_argument("--numerics", choices=NUMERICS, default="portable",
                    help="training numerics (train.numerics): portable (default) gives the same weights and scores on "
                         "any x86-64 CPU with AVX2, about 2x slower per step; native uses the CPU's own vector code")
     p.add_argument("--threads", type=int, default=None,

@@ -40,7 +40,7 @@ __all__ = ["PORTABLE_ENV", "PORTABLE_THREADS", "NUMERICS", "missing_env", "porta
 
 log = logging.getLogger(__name__)
 
-NUMERICS = ("native", "portable")
+NUMERICS = ("native", "portable")  # the values of train.numerics
 PORTABLE_THREADS = 2
 PORTABLE_ENV: dict[str, str] = {
     "MKL_CBWR": "COMPATIBLE",

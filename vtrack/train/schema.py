@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vtrack.train.numerics import NUMERICS
+
 __all__ = [
     "DatasetSpec",
     "SamplerConfig",
@@ -223,7 +225,7 @@ class TrainConfig:
     numerics: Literal["native", "portable"] = "native"
 
     def __post_init__(self) -> None:
-        if self.numerics not in ("native", "portable"):
+        if self.numerics not in NUMERICS:
             raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
         if isinstance(self.amp, bool):  # YAML 1.1 reads a bare `off`/`on` as a boolean
             self.amp = "auto" if self.amp else "off"
