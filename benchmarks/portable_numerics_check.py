@@ -21,7 +21,6 @@ Writes ``<out>/portable_numerics_check.json`` and ``.md``. Exit code 1 when a po
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,19 +33,14 @@ from pathlib import Path
 import torch
 
 from vtrack.bench.common import environment
-from vtrack.io import atomic_write_text
+from vtrack.io import atomic_write_text, tensors_sha256
 from vtrack.train.numerics import PORTABLE_ENV, portable_environ
 from vtrack.train.trainer import latest_checkpoint
 
 
 def weights_sha256(run_dir: Path) -> str:
-    """SHA-256 over the names and bytes of the newest checkpoint's model tensors."""
-    ckpt = torch.load(latest_checkpoint(run_dir), map_location="cpu", weights_only=True)
-    h = hashlib.sha256()
-    for name, t in sorted(ckpt["model"].items()):
-        h.update(name.encode())
-        h.update(t.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
+    """SHA-256 of the newest checkpoint's model tensors (:func:`vtrack.io.tensors_sha256`)."""
+    return tensors_sha256(torch.load(latest_checkpoint(run_dir), map_location="cpu", weights_only=True)["model"])
 
 
 def train_once(config: str, out: Path, steps: int, batch: int, numerics: str, cpu: str | None,

@@ -23,7 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "VTRACK_CPU_ISA": "avx2", "OMP_NUM_THREADS": "1"}
+from vtrack.train.numerics import PORTABLE_ENV
+
+# portable numerics' pins but MKL_CBWR, which each run sets, and one thread
+PINNED = {**{k: v for k, v in PORTABLE_ENV.items() if k != "MKL_CBWR"}, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def probe(out: str) -> None:

@@ -3,7 +3,6 @@ through ``vtrack train`` (which starts the pinned child process itself). The cro
 is ``benchmarks/portable_numerics_check.py``; its emulated-AMD run is the slow test at the end."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vtrack.io import tensors_sha256
 from vtrack.train.numerics import PORTABLE_ENV, check_portable, missing_env, portable_environ, run_portable
 from vtrack.train.schema import TrainConfig
 
@@ -67,11 +67,7 @@ def _tiny_config(tmp_path: Path, data_root: Path) -> Path:
 
 def _weights_sha(run: Path) -> str:
     ckpt = torch.load(next(run.glob("checkpoint_*.pth")), map_location="cpu", weights_only=True)
-    h = hashlib.sha256()
-    for k, v in sorted(ckpt["model"].items()):
-        h.update(k.encode())
-        h.update(v.contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_sha256(ckpt["model"])
 
 
 @pytest.fixture(scope="module")

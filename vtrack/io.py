@@ -265,6 +265,19 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def tensors_sha256(state: dict[str, Any], keys: Iterable[str] | None = None) -> str:
+    """SHA-256 (hex) over the names, dtypes, shapes and bytes of the tensors ``state[keys]`` (default: all of
+    ``state``, e.g. a ``state_dict``), in sorted name order."""
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(state if keys is None else keys):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from vtrack.io import atomic_write_bytes, atomic_write_text, file_sha256, read_json
+from vtrack.io import atomic_write_bytes, atomic_write_text, file_sha256, read_json, tensors_sha256
 from vtrack.provenance import cpu_model, git_commit
 
 __all__ = [
@@ -185,18 +185,6 @@ def load_zoo_state_dict(entry: ZooEntry, root: str | os.PathLike | None = None) 
         raise ZooWeightsError(f"zoo tracker {entry.name!r}: cannot read {path}: {err}") from None
 
 
-def _digest(state: dict[str, Any], keys: Iterable[str]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of ``state[keys]``."""
-    import torch
-
-    h = hashlib.sha256()
-    for key in sorted(keys):
-        t = state[key].detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
 def load_entry_weights(model: Any, entry: ZooEntry, root: str | os.PathLike | None = None) -> None:
     """Load the entry's verified weights into ``model`` (built from the entry's config), strictly.
 
@@ -213,7 +201,7 @@ def load_entry_weights(model: Any, entry: ZooEntry, root: str | os.PathLike | No
     if keys:
         fresh = model.state_dict()
         missing = [k for k in keys if k not in fresh]
-        if missing or _digest(fresh, keys) != entry.from_build.get("sha256"):
+        if missing or tensors_sha256(fresh, keys) != entry.from_build.get("sha256"):
             raise ZooWeightsError(
                 f"zoo tracker {entry.name!r}: the model built from {entry.config} does not reproduce the "
                 f"{len(keys)} tensors its manifest entry takes from the build (e.g. {keys[0]}; expected sha256 "
@@ -478,7 +466,7 @@ def add_entry(
     half = _fp16({k: v for k, v in state.items() if k not in from_build})
     # the shipped weights must load (strict) into the model the shipped config builds
     load_state_into(model, {**half, **{k: fresh[k] for k in from_build}}, source=str(checkpoint))
-    built = {"keys": from_build, "sha256": _digest(fresh, from_build)} if from_build else {}
+    built = {"keys": from_build, "sha256": tensors_sha256(fresh, from_build)} if from_build else {}
     blob = st_save(half, metadata={"name": name, "family": family})
     if len(blob) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"checkpoint: {name}'s fp16 weights take {len(blob) / 2**20:.1f} MB; the zoo allows at most "
