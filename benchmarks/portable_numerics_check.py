@@ -30,17 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from vtrack.bench.common import environment
 from vtrack.io import atomic_write_text, tensors_sha256
 from vtrack.train.numerics import PORTABLE_ENV, portable_environ
-from vtrack.train.trainer import latest_checkpoint
+from vtrack.train.trainer import load_checkpoint
 
 
 def weights_sha256(run_dir: Path) -> str:
     """SHA-256 of the newest checkpoint's model tensors (:func:`vtrack.io.tensors_sha256`)."""
-    return tensors_sha256(torch.load(latest_checkpoint(run_dir), map_location="cpu", weights_only=True)["model"])
+    return tensors_sha256(load_checkpoint(run_dir)["model"])
 
 
 def train_once(config: str, out: Path, steps: int, batch: int, numerics: str, cpu: str | None,

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from vtrack.io import tensors_sha256
 from vtrack.train.numerics import PORTABLE_ENV, check_portable, missing_env, portable_environ, run_portable
 from vtrack.train.schema import TrainConfig
+from vtrack.train.trainer import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,7 @@ def _tiny_config(tmp_path: Path, data_root: Path) -> Path:
 
 
 def _weights_sha(run: Path) -> str:
-    ckpt = torch.load(next(run.glob("checkpoint_*.pth")), map_location="cpu", weights_only=True)
-    return tensors_sha256(ckpt["model"])
+    return tensors_sha256(load_checkpoint(run)["model"])
 
 
 @pytest.fixture(scope="module")

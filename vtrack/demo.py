@@ -74,7 +74,7 @@ class DemoOptions:
         if self.config is not None and len(self.trackers) != 1:
             raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
         if self.numerics not in NUMERICS:
-            raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
+            raise ValueError(f"numerics: expected {' or '.join(map(repr, NUMERICS))}, got {self.numerics!r}")
         for name in ("epochs", "samples_per_epoch", "threads"):
             val = getattr(self, name)
             if val is not None and val < 1:
@@ -133,6 +133,8 @@ def _numerics(cfg: dict[str, Any]) -> str:
 
 def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any, dict[str, Any]]:
     """Train tracker ``name``; returns (a TrackerFactory for it, training info)."""
+    import yaml
+
     from vtrack.tracking.loader import TrackerFactory
     from vtrack.train import train
     from vtrack.train.numerics import missing_env, run_portable
@@ -143,8 +145,6 @@ def _trained_tracker(name: str, opts: DemoOptions, data_root: Path) -> tuple[Any
     run_dir = opts.out / "train" / name
     numerics = _numerics(cfg)
     t0 = time.perf_counter()
-    import yaml
-
     if numerics == "portable" and missing_env():
         # the pinned environment has to be there before torch loads: the training runs in a child process
         spec = opts.out / "train" / f"{name}_train_config.yaml"

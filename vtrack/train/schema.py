@@ -226,7 +226,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.numerics not in NUMERICS:
-            raise ValueError(f"numerics: expected 'native' or 'portable', got {self.numerics!r}")
+            raise ValueError(f"numerics: expected {' or '.join(map(repr, NUMERICS))}, got {self.numerics!r}")
         if isinstance(self.amp, bool):  # YAML 1.1 reads a bare `off`/`on` as a boolean
             self.amp = "auto" if self.amp else "off"
         if self.epochs < 1:
