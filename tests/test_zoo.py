@@ -213,6 +213,7 @@ def test_zoo_list_text_and_json(zoo_root, capsys):
     assert {"name", "family", "config", "weights", "metrics"} <= set(item)
     assert item["weights"]["sha256"] == zoo.get_entry("tiny_zoo").sha256
     assert Path(item["config_path"]).is_file() and Path(item["weights"]["path"]).is_file()
+    assert item["extras"] == []  # the optional extras building it needs (OSTrack: none)
 
 
 def test_empty_zoo_lists_nothing_and_unknown_name_says_so(tmp_path, monkeypatch, capsys):
@@ -308,6 +309,33 @@ def test_demo_quick_with_an_empty_zoo_says_so_and_goes_on(quick_data, tmp_path, 
     assert rc == 0
     text = (out / "README.md").read_text()
     assert "holds no trackers yet" in text and "| static |" in text
+
+
+def test_demo_skips_a_zoo_tracker_whose_extra_is_missing_and_says_so(zoo_root, quick_data, tmp_path, monkeypatch):
+    """An entry that needs an optional extra (a VLT with the MiniLM encoder needs `text`) is
+    skipped by the demo with the pip command, as CSRT is without opencv-contrib."""
+    import vtrack.extras
+    from vtrack.models.ostrack.family import OSTrackFamily
+
+    assert zoo.entry_extras(zoo.get_entry("tiny_zoo")) == ()
+    monkeypatch.setattr(OSTrackFamily, "extras", lambda self, cfg: ("text",), raising=False)
+    assert zoo.entry_extras(zoo.get_entry("tiny_zoo")) == ("text",)
+    monkeypatch.setattr(vtrack.extras, "missing_extras", lambda extras: list(extras))
+    out = tmp_path / "demo"
+    rc = main(["demo", "--quick", "--no-train", "--no-bench", "--data", str(quick_data), "--out", str(out)])
+    assert rc == 0
+    text = (out / "README.md").read_text()
+    assert "Skipped, an optional extra is not installed: `tiny_zoo` (needs `pip install 'vtrack[text]'`)" in text
+    assert "| tiny_zoo |" not in text and "| static |" in text
+
+
+def test_vlt_needs_the_text_extra_only_for_a_pretrained_sentence_encoder():
+    family = get_family("vlt")
+    cfg = load_yaml("configs/vlt/vlt_scar_cpu.yaml")
+    for kind, extras in (("hashing", ()), ("minilm", ("text",)), ("transformers", ("text",))):
+        cfg["model"]["language"]["kind"] = kind
+        assert family.extras(cfg) == extras, kind
+    assert get_family("sparsett").extras(load_yaml("configs/sparsett/sparsett_cpu.yaml")) == ()
 
 
 def test_concurrent_adds_keep_every_entry(zoo_root, checkpoint, monkeypatch):

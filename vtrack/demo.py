@@ -258,19 +258,30 @@ def _run_trackers(factories: dict[str, Any], test: list[Any], results: Path, opt
 def zoo_step(opts: DemoOptions, test: list[Any], baselines: dict[str, Any]) -> tuple[str, dict[str, Path]]:
     """Run every zoo tracker and the baselines on ``test``; returns (the report section, result
     folders by tracker name)."""
+    from vtrack.extras import install_command, missing_extras
     from vtrack.tracking.loader import TrackerFactory
-    from vtrack.zoo import list_entries, zoo_dir
+    from vtrack.zoo import entry_extras, list_entries, zoo_dir
 
-    entries = list_entries()
+    entries, skipped = [], []
+    for entry in list_entries():
+        missing = missing_extras(entry_extras(entry))
+        if missing:  # like CSRT without opencv-contrib: said, skipped, the demo goes on
+            need = " && ".join(install_command(m) for m in missing)
+            skipped.append(f"`{entry.name}` (needs `{need}`)")
+            log.warning("zoo tracker %s skipped: it needs %s", entry.name, need)
+        else:
+            entries.append(entry)
     factories = {e.name: TrackerFactory(e.name, device=opts.device) for e in entries}
     dirs = _run_trackers({**factories, **baselines}, test, Path(opts.out) / "results", opts)
     parts = ["## The model zoo on the synthetic test split\n\n"]
     if entries:
         parts.append(f"{len(entries)} zoo tracker(s) from {zoo_dir()} (`vtrack zoo list`), each built by name "
                      "alone, next to the baselines:\n\n")
-    else:
+    elif not skipped:
         parts.append(f"The zoo ({zoo_dir()}) holds no trackers yet (`vtrack zoo list`): the table shows the "
                      "baselines only.\n\n")
+    if skipped:
+        parts.append(f"Skipped, an optional extra is not installed: {', '.join(skipped)}.\n\n")
     parts.append(_ao_table(list(dirs.values()), test))
     return "".join(parts), dirs
 

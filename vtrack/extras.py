@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import re
+from collections.abc import Iterable
 from types import ModuleType
 
-__all__ = ["EXTRAS", "INSTALL_COMMANDS", "MissingExtraError", "install_command", "require"]
+__all__ = ["EXTRAS", "INSTALL_COMMANDS", "MissingExtraError", "install_command", "missing_extras", "require"]
 
 #: extra name -> the distributions it installs (kept equal to pyproject.toml by a test)
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -61,3 +64,27 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         raise MissingExtraError(
             f"{feature} needs the optional package {missing!r} (extra {extra!r}), which is not installed: {command}"
         ) from err
+
+
+def missing_extras(extras: Iterable[str]) -> list[str]:
+    """The extras among ``extras`` (keys of :data:`EXTRAS`) with a distribution that is not
+    installed, in the order given.
+
+    Raises:
+        TypeError: ``extras`` is a string, not an iterable of names.
+        ValueError: an unknown extra name.
+    """
+    if isinstance(extras, str):
+        raise TypeError(f"extras: expected an iterable of extra names, got the string {extras!r}")
+    out = []
+    for extra in extras:
+        if extra not in EXTRAS:
+            raise ValueError(f"extras: expected names from {sorted(EXTRAS)}, got {extra!r}")
+        for requirement in EXTRAS[extra]:
+            dist = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+            try:
+                importlib.metadata.distribution(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out.append(extra)
+                break
+    return out

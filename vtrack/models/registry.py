@@ -88,6 +88,11 @@ class FamilyBase:
         every network call is an exported branch). Optional hook, read by ``vtrack bench deploy``."""
         return ""
 
+    def extras(self, cfg: dict[str, Any]) -> tuple[str, ...]:
+        """The optional extras (keys of :data:`vtrack.extras.EXTRAS`) that building the tracker of
+        ``cfg`` needs; ``()`` = none. Optional hook, read by the model zoo and ``vtrack demo``."""
+        return ()
+
 
 _FAMILIES: dict[str, type] = {}
 _INSTANCES: dict[str, TrackerFamily] = {}

@@ -37,7 +37,7 @@ from vtrack.provenance import cpu_model, git_commit
 
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
-    "add_entry", "build_zoo_tracker", "measure_entry", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
+    "add_entry", "build_zoo_tracker", "entry_extras", "measure_entry", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
     "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "verified_weights", "zoo_dir",
 ]
 
@@ -84,7 +84,8 @@ class ZooEntry:
             "config": self.config, "config_path": str(root / self.config),
             "weights": {"file": self.weights, "path": str(root / self.weights), "sha256": self.sha256,
                         "bytes": self.bytes, "dtype": self.dtype, "from_build": self.from_build},
-            "base_config": self.base_config, "training": self.training, "metrics": self.metrics,
+            "base_config": self.base_config, "extras": list(entry_extras(self, root)),
+            "training": self.training, "metrics": self.metrics,
             **({"metrics_measured": self.metrics_measured} if self.metrics_measured else {}),
         }
 
@@ -217,6 +218,16 @@ def zoo_config(entry: ZooEntry, root: str | os.PathLike | None = None) -> dict[s
 
     base = zoo_dir() if root is None else Path(root)
     return load_yaml(base / entry.config)
+
+
+def entry_extras(entry: ZooEntry, root: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The optional extras (``pip install 'vtrack[EXTRA]'``) that building the entry needs, from
+    its family's ``extras`` hook (e.g. ``text`` for a VLT with the MiniLM sentence encoder)."""
+    from vtrack.models import get_family
+
+    cfg = zoo_config(entry, root)
+    hook = getattr(get_family(cfg["model"]["name"]), "extras", None)
+    return tuple(hook(cfg)) if hook is not None else ()
 
 
 def build_zoo_tracker(name: str, *, device: Any = "cpu", root: str | os.PathLike | None = None,

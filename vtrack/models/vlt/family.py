@@ -59,6 +59,10 @@ class VLTFamily(FamilyBase):
         """Inference tracker from the ``tracker`` section."""
         return VLTTracker(model, from_dict(VLTTrackerConfig, cfg.get("tracker", {}), "tracker"), device)
 
+    def extras(self, cfg: dict[str, Any]) -> tuple[str, ...]:
+        """The ``text`` extra for the transformers and MiniLM language encoders; none for hashing."""
+        return ("text",) if _model_cfg(cfg).language.kind in ("transformers", "minilm") else ()
+
     def deploy_note(self, cfg: dict[str, Any]) -> str:
         """The sentence vector (once per sequence) stays in PyTorch."""
         return "the sentence vector (text encoder or template embedding, once per sequence) runs in PyTorch"
