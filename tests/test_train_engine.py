@@ -219,6 +219,25 @@ def _processor(flip=0.0, **proc):
                      AugmentConfig(flip_prob=flip, brightness_jitter=0.0, grayscale_prob=0.0))
 
 
+def test_language_drop_empties_descriptions(data_root):
+    _, seqs = data_root
+    s = TrackingSampler([seqs], samples_per_epoch=20, max_gap=3, seed=0)
+    base = TinyFamily().processing_config({})
+    cfg = from_dict(ProcessingConfig, base, "processing")
+
+    def run(p):
+        proc = Processor(cfg, AugmentConfig(flip_prob=0.5, brightness_jitter=0.2, grayscale_prob=0.0,
+                                            language_drop_prob=p))
+        return [proc(s.sample(0, i), s, s.rng(0, i)) for i in range(6)]
+
+    off, on = run(0.0), run(1.0)
+    assert all(o["language"].startswith("box") for o in off) and all(o["language"] == "" for o in on)
+    half = run(0.5)
+    assert {o["language"] == "" for o in half} == {True, False}
+    with pytest.raises(ValueError, match="language_drop_prob"):
+        AugmentConfig(language_drop_prob=1.5)
+
+
 def test_pair_processing_shapes_boxes_labels(data_root):
     _, seqs = data_root
     s = TrackingSampler([seqs], samples_per_epoch=20, max_gap=3, seed=0)

@@ -147,6 +147,9 @@ class Processor:
             return cache[key]
 
         language = seq.language or ""
+        # drawn only when enabled, so that configs without it keep their random stream
+        if self.augment.language_drop_prob > 0 and rng.random() < self.augment.language_drop_prob:
+            language = ""
         tcfg, scfg = self.cfg.template, self.cfg.search
         if self.cfg.sample_mode == "pair":
             tf, sf = spec.template_frames[0], spec.search_frames[0]

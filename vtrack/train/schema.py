@@ -81,10 +81,14 @@ class AugmentConfig:
     flip_prob: float = 0.5
     brightness_jitter: float = 0.2
     grayscale_prob: float = 0.05
+    #: probability that a sample's description is dropped (""), so that a tracker with language (VLT)
+    #: also learns its missing-language path: most tracking data (GOT-10k, OTB, VOT) has no description
+    language_drop_prob: float = 0.0
 
     def __post_init__(self) -> None:
         _prob(self.flip_prob, "flip_prob")
         _prob(self.grayscale_prob, "grayscale_prob")
+        _prob(self.language_drop_prob, "language_drop_prob")
         _positive(self.brightness_jitter, "brightness_jitter", allow_zero=True)
 
 
