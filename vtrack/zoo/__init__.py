@@ -475,15 +475,16 @@ def add_entry(
         and v.numel() > 1 and not bool((v == v.reshape(-1)[0]).all())
         and torch.equal(fresh[k], fresh2[k]) and torch.equal(fresh[k].cpu(), v.detach().cpu()))
     half = _fp16({k: v for k, v in state.items() if k not in from_build})
+    shipped = {**half, **{k: fresh[k] for k in from_build}}  # what a load of the entry gives the model
     # the shipped weights must load (strict) into the model the shipped config builds
-    load_state_into(model, {**half, **{k: fresh[k] for k in from_build}}, source=str(checkpoint))
+    load_state_into(model, shipped, source=str(checkpoint))
     built = {"keys": from_build, "sha256": tensors_sha256(fresh, from_build)} if from_build else {}
     blob = st_save(half, metadata={"name": name, "family": family})
     if len(blob) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"checkpoint: {name}'s fp16 weights take {len(blob) / 2**20:.1f} MB; the zoo allows at most "
                          f"{MAX_WEIGHTS_BYTES / 2**20:.0f} MB")
     if metrics is None:
-        metrics = _measure_metrics(name, cfg, half, data_root)
+        metrics = _measure_metrics(name, cfg, shipped, data_root)
     import yaml
 
     source = _training_source(sessions)  # before anything is written: the checkout is still clean
