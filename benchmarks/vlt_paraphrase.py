@@ -1,4 +1,4 @@
-"""VLT's language branch on wording the generator never uses (issue 13, docs/vlt.md "Which encoder").
+"""VLT's language branch on wording the generator never uses (issue 13, docs/vlt.md "The zoo entry").
 
 The synthetic generator describes every target with a small vocabulary ("a small red striped
 disc"). Real benchmarks (TNL2K, LaSOT) use free wording. This script copies a split of a synthetic

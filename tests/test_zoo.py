@@ -214,6 +214,7 @@ def test_zoo_list_text_and_json(zoo_root, capsys):
     assert item["weights"]["sha256"] == zoo.get_entry("tiny_zoo").sha256
     assert Path(item["config_path"]).is_file() and Path(item["weights"]["path"]).is_file()
     assert item["extras"] == []  # the optional extras building it needs (OSTrack: none)
+    assert "extras" not in json.loads((zoo_root / zoo.MANIFEST).read_text())["entries"][0]  # derived, not stored
 
 
 def test_empty_zoo_lists_nothing_and_unknown_name_says_so(tmp_path, monkeypatch, capsys):

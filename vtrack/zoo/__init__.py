@@ -499,7 +499,8 @@ def add_entry(
         metrics=metrics, base_config=str(config) if config is not None else "",
     )
     raw = entry.to_json(base)
-    raw.pop("config_path")
+    for listing_only in ("config_path", "extras"):  # derived from the zoo folder and the config when listed
+        raw.pop(listing_only)
     raw["weights"].pop("path")
     _store_entry(base, name, raw)
     return entry
