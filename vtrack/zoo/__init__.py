@@ -498,9 +498,7 @@ def add_entry(
                   "checkpoint": Path(checkpoint).name, "step": step, "ema": bool(ema)},
         metrics=metrics, base_config=str(config) if config is not None else "",
     )
-    raw = entry.to_json(base)
-    for listing_only in ("config_path", "extras"):  # derived from the zoo folder and the config when listed
-        raw.pop(listing_only)
+    raw = {k: v for k, v in entry.to_json(base).items() if k not in ("config_path", "extras")}  # derived when listed
     raw["weights"].pop("path")
     _store_entry(base, name, raw)
     return entry
