@@ -303,6 +303,28 @@ def test_demo_quick_zoo_step_evaluates_zoo_trackers_next_to_the_baselines(zoo_ro
     assert list(out.glob("tiny_zoo_*.mp4"))
 
 
+def test_demo_trackers_side_by_side_give_the_same_boxes_as_one_after_another(zoo_root, quick_data, tmp_path):
+    """--workers 2 runs the zoo step's trackers in two processes: every box file equals the serial run's."""
+    outs = {}
+    for workers in (1, 2):
+        outs[workers] = tmp_path / f"demo_w{workers}"
+        rc = main(["demo", "--quick", "--no-train", "--no-bench", "--workers", str(workers), "--data", str(quick_data),
+                   "--out", str(outs[workers])])
+        assert rc == 0
+        assert f"{workers} tracker(s) at a time" in (outs[workers] / "README.md").read_text()
+    files = sorted(p.relative_to(outs[1]) for p in (outs[1] / "results").rglob("*.txt") if "_time" not in p.name)
+    assert {f.parts[1] for f in files} == {"tiny_zoo", "static", "csrt", "kcf"}
+    for f in files:
+        assert (outs[2] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+
+
+def test_demo_rejects_a_bad_workers_count():
+    from vtrack.demo import DemoOptions
+
+    with pytest.raises(ValueError, match="workers: expected a positive int, got 0"):
+        DemoOptions(workers=0)
+
+
 def test_demo_quick_with_an_empty_zoo_says_so_and_goes_on(quick_data, tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "empty"))
     out = tmp_path / "demo"

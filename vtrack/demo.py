@@ -18,7 +18,10 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,10 +67,13 @@ class DemoOptions:
     bench: bool = True
     seed: int = 0
     threads: int | None = None
+    workers: int | None = None
     overrides: list[str] = field(default_factory=list)
     numerics: str = "portable"
 
     def __post_init__(self) -> None:
+        if self.workers is None:  # one tracker per core, two at most (see _run_trackers)
+            self.workers = min(2, _cores()) if self.device == "cpu" else 1
         unknown = [t for t in self.trackers if t not in TRACKERS]
         if unknown or not self.trackers:
             raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
@@ -75,10 +81,15 @@ class DemoOptions:
             raise ValueError("config: a custom config replaces one tracker's; pass a single --tracker with it")
         if self.numerics not in NUMERICS:
             raise ValueError(f"numerics: expected {' or '.join(map(repr, NUMERICS))}, got {self.numerics!r}")
-        for name in ("epochs", "samples_per_epoch", "threads"):
+        for name in ("epochs", "samples_per_epoch", "threads", "workers"):
             val = getattr(self, name)
             if val is not None and val < 1:
                 raise ValueError(f"{name}: expected a positive int, got {val}")
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def prepare_data(opts: DemoOptions) -> Path:
@@ -96,7 +107,9 @@ def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, An
     cfg = apply_overrides(copy.deepcopy(load_yaml(path)), opts.overrides)
     data = cfg.setdefault("data", {})
     data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
-    data["num_workers"] = 0
+    # one loader process beside the training when there is a core for it: every sample is a pure function of
+    # (seed, epoch, index) (vtrack.train.samplers), so the batches, and the weights, are the same as without it
+    data["num_workers"] = 1 if _cores() >= 2 else 0
     train = cfg.setdefault("train", {})
     train["device"] = opts.device
     train["seed"] = opts.seed
@@ -241,18 +254,48 @@ def _kernel_section(opts: DemoOptions) -> str:
 
 
 def _run_trackers(factories: dict[str, Any], test: list[Any], results: Path, opts: DemoOptions) -> dict[str, Path]:
-    """Run each tracker one-pass on ``test`` into ``results/<name>`` (with its summary.json)."""
+    """Run each tracker one-pass on ``test`` into ``results/<name>`` (with its summary.json).
+
+    With ``opts.workers`` > 1 the trackers run side by side, one per worker process (each with
+    ``opts.threads`` or one torch thread, as in this process), taken in order as workers free up; a
+    tracker's FPS is then measured beside another tracker's run on the other core.
+    """
+    jobs = [(name, fac, results / name) for name, fac in factories.items()]
+    workers = min(opts.workers or 1, len(jobs))
+    if workers <= 1:
+        with _tracking_threads(opts):
+            for name, fac, rdir in jobs:
+                _track(name, fac, test, rdir, progress=True)
+        return {name: rdir for name, _, rdir in jobs}
+    threads = opts.threads or 1
+    log.info("tracking %d trackers in %d processes of %d CPU thread(s)", len(jobs), workers, threads)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads, logging.getLogger().level)) as pool:
+        for fut in [pool.submit(_track, name, fac, test, rdir, False) for name, fac, rdir in jobs]:
+            fut.result()  # a tracker's error is raised here
+    return {name: rdir for name, _, rdir in jobs}
+
+
+def _worker_init(threads: int, level: int) -> None:
+    """A tracking worker: ``threads`` torch threads, one OpenCV thread, the parent's log level."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(1)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _track(name: str, fac: Any, test: list[Any], rdir: Path, progress: bool) -> None:
+    """One tracker over ``test`` into ``rdir``, scored (its summary.json)."""
     from vtrack.eval.evaluate import evaluate_results
     from vtrack.eval.runner import run_tracker
 
-    dirs = {}
-    with _tracking_threads(opts):
-        for name, fac in factories.items():
-            rdir = results / name
-            run_tracker(fac, test, rdir, protocol="ope", overwrite=True)
-            evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
-            dirs[name] = rdir
-    return dirs
+    t0 = time.perf_counter()
+    run_tracker(fac, test, rdir, protocol="ope", overwrite=True, progress=progress)
+    evaluate_results(rdir, test, protocol="ope", tracker=name, dataset="synthetic-test")
+    log.info("%s: %d sequences in %.0f s", name, len(test), time.perf_counter() - t0)
 
 
 def zoo_step(opts: DemoOptions, test: list[Any], baselines: dict[str, Any]) -> tuple[str, dict[str, Path]]:
@@ -298,7 +341,8 @@ def run_demo(opts: DemoOptions) -> Path:
     if not test:
         raise ValueError(f"data: no test sequences under {data_root}")
     cpu = cpu_model()
-    parts = ["# vtrack demo\n\n", f"Device {opts.device} ({cpu}); tracking single-threaded unless --threads.\n\n"]
+    parts = ["# vtrack demo\n\n", f"Device {opts.device} ({cpu}); tracking single-threaded unless --threads, "
+             f"{opts.workers} tracker(s) at a time (--workers).\n\n"]
 
     baselines = _baselines(opts)
     ran: dict[str, Path] = {}  # every result folder of this run, by tracker
@@ -443,6 +487,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--numerics", choices=NUMERICS, default="portable",
                    help="training numerics (train.numerics): portable (default) gives the same weights and scores on "
                         "any x86-64 CPU with AVX2, about 2x slower per step; native uses the CPU's own vector code")
+    p.add_argument("--workers", type=int, default=None,
+                   help="trackers evaluated side by side, one per process (default: 2 on a CPU with 2 or more cores, "
+                        "else 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for tracking (default 1) and native-numerics training (default: torch's)")
     p.set_defaults(func=_run)
@@ -453,7 +500,8 @@ def _run(args: argparse.Namespace) -> int:
     opts = DemoOptions(
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
-        zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads, overrides=args.overrides,
+        zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads, workers=args.workers,
+        overrides=args.overrides,
         numerics=args.numerics,
     )
     if args.threads:
