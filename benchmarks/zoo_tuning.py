@@ -5,7 +5,8 @@
         --out benchmarks/results/cpu/zoo_tuning
 
 Reads the ``ablation.json`` that ``vtrack ablate --zoo NAME --grid tracker.KEY=... --protocol got10k``
-wrote for the tuning set (``--tune``) and for the benchmark's val split (``--val``) and writes
+wrote for the tuning set (``--tune``) and for the benchmark's val split (``--val``); each option
+repeats (``--tune A --tune B`` merges two sweeps, a point in both is an error). Writes
 ``NAME.json`` and ``NAME.md``: one row per point, in the order the points were run, with the
 tuning-set hash and size. The point is chosen by the tuning-set AO alone (``--chosen`` names it;
 the table marks it); the test split is never part of a sweep.
@@ -21,9 +22,16 @@ from typing import Any
 from vtrack.io import atomic_write_text, read_json
 
 
-def _rows(folder: Path) -> dict[str, Any]:
-    rows = read_json(folder / "ablation.json", what="ablation.json")
-    return {name: row["got10k"] for name, row in rows.items()}
+def _rows(folders: list[Path]) -> dict[str, Any]:
+    """The points of one or more sweeps (``ablate --out`` folders), in the order they were run."""
+    out: dict[str, Any] = {}
+    for folder in folders:
+        rows = read_json(folder / "ablation.json", what="ablation.json")
+        for name, row in rows.items():
+            if name in out:
+                raise ValueError(f"--tune/--val: point {name!r} is in two sweeps (the second: {folder})")
+            out[name] = row["got10k"]
+    return out
 
 
 def _set(root: Path) -> dict[str, Any]:
@@ -37,17 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     """Merge the two sweeps and write NAME.json / NAME.md."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name", help="zoo entry")
-    p.add_argument("--tune", required=True, type=Path, help="ablate --out folder of the tuning set")
-    p.add_argument("--val", required=True, type=Path, help="ablate --out folder of the val split")
+    p.add_argument("--tune", required=True, type=Path, action="append",
+                   help="ablate --out folder of the tuning set (repeatable: the points of several sweeps)")
+    p.add_argument("--val", required=True, type=Path, action="append",
+                   help="ablate --out folder of the val split (repeatable)")
     p.add_argument("--tune-root", type=Path, default=Path("data/tune"))
     p.add_argument("--val-root", type=Path, default=Path("data/synthetic"))
     p.add_argument("--chosen", required=True, help="the point chosen by tuning-set AO")
     p.add_argument("--note", default="", help="a line under the table (CPU, commands)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu/zoo_tuning"))
     args = p.parse_args(argv)
-    tune, val = _rows(args.tune), _rows(args.val)
+    try:
+        tune, val = _rows(args.tune), _rows(args.val)
+    except ValueError as err:
+        p.error(str(err))
     if args.chosen not in tune:
-        p.error(f"--chosen: {args.chosen!r} is not a point of {args.tune} ({sorted(tune)})")
+        p.error(f"--chosen: {args.chosen!r} is not a point of {[str(t) for t in args.tune]} ({sorted(tune)})")
     points = [{"point": name, "tune": tune[name], "val": val.get(name)} for name in tune]
     best = max(points, key=lambda r: r["tune"]["ao"])["point"]
     if best != args.chosen:
