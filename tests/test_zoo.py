@@ -241,6 +241,22 @@ def test_cli_add_measures_metrics_and_refuses_duplicates(tmp_path, monkeypatch, 
     assert zoo.get_entry("cli_zoo").sha256 == sha
 
 
+def test_the_same_checkpoint_gives_the_same_weights_file(tmp_path, checkpoint):
+    """The file's sha256 depends on the weights alone (safetensors writes a metadata map's keys in a
+    random order: the entry keeps one key)."""
+    kw = dict(train_command=f"vtrack train {CONFIG} train.seed=3", seed=3, wall_minutes=1.0, metrics=METRICS)
+    shas = set()
+    for i in range(6):
+        root = tmp_path / f"zoo{i}"
+        zoo.add_entry("same", checkpoint, root=root, **kw)
+        shas.add(file_sha256(root / "same.safetensors"))
+    assert len(shas) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "zoo0" / "same.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["vtrack"]) == {"family": "ostrack", "name": "same"}
+
+
 def test_add_checks_its_inputs(tmp_path, checkpoint):
     root = tmp_path / "zoo"
     kw = dict(train_command="vtrack train x", seed=3, wall_minutes=1.0, metrics=METRICS, root=root)

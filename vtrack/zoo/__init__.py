@@ -387,6 +387,14 @@ def _check_add_arguments(name: Any, train_command: Any, seed: Any, wall_minutes:
     return _check_metrics(metrics) if metrics is not None else None
 
 
+def _weights_blob(half: dict[str, torch.Tensor], name: str, family: str) -> bytes:
+    """The entry's safetensors bytes. One metadata key: safetensors writes a map's keys in a random
+    order, and the file's sha256 must depend on the weights alone (one checkpoint, one file)."""
+    from safetensors.torch import save as st_save
+
+    return st_save(half, metadata={"vtrack": json.dumps({"family": family, "name": name}, sort_keys=True)})
+
+
 def add_entry(
     name: str,
     checkpoint: str | os.PathLike,
@@ -423,8 +431,6 @@ def add_entry(
         replace: overwrite an existing entry of the same name.
         root: zoo folder (default :func:`zoo_dir`).
     """
-    from safetensors.torch import save as st_save
-
     from vtrack.config import apply_overrides, load_yaml
     from vtrack.models import get_family
     from vtrack.tracking.loader import load_state_into
@@ -479,7 +485,7 @@ def add_entry(
     # the shipped weights must load (strict) into the model the shipped config builds
     load_state_into(model, shipped, source=str(checkpoint))
     built = {"keys": from_build, "sha256": tensors_sha256(fresh, from_build)} if from_build else {}
-    blob = st_save(half, metadata={"name": name, "family": family})
+    blob = _weights_blob(half, name, family)
     if len(blob) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"checkpoint: {name}'s fp16 weights take {len(blob) / 2**20:.1f} MB; the zoo allows at most "
                          f"{MAX_WEIGHTS_BYTES / 2**20:.0f} MB")
