@@ -500,9 +500,8 @@ def _run(args: argparse.Namespace) -> int:
     opts = DemoOptions(
         data=data, out=args.out, trackers=args.tracker or ["ostrack"], config=args.config, quick=args.quick,
         device=args.device, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, csrt=not args.no_csrt,
-        zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads, workers=args.workers,
-        overrides=args.overrides,
-        numerics=args.numerics,
+        zoo=not args.no_zoo, train=not args.no_train, bench=not args.no_bench, seed=args.seed, threads=args.threads,
+        workers=args.workers, overrides=args.overrides, numerics=args.numerics,
     )
     if args.threads:
         import torch

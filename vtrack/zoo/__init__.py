@@ -37,7 +37,8 @@ from vtrack.provenance import cpu_model, git_commit
 
 __all__ = [
     "MANIFEST", "MAX_WEIGHTS_BYTES", "METRIC_KEYS", "ZOO_ENV", "ZooEntry", "ZooWeightsError",
-    "add_entry", "build_zoo_tracker", "entry_extras", "measure_entry", "cpu_model", "get_entry", "git_commit", "is_zoo_name",
+    "add_entry", "build_zoo_tracker", "entry_extras", "measure_entry", "cpu_model", "get_entry", "git_commit",
+    "is_zoo_name",
     "list_entries", "load_entry_weights", "load_zoo_state_dict", "metrics_row", "verified_weights", "zoo_dir",
 ]
 
