@@ -1,4 +1,4 @@
-"""The zoo's CPU configs of SparseTT, VLT_SCAR and DuML: they train on the same data mixture as
+"""The zoo's CPU configs of SparseTT, VLT (SCAR and TT heads) and DuML: they train on the same data mixture as
 ostrack_cpu.yaml, build a tracker through their family, and use the shared state update."""
 import numpy as np
 import pytest
@@ -8,7 +8,8 @@ import yaml
 from vtrack.models import get_family
 from vtrack.tracking.postprocess import StateUpdateConfig
 
-CONFIGS = ["configs/sparsett/sparsett_cpu.yaml", "configs/vlt/vlt_scar_cpu.yaml", "configs/duml/duml_cpu.yaml"]
+CONFIGS = ["configs/sparsett/sparsett_cpu.yaml", "configs/vlt/vlt_scar_cpu.yaml", "configs/vlt/vlt_tt_cpu.yaml",
+           "configs/duml/duml_cpu.yaml"]
 
 
 def _load(path):
