@@ -17,7 +17,15 @@ from vtrack.eval.reports import (
     write_report,
     write_video,
 )
-from vtrack.eval.runner import get_layout, read_box_file, run_tracker, track_sequence, track_sequence_vot
+from vtrack.eval.runner import (
+    get_layout,
+    init_worker_threads,
+    read_box_file,
+    run_tracker,
+    track_sequence,
+    track_sequence_vot,
+    usable_cores,
+)
 from vtrack.tracking import StaticTracker, Tracker, TrackerFactory, TrackResult
 
 
@@ -117,6 +125,28 @@ def test_parallel_workers_match_serial(tmp_path):
     run_tracker(TrackerFactory("static"), seqs, tmp_path / "ser", progress=False)
     for n in ("a", "b", "c"):
         assert (tmp_path / "par" / f"{n}.txt").read_text() == (tmp_path / "ser" / f"{n}.txt").read_text()
+
+
+def test_worker_threads_and_usable_cores():
+    """A worker's thread count is checked, then set; the core count is the affinity mask's."""
+    import os
+
+    import torch
+
+    cores = usable_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert cores == len(os.sched_getaffinity(0))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            init_worker_threads(bad)  # type: ignore[arg-type]
+    before, cv_before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        init_worker_threads(1)
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+    finally:
+        torch.set_num_threads(before)
+        cv2.setNumThreads(cv_before)
 
 
 def test_evaluate_and_report(tmp_path):

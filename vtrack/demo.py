@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vtrack.configs import resolve_config
+from vtrack.eval.runner import init_worker_threads, usable_cores
 from vtrack.io import atomic_write_text
 from vtrack.provenance import cpu_model
 from vtrack.train.numerics import NUMERICS
@@ -73,7 +73,7 @@ class DemoOptions:
 
     def __post_init__(self) -> None:
         if self.workers is None:  # one tracker per core, two at most (see _run_trackers)
-            self.workers = min(2, _cores()) if self.device == "cpu" else 1
+            self.workers = min(2, usable_cores()) if self.device == "cpu" else 1
         unknown = [t for t in self.trackers if t not in TRACKERS]
         if unknown or not self.trackers:
             raise ValueError(f"trackers: expected names from {sorted(TRACKERS)}, got {self.trackers}")
@@ -85,11 +85,6 @@ class DemoOptions:
             val = getattr(self, name)
             if val is not None and val < 1:
                 raise ValueError(f"{name}: expected a positive int, got {val}")
-
-
-def _cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def prepare_data(opts: DemoOptions) -> Path:
@@ -109,7 +104,7 @@ def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, An
     data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
     # one loader process beside the training when there is a core for it: every sample is a pure function of
     # (seed, epoch, index) (vtrack.train.samplers), so the batches, and the weights, are the same as without it
-    data["num_workers"] = 1 if _cores() >= 2 else 0
+    data["num_workers"] = 1 if usable_cores() >= 2 else 0
     train = cfg.setdefault("train", {})
     train["device"] = opts.device
     train["seed"] = opts.seed
@@ -270,21 +265,11 @@ def _run_trackers(factories: dict[str, Any], test: list[Any], results: Path, opt
     threads = opts.threads or 1
     log.info("tracking %d trackers in %d processes of %d CPU thread(s)", len(jobs), workers, threads)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker_threads,
                              initargs=(threads, logging.getLogger().level)) as pool:
         for fut in [pool.submit(_track, name, fac, test, rdir, False) for name, fac, rdir in jobs]:
             fut.result()  # a tracker's error is raised here
     return {name: rdir for name, _, rdir in jobs}
-
-
-def _worker_init(threads: int, level: int) -> None:
-    """A tracking worker: ``threads`` torch threads, one OpenCV thread, the parent's log level."""
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(1)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _track(name: str, fac: Any, test: list[Any], rdir: Path, progress: bool) -> None:

@@ -487,13 +487,28 @@ def check_manifest(out_dir: Path, manifest: dict[str, Any], layout: Layout, over
 _WORKER_TRACKER: Tracker | None = None
 
 
-def _worker_init(factory: Callable[[], Tracker], threads: int) -> None:
-    global _WORKER_TRACKER
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask where the OS has one, else ``os.cpu_count()``."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def init_worker_threads(threads: int, log_level: int | None = None) -> None:
+    """Set up a tracking worker process: ``threads`` torch threads, one OpenCV thread and, when given,
+    the parent's log level (a spawned process starts with logging unconfigured)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: expected an int >= 1, got {threads!r}")
     import cv2
     import torch
 
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
     cv2.setNumThreads(1)
+    if log_level is not None:
+        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _worker_init(factory: Callable[[], Tracker], threads: int, log_level: int | None) -> None:
+    global _WORKER_TRACKER
+    init_worker_threads(threads, log_level)
     _WORKER_TRACKER = factory()
 
 
@@ -609,9 +624,10 @@ def _run_all(factory: Callable[[], Tracker], seqs: list[Sequence], out: Path, la
             bar.update()
     else:
         factory()  # fail fast here (bad spec, missing checkpoint) rather than in a worker
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, usable_cores() // workers)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(factory, threads)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(factory, threads, logging.getLogger().level)) as pool:
             futures = {pool.submit(_worker_run, s, out, protocol, repetitions, options): s.name for s in todo}
             for fut in as_completed(futures):
                 info = fut.result()
