@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vtrack.configs import resolve_config
-from vtrack.eval.runner import init_worker_threads, usable_cores
 from vtrack.io import atomic_write_text
 from vtrack.provenance import cpu_model
 from vtrack.train.numerics import NUMERICS
@@ -73,6 +72,8 @@ class DemoOptions:
 
     def __post_init__(self) -> None:
         if self.workers is None:  # one tracker per core, two at most (see _run_trackers)
+            from vtrack.eval.runner import usable_cores  # imports torch: not at the module's import
+
             self.workers = min(2, usable_cores()) if self.device == "cpu" else 1
         unknown = [t for t in self.trackers if t not in TRACKERS]
         if unknown or not self.trackers:
@@ -102,6 +103,8 @@ def train_config(path: Path, opts: DemoOptions, data_root: Path) -> dict[str, An
     cfg = apply_overrides(copy.deepcopy(load_yaml(path)), opts.overrides)
     data = cfg.setdefault("data", {})
     data["datasets"] = [{"name": "synthetic", "root": str(data_root), "split": "train"}]
+    from vtrack.eval.runner import usable_cores
+
     # one loader process beside the training when there is a core for it: every sample is a pure function of
     # (seed, epoch, index) (vtrack.train.samplers), so the batches, and the weights, are the same as without it
     data["num_workers"] = 1 if usable_cores() >= 2 else 0
@@ -262,6 +265,8 @@ def _run_trackers(factories: dict[str, Any], test: list[Any], results: Path, opt
             for name, fac, rdir in jobs:
                 _track(name, fac, test, rdir, progress=True)
         return {name: rdir for name, _, rdir in jobs}
+    from vtrack.eval.runner import init_worker_threads
+
     threads = opts.threads or 1
     log.info("tracking %d trackers in %d processes of %d CPU thread(s)", len(jobs), workers, threads)
     ctx = multiprocessing.get_context("spawn")
